@@ -1,0 +1,30 @@
+"""ablate: factorial ablation studies of Keras models, with linear-model effect analysis.
+
+The public API, for scripts and notebooks (the ``ablate`` command calls the same functions):
+
+>>> study = load_study("studies/quick.yaml")
+>>> summary = run_study(study)                 # trains every missing trial, exports parquet
+>>> analysis = analyze(load_results(summary.directory))
+>>> print(analysis.coefficients)
+"""
+
+from __future__ import annotations
+
+from ablate.analysis import Analysis, analyze
+from ablate.config import Study, load_study, parse_study
+from ablate.errors import AblateError
+from ablate.results import Results, load_results
+from ablate.runner import RunSummary, run_study
+
+__all__ = [
+    "AblateError",
+    "Analysis",
+    "Results",
+    "RunSummary",
+    "Study",
+    "analyze",
+    "load_results",
+    "load_study",
+    "parse_study",
+    "run_study",
+]

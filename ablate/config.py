@@ -1,0 +1,597 @@
+"""Study files: YAML in, typed frozen dataclasses out, and every mistake named before training.
+
+A study file describes one factorial experiment: the model, the factors and their levels,
+training, data, replicates and where results go. ``load_study`` parses and validates it;
+any problem raises :class:`StudyFileError` naming the file, the key (with its line), what
+was expected and what was found. ``Study.to_dict`` gives the resolved study (every default
+filled in), which ablate saves beside the results.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import yaml
+
+from ablate.builders import BUILDERS, BuilderSpec, Parameter, is_int, is_number
+from ablate.errors import StudyFileError
+
+Level = bool | int | float | str
+FactorKind = Literal["bool", "number", "string"]
+
+DATASETS = ("mnist", "mnist-sample")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+MAX_TRIALS = 100_000
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of the grid and its levels, in the order the study file lists them."""
+
+    name: str
+    levels: tuple[Level, ...]
+
+    @property
+    def kind(self) -> FactorKind:
+        first = self.levels[0]
+        if isinstance(first, bool):
+            return "bool"
+        return "string" if isinstance(first, str) else "number"
+
+    def ordered_levels(self) -> tuple[Level, ...]:
+        """Levels in analysis order: false < true, numbers ascending, strings as listed."""
+        if self.kind == "string":
+            return self.levels
+        return tuple(sorted(self.levels))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model's fixed settings; factors override them cell by cell."""
+
+    builder: str = "vae"
+    units: tuple[int, ...] = (35, 25, 15, 5)
+    depth: int = 3
+    latent_dim: int = 2
+    kl_weight: float = 0.001
+    dropout_rate: float = 0.2
+
+    @property
+    def spec(self) -> BuilderSpec:
+        return BUILDERS[self.builder]
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the builder, before a cell's levels are merged in."""
+        return {name: getattr(self, name) for name in self.spec.setting_names}
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How each trial trains: the reference's Adam with inverse-time decay by default."""
+
+    epochs: int = 25
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 0.005
+    decay: float | Literal["reference"] = "reference"
+    min_learning_rate: float = 0.0001
+    eval_batch_size: int = 1024
+    validate_each_epoch: bool = True
+
+    def decay_rate(self) -> float:
+        """Per-step inverse-time decay d in lr_t = lr / (1 + d·t).
+
+        "reference" is the reference study's d = 2·(lr − min_lr)/epochs (its Keras 2 ``decay``).
+        """
+        if self.decay == "reference":
+            return 2.0 * (self.learning_rate - self.min_learning_rate) / self.epochs
+        return float(self.decay)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Which dataset, where from, and how much of it (None: all)."""
+
+    dataset: str = "mnist"
+    path: str | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How trials are spread over worker processes and how failures are retried."""
+
+    workers: int | None = None  # None: chosen for the machine
+    workers_per_gpu: int = 2
+    threads_per_worker: int | None = None  # None: the cores divided among the workers
+    retries: int = 1  # extra attempts for a trial that raises or diverges
+    lost_retries: int = 5  # extra attempts for a trial whose worker died under it
+    heartbeat_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Defaults for ``ablate analyze``: the response and the baseline level per factor."""
+
+    response: str = "test_loss"
+    baseline: tuple[tuple[str, Level], ...] = ()
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: the grid, how to train each cell, and where results go."""
+
+    name: str
+    factors: tuple[Factor, ...]
+    description: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    replicates: int = 1
+    seed: int = 768
+    results: str = "results"
+    run: RunSettings = field(default_factory=RunSettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results) / self.name
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.factors)
+
+    def factor(self, name: str) -> Factor:
+        return next(f for f in self.factors if f.name == name)
+
+    @property
+    def n_cells(self) -> int:
+        n = 1
+        for f in self.factors:
+            n *= len(f.levels)
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved study as plain data, in study-file layout (a valid study file)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["model"] = {**asdict(self.model), "units": list(self.model.units)}
+        out["factors"] = {f.name: list(f.levels) for f in self.factors}
+        out["training"] = asdict(self.training)
+        out["data"] = asdict(self.data)
+        out["replicates"] = self.replicates
+        out["seed"] = self.seed
+        out["results"] = self.results
+        run = asdict(self.run)
+        run["workers"] = "auto" if self.run.workers is None else self.run.workers
+        run["threads_per_worker"] = (
+            "auto" if self.run.threads_per_worker is None else self.run.threads_per_worker
+        )
+        out["run"] = run
+        out["analysis"] = {
+            "response": self.analysis.response,
+            "baseline": dict(self.analysis.baseline),
+        }
+        return out
+
+    def to_yaml(self) -> str:
+        header = (
+            "# Resolved study: the study file as ablate ran it, every default filled in.\n"
+            "# It is itself a valid study file.\n"
+        )
+        dumped = yaml.safe_dump(
+            self.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=None
+        )
+        return header + dumped
+
+    def experiment(self) -> dict[str, Any]:
+        """What defines the trials' outcomes; results from a different experiment don't mix.
+
+        Replicates may grow (new seeds join the study) and the data path may move, so
+        neither is part of it; run, analysis and presentation settings are not either.
+        """
+        d = self.to_dict()
+        data = {k: v for k, v in d["data"].items() if k != "path"}
+        return {
+            "model": d["model"],
+            "factors": d["factors"],
+            "training": d["training"],
+            "data": data,
+            "seed": d["seed"],
+        }
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.experiment(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; a folder means its saved ``study.yaml``."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "study.yaml").is_file():
+            raise StudyFileError(
+                f"{p}: this folder has no study.yaml, so it is neither a results folder of "
+                "ablate nor a study. Pass a study file (like studies/quick.yaml) or a results "
+                "folder written by `ablate run` (like results/quick)."
+            )
+        p = p / "study.yaml"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyFileError(
+            f"{p}: no such study file. Check the path; the shipped studies are in studies/."
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyFileError(f"{p}: cannot read the study file ({err}).") from None
+    return parse_study(text, source=str(p))
+
+
+def parse_study(text: str, source: str = "<study>") -> Study:
+    """Parse study-file text; relative data paths are taken from the file's folder."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise StudyFileError(
+            f"{source}: this is not valid YAML{where}: {problem}. Fix the syntax "
+            "(indentation, a missing colon or quote); studies/quick.yaml is a working example."
+        ) from None
+    reader = _Reader(source, root)
+    return reader.study(data)
+
+
+class _Reader:
+    """Walks the parsed YAML, checking each key and value against the schema."""
+
+    def __init__(self, source: str, root: yaml.Node | None) -> None:
+        self.source = source
+        self.lines: dict[tuple[str, ...], int] = {}
+        self._given_model_keys: set[str] = set()
+        if root is not None:
+            self._index(root, ())
+
+    def _index(self, node: yaml.Node, path: tuple[str, ...]) -> None:
+        """Record the line of every key, and refuse duplicate keys (YAML keeps the last)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    self.fail(
+                        (*path, key),
+                        "appears twice in the same section, and YAML would silently keep only "
+                        "the last one; keep one of them",
+                        line=key_node.start_mark.line + 1,
+                    )
+                seen.add(key)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self._index(value_node, (*path, key))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def fail(self, path: tuple[str, ...], message: str, line: int | None = None) -> NoReturn:
+        key = ".".join(path) if path else "the top level"
+        line = line or self.lines.get(path)
+        where = f"{key} (line {line})" if line else key
+        raise StudyFileError(f"{self.source}: {where}: {message}.")
+
+    def expect(self, path: tuple[str, ...], expected: str, found: Any) -> NoReturn:
+        self.fail(path, f"expected {expected}, found {_describe(found)}")
+
+    # -- sections -----------------------------------------------------------------------------
+
+    def section(
+        self, data: Any, path: tuple[str, ...], allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, Any]:
+        if data is None and not required:
+            return {}
+        if not isinstance(data, dict):
+            self.expect(path, "a mapping of keys to values", data)
+        for key in data:
+            if not isinstance(key, str):
+                self.expect(path, "text keys", key)
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(
+                    (*path, key),
+                    f"unknown key{hint}; the keys allowed here are {', '.join(allowed)}",
+                )
+        for key in required:
+            if key not in data:
+                where = ".".join(path) if path else "the study file"
+                raise StudyFileError(
+                    f"{self.source}: {where}: the required key '{key}' is missing; "
+                    "studies/quick.yaml shows a complete study."
+                )
+        return data
+
+    def integer(
+        self, d: dict[str, Any], path: tuple[str, ...], key: str, default: int | None,
+        minimum: int, maximum: int, auto: bool = False,
+    ) -> int | None:  # fmt: skip
+        """An integer in range; None where the key may be absent, null, or "auto"."""
+        value = d.get(key, default)
+        if (value is None and (auto or default is None)) or (auto and value == "auto"):
+            return None
+        if not is_int(value) or not minimum <= value <= maximum:
+            extra = ' or "auto"' if auto else ""
+            self.expect((*path, key), f"an integer from {minimum} to {maximum:,}{extra}", value)
+        return value
+
+    def number(
+        self, d: dict[str, Any], path: tuple[str, ...], key: str, default: float,
+        minimum: float, maximum: float, strict_min: bool = False,
+    ) -> float:  # fmt: skip
+        value = d.get(key, default)
+        ok = is_number(value) and value <= maximum
+        ok = ok and (value > minimum if strict_min else value >= minimum)
+        if not ok:
+            low = f"greater than {minimum:g}" if strict_min else f"at least {minimum:g}"
+            self.expect((*path, key), f"a number {low} and at most {maximum:g}", value)
+        return float(value)
+
+    def choice(
+        self, d: dict[str, Any], path: tuple[str, ...], key: str, default: str,
+        choices: tuple[str, ...],
+    ) -> str:  # fmt: skip
+        value = d.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            self.expect((*path, key), "one of " + ", ".join(choices), value)
+        return value
+
+    # -- the study ----------------------------------------------------------------------------
+
+    def study(self, data: Any) -> Study:
+        top = self.section(
+            data,
+            (),
+            (
+                "name", "description", "model", "factors", "training", "data", "replicates",
+                "seed", "results", "run", "analysis",
+            ),
+            required=("name", "factors"),
+        )  # fmt: skip
+        name = top["name"]
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            self.expect(
+                ("name",),
+                "a name of 1 to 64 letters, digits, '.', '_' or '-' (it names the results "
+                "folder and the study in storage)",
+                name,
+            )
+        description = top.get("description", "") or ""
+        if not isinstance(description, str):
+            self.expect(("description",), "text", description)
+        model = self.model(top.get("model"))
+        factors = self.factors(top["factors"], model)
+        training = self.training(top.get("training"))
+        data_settings = self.data(top.get("data"))
+        replicates = self.integer(top, (), "replicates", 1, 1, 10_000)
+        seed = self.integer(top, (), "seed", 768, 0, 2**32 - 1 - 10_000)
+        results = top.get("results", "results")
+        if not isinstance(results, str) or not results.strip():
+            self.expect(("results",), "a folder path (text)", results)
+        n_trials = replicates
+        for f in factors:
+            n_trials *= len(f.levels)
+        if n_trials > MAX_TRIALS:
+            self.fail(
+                ("factors",),
+                f"the grid has {n_trials:,} trials (cells times replicates), more than the "
+                f"{MAX_TRIALS:,} ablate runs in one study; split it into several studies",
+            )
+        analysis = self.analysis(top.get("analysis"), factors)
+        return Study(
+            name=name,
+            description=description.strip(),
+            model=model,
+            factors=factors,
+            training=training,
+            data=data_settings,
+            replicates=replicates,
+            seed=seed,
+            results=results,
+            run=self.run(top.get("run")),
+            analysis=analysis,
+            source=self.source,
+        )
+
+    def model(self, data: Any) -> ModelSettings:
+        path = ("model",)
+        builder = "vae"
+        if isinstance(data, dict) and "builder" in data:
+            builder = data["builder"]
+            if builder not in BUILDERS:
+                self.expect((*path, "builder"), "one of " + ", ".join(BUILDERS), builder)
+        spec = BUILDERS[builder]
+        d = self.section(data, path, ("builder", *spec.setting_names), required=())
+        defaults = ModelSettings()
+        values: dict[str, Any] = {"builder": builder}
+        for name in spec.setting_names:
+            param = spec.parameter(name)
+            assert param is not None
+            value = d.get(name, getattr(defaults, name))
+            if not param.accepts(value):
+                self.expect((*path, name), param.expected(), value)
+            values[name] = tuple(value) if param.kind == "int_list" else value
+        settings = ModelSettings(**values)
+        self._given_model_keys = set(d)
+        return settings
+
+    def factors(self, data: Any, model: ModelSettings) -> tuple[Factor, ...]:
+        path = ("factors",)
+        if not isinstance(data, dict) or not data:
+            self.expect(path, "a mapping of factor names to lists of levels", data)
+        spec = model.spec
+        allowed = tuple(p.name for p in spec.parameters if p.kind != "int_list")
+        factors = []
+        for name, levels in data.items():
+            fpath = (*path, str(name))
+            if not isinstance(name, str) or not _IDENTIFIER_RE.match(name):
+                self.expect(fpath, "a factor name made of letters, digits and '_'", name)
+            param = spec.parameter(name)
+            if param is None or param.kind == "int_list":
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(
+                    fpath,
+                    f"'{name}' is not a parameter of the {spec.name} model{hint}; a factor can "
+                    f"be any of {', '.join(allowed)}",
+                )
+            if name in self._given_model_keys:
+                self.fail(
+                    fpath,
+                    f"'{name}' is both a factor and fixed under model:; remove one of the two",
+                )
+            factors.append(self.factor(fpath, name, levels, param))
+        return tuple(factors)
+
+    def factor(self, path: tuple[str, ...], name: str, levels: Any, param: Parameter) -> Factor:
+        if not isinstance(levels, list) or not levels:
+            self.expect(path, f"a non-empty list of levels, each {param.expected()}", levels)
+        for level in levels:
+            if not param.accepts(level):
+                self.expect(path, f"levels that are each {param.expected()}", level)
+        seen: list[Any] = []
+        for level in levels:  # all of one kind by now, so 1 == 1.0 is the only coincidence
+            if level in seen:
+                self.fail(path, f"the level {_describe(level)} is listed twice")
+            seen.append(level)
+        if len(levels) < 2:
+            self.fail(
+                path,
+                "a factor needs at least 2 levels to have an effect; to fix a setting for "
+                "every cell, set it under model: instead",
+            )
+        return Factor(name, tuple(levels))
+
+    def training(self, data: Any) -> TrainingSettings:
+        path = ("training",)
+        names = tuple(TrainingSettings.__dataclass_fields__)
+        d = self.section(data, path, names, required=())
+        t = TrainingSettings()
+        decay = d.get("decay", t.decay)
+        if decay != "reference" and not (is_number(decay) and 0 <= decay <= 1e3):
+            self.expect((*path, "decay"), '"reference" or a number from 0 to 1000', decay)
+        validate = d.get("validate_each_epoch", t.validate_each_epoch)
+        if not isinstance(validate, bool):
+            self.expect((*path, "validate_each_epoch"), "true or false", validate)
+        settings = TrainingSettings(
+            epochs=self.integer(d, path, "epochs", t.epochs, 1, 100_000),
+            batch_size=self.integer(d, path, "batch_size", t.batch_size, 1, 1 << 20),
+            optimizer=self.choice(d, path, "optimizer", t.optimizer, OPTIMIZERS),
+            learning_rate=self.number(d, path, "learning_rate", t.learning_rate, 0, 10, True),
+            decay=decay if decay == "reference" else float(decay),
+            min_learning_rate=self.number(d, path, "min_learning_rate", t.min_learning_rate, 0, 10),
+            eval_batch_size=self.integer(d, path, "eval_batch_size", t.eval_batch_size, 1, 1 << 20),
+            validate_each_epoch=validate,
+        )
+        if decay == "reference" and settings.min_learning_rate > settings.learning_rate:
+            self.fail(
+                (*path, "min_learning_rate"),
+                f"is larger than learning_rate ({settings.learning_rate:g}), which would make "
+                "the reference decay negative; lower it or give decay as a number",
+            )
+        return settings
+
+    def data(self, data: Any) -> DataSettings:
+        path = ("data",)
+        d = self.section(data, path, tuple(DataSettings.__dataclass_fields__), required=())
+        dataset = self.choice(d, path, "dataset", "mnist", DATASETS)
+        data_path = d.get("path")
+        if data_path is not None:
+            if not isinstance(data_path, str) or not data_path.strip():
+                self.expect((*path, "path"), "a file or folder path (text)", data_path)
+            if dataset != "mnist":
+                self.fail((*path, "path"), "only dataset mnist reads from a path; remove it")
+            p = Path(data_path).expanduser()
+            if not p.is_absolute() and self.source not in ("<study>",):
+                p = Path(self.source).parent / p
+            data_path = str(p)
+        return DataSettings(
+            dataset=dataset,
+            path=data_path,
+            train_size=self.integer(d, path, "train_size", None, 1, 10**9),
+            test_size=self.integer(d, path, "test_size", None, 1, 10**9),
+        )
+
+    def run(self, data: Any) -> RunSettings:
+        path = ("run",)
+        d = self.section(data, path, tuple(RunSettings.__dataclass_fields__), required=())
+        r = RunSettings()
+        return RunSettings(
+            workers=self.integer(d, path, "workers", None, 1, 1024, auto=True),
+            workers_per_gpu=self.integer(d, path, "workers_per_gpu", r.workers_per_gpu, 1, 64),
+            threads_per_worker=self.integer(d, path, "threads_per_worker", None, 1, 1024, True),
+            retries=self.integer(d, path, "retries", r.retries, 0, 100),
+            lost_retries=self.integer(d, path, "lost_retries", r.lost_retries, 0, 100),
+            heartbeat_seconds=self.number(
+                d, path, "heartbeat_seconds", r.heartbeat_seconds, 0.05, 3600
+            ),
+        )
+
+    def analysis(self, data: Any, factors: tuple[Factor, ...]) -> AnalysisSettings:
+        path = ("analysis",)
+        d = self.section(data, path, ("response", "baseline"), required=())
+        response = d.get("response", "test_loss")
+        if not isinstance(response, str) or not _IDENTIFIER_RE.match(response):
+            self.expect((*path, "response"), "a column name such as test_loss", response)
+        baseline = d.get("baseline") or {}
+        if not isinstance(baseline, dict):
+            self.expect((*path, "baseline"), "a mapping of factor names to levels", baseline)
+        by_name = {f.name: f for f in factors}
+        pairs = []
+        for name, level in baseline.items():
+            if name not in by_name:
+                self.expect(
+                    (*path, "baseline", str(name)), "one of the factors " + ", ".join(by_name), name
+                )
+            is_level = any(
+                level == v and isinstance(level, bool) == isinstance(v, bool)
+                for v in by_name[name].levels
+            )
+            if not is_level:
+                levels = ", ".join(_describe(v) for v in by_name[name].levels)
+                self.expect((*path, "baseline", name), f"one of its levels ({levels})", level)
+            pairs.append((name, level))
+        return AnalysisSettings(response=response, baseline=tuple(pairs))
+
+
+def _describe(value: Any) -> str:
+    """A value as a person reads it in an error message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the text {shown!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}" if abs(value) < 1e15 else f"the number {value:.3g}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__}"

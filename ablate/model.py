@@ -1,0 +1,178 @@
+"""The reference study's dense convolutional VAE, built from one cell's factor levels.
+
+Layer by layer as in ``model-spec.md`` (see the README): a DenseNet-style convolutional
+encoder, a dense bottleneck down to a 2-d latent space, a variational layer and the mirror
+image back up. Backend-agnostic Keras 3 only (``keras.layers``, ``keras.ops``,
+``keras.random`` with seed generators), so the same model trains under TensorFlow, JAX and
+PyTorch. Importing this module imports Keras; ablate does so only where a model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="ablate")
+class SpatialAttention(layers.Layer):
+    """CBAM-style spatial attention: scale every position by a learned mask in (0, 1).
+
+    x (H, W, C) -> [max over channels, mean over channels] (H, W, 2) -> Conv2D(1, k×k, same,
+    with bias) -> sigmoid -> mask (H, W, 1); output x · mask (shape unchanged). For k = 5 the
+    layer has 2·5·5 + 1 = 51 parameters.
+    """
+
+    def __init__(self, kernel_size: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.conv = layers.Conv2D(1, kernel_size, padding="same", activation="sigmoid")
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        self.conv.build((*input_shape[:-1], 2))
+
+    def call(self, x: Any) -> Any:
+        pooled = ops.concatenate(
+            [ops.max(x, axis=-1, keepdims=True), ops.mean(x, axis=-1, keepdims=True)], axis=-1
+        )  # (batch, H, W, 2)
+        return x * self.conv(pooled)  # mask (batch, H, W, 1) broadcast over channels
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Sequence[int | None]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="ablate")
+class Sampling(layers.Layer):
+    """(mu, log_var) -> z = mu + exp(log_var / 2) · ε, adding kl_weight · KL to the loss.
+
+    KL is the batch mean of −½ Σ_j (1 + log_var_j − mu_j² − exp(log_var_j)). Sampling happens in
+    training and inference alike, as in the reference, so the test loss is the same
+    single-sample estimate as the training loss.
+    """
+
+    def __init__(self, kl_weight: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kl_weight = kl_weight
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        mu, log_var = inputs  # (batch, latent) each
+        kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1)
+        self.add_loss(self.kl_weight * ops.mean(kl))
+        eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+        return mu + ops.exp(0.5 * log_var) * eps
+
+    def compute_output_shape(self, input_shape: Sequence[Sequence[int | None]]) -> Any:
+        return input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kl_weight": self.kl_weight, "seed": self.seed}
+
+
+class VariationalAutoencoder(keras.Model):
+    """encoder -> Sampling -> decoder, keeping both halves reachable for later inspection."""
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, sampling: Sampling) -> None:
+        x = keras.Input(encoder.input_shape[1:], name="image")
+        mu, log_var = encoder(x)
+        super().__init__(x, decoder(sampling([mu, log_var])), name="vae")
+        self.encoder = encoder  # image -> (mu, log_var)
+        self.decoder = decoder  # z -> reconstructed image
+
+
+def build_vae(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    seed: int | None = None,
+    units: Sequence[int] = (35, 25, 15, 5),
+    depth: int = 3,
+    latent_dim: int = 2,
+    kl_weight: float = 0.001,
+    dropout_rate: float = 0.2,
+    batch_norm: bool = False,
+    dropout: bool = False,
+    spatial_attention: bool = False,
+    activation: str = "relu",
+) -> VariationalAutoencoder:
+    """The reference VAE for one cell; its factor levels arrive as keyword arguments."""
+    block = {
+        "batch_norm": batch_norm,
+        "dropout": dropout,
+        "dropout_rate": dropout_rate,
+        "spatial_attention": spatial_attention,
+        "activation": activation,
+    }
+    down_units = sorted(units, reverse=True)
+
+    image = keras.Input(tuple(input_shape), name="image")  # (28, 28, 1)
+    h = _coder(image, down_units, depth, encoder=True, **block)  # (7, 7, units[-1])
+    grid_shape = tuple(h.shape[1:])
+    n = grid_shape[0] * grid_shape[1] * grid_shape[2]  # 7·7·5 = 245
+    h = layers.Flatten()(h)
+    h = _dense_bn_relu(h, n)
+    h = _dense_bn_relu(h, latent_dim)
+    mu = layers.Dense(latent_dim, name="z_mean")(h)
+    log_var = layers.Dense(latent_dim, name="z_log_var")(h)
+    encoder = keras.Model(image, [mu, log_var], name="encoder")
+
+    z = keras.Input((latent_dim,), name="z")
+    g = _dense_bn_relu(z, latent_dim)
+    g = _dense_bn_relu(g, n)
+    g = layers.Reshape(grid_shape)(g)  # (7, 7, units[-1])
+    reconstruction = _coder(g, down_units[::-1], depth, encoder=False, **block)  # (28, 28, 1)
+    decoder = keras.Model(z, reconstruction, name="decoder")
+
+    return VariationalAutoencoder(encoder, decoder, Sampling(kl_weight, seed=seed))
+
+
+def _conv_block(
+    x: Any, filters: int, *, batch_norm: bool, dropout: bool, dropout_rate: float,
+    spatial_attention: bool, activation: str,
+) -> Any:  # fmt: skip
+    """Conv2D(3×3, same, no bias) -> [attention] -> [BatchNorm] -> [Dropout] -> activation."""
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    if spatial_attention:
+        x = SpatialAttention()(x)
+    if batch_norm:
+        x = layers.BatchNormalization()(x)
+    if dropout:
+        x = layers.Dropout(dropout_rate)(x)
+    return layers.Activation(activation)(x)
+
+
+def _dense_block(x: Any, filters: int, depth: int, **block: Any) -> Any:
+    """DenseNet-style: each block's output is concatenated onto its input, ``depth`` times."""
+    c = x
+    for _ in range(depth):
+        y = _conv_block(c, filters, **block)
+        c = layers.Concatenate(axis=-1)([c, y])  # channels grow by `filters` each time
+    return c
+
+
+def _coder(x: Any, units: Sequence[int], depth: int, *, encoder: bool, **block: Any) -> Any:
+    """Encoder (units descending, stride-2 convs) or decoder (ascending, transposed convs)."""
+    x = layers.Conv2D(units[0], 3, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(x)  # always ReLU, whatever the activation factor says
+    resample = layers.Conv2D if encoder else layers.Conv2DTranspose
+    for k in range(1, len(units) - 1):
+        x = _dense_block(x, units[k], depth, **block)
+        x = resample(units[k], 3, strides=2, padding="same", use_bias=False)(x)  # H/2 or H·2
+    if encoder:
+        x = layers.Conv2D(units[-1], 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+    x = layers.Conv2D(1, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("sigmoid")(x)
+
+
+def _dense_bn_relu(x: Any, units: int) -> Any:
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)

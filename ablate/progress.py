@@ -1,0 +1,194 @@
+"""Seeing a study run: a live status block on a terminal, plain log lines anywhere else.
+
+Workers report :class:`Event` objects (claimed, epoch, finished...); :class:`Progress` turns
+them into the display. On a terminal it redraws a few lines in place: done / running /
+failed / total, each worker's current cell and epoch, throughput and ETA. When output is not
+a terminal (a log file, CI) it prints one line per finished trial and a summary line now
+and then, never control characters.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal, TextIO
+
+EventKind = Literal["claimed", "epoch", "finished", "recovered", "message"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a worker did, small and picklable so it can cross process boundaries."""
+
+    kind: EventKind
+    worker: str
+    label: str = ""  # the cell, as Cell.label
+    replicate: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    images: int = 0  # training images seen in this epoch
+    status: str = ""  # for "finished": complete, failed, diverged, taken-over
+    test_loss: float | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class _WorkerLine:
+    label: str = ""
+    replicate: int = 0
+    epoch: int = 0
+    epochs: int = 0
+
+
+class Progress:
+    """Collects events and shows them; thread-safe, so a timer thread can redraw."""
+
+    def __init__(
+        self,
+        study: str,
+        total: int,
+        done_before: int,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        log_every: float = 30.0,
+    ) -> None:
+        self.study = study
+        self.total = total
+        self.done_before = done_before
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.log_every = log_every
+        self.start = time.monotonic()
+        self.complete = 0
+        self.failed = 0
+        self.diverged = 0
+        self.images = 0
+        self.workers: dict[str, _WorkerLine] = {}
+        self._lock = threading.Lock()
+        self._drawn_lines = 0
+        self._last_log = self.start
+
+    # -- events -------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        with self._lock:
+            line = self.workers.setdefault(event.worker, _WorkerLine())
+            if event.kind == "claimed":
+                line.label, line.replicate = event.label, event.replicate
+                line.epoch, line.epochs = 0, event.epochs
+            elif event.kind == "epoch":
+                line.epoch, line.epochs = event.epoch, event.epochs
+                self.images += event.images
+            elif event.kind == "finished":
+                self._count(event.status)
+                line.label, line.epoch = "", 0
+                self._print(self._finished_line(event))
+            elif event.kind == "recovered":
+                self._print(f"requeued {event.label}: {event.message}")
+            elif event.kind == "message":
+                self._print(event.message)
+            if self.live:
+                self._draw()
+
+    def _count(self, status: str) -> None:
+        if status == "complete":
+            self.complete += 1
+        elif status == "diverged":
+            self.diverged += 1
+        elif status == "failed":
+            self.failed += 1
+
+    # -- numbers ------------------------------------------------------------------------------
+
+    @property
+    def finished_now(self) -> int:
+        return self.complete + self.failed + self.diverged
+
+    @property
+    def done(self) -> int:
+        return self.done_before + self.finished_now
+
+    def eta_seconds(self) -> float | None:
+        """Remaining trials at this run's pace so far (None until a trial has finished)."""
+        if self.finished_now == 0:
+            return None
+        elapsed = time.monotonic() - self.start
+        return elapsed / self.finished_now * max(self.total - self.done, 0)
+
+    def status_line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        running = sum(1 for w in self.workers.values() if w.label)
+        eta = self.eta_seconds()
+        rate = self.images / elapsed if elapsed > 0 else 0.0
+        parts = [
+            f"{self.study}: {self.done}/{self.total} done",
+            f"{running} running",
+            f"{self.failed} failed",
+            f"{self.diverged} diverged",
+            f"elapsed {_clock(elapsed)}",
+            f"ETA {_clock(eta) if eta is not None else '–'}",
+            f"{rate:,.0f} img/s",
+        ]
+        return " · ".join(parts)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _finished_line(self, event: Event) -> str:
+        what = f"[{self.done}/{self.total}] {event.status:<8} {event.label} r{event.replicate}"
+        if event.test_loss is not None:
+            what += f"  test_loss={event.test_loss:.4f}"
+        what += f"  ({event.seconds:.1f} s, {event.worker})"
+        if event.message:
+            what += f"  {event.message}"
+        return what
+
+    def _print(self, text: str) -> None:
+        if self.live:
+            self._erase()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def tick(self) -> None:
+        """Called periodically: redraw (terminal) or log a summary line (every log_every s)."""
+        with self._lock:
+            if self.live:
+                self._draw()
+            elif time.monotonic() - self._last_log >= self.log_every:
+                self._last_log = time.monotonic()
+                self._print(self.status_line())
+
+    def close(self) -> None:
+        with self._lock:
+            if self.live:
+                self._erase()
+            self.stream.write(self.status_line() + "\n")
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        self._erase()
+        lines = [self.status_line()]
+        for name in sorted(self.workers):
+            w = self.workers[name]
+            if w.label:
+                epoch = f"epoch {w.epoch}/{w.epochs}" if w.epochs else ""
+                lines.append(f"  {name:<4} {w.label} r{w.replicate}  {epoch}")
+            else:
+                lines.append(f"  {name:<4} idle")
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        self._drawn_lines = len(lines)
+
+    def _erase(self) -> None:
+        if self._drawn_lines:
+            # cursor up one line and clear it, for each line drawn last time
+            self.stream.write("\x1b[1A\x1b[2K" * self._drawn_lines)
+            self._drawn_lines = 0
+
+
+def _clock(seconds: float) -> str:
+    h, rest = divmod(round(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

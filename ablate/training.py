@@ -1,0 +1,282 @@
+"""One trial: build the cell's model, train it, evaluate it on the test set, record it all.
+
+The training follows the reference: Adam with inverse-time learning-rate decay per step,
+binary cross-entropy between image and reconstruction (mean over pixels) plus the model's
+KL term, batch size 64, pixels in [0, 1]. A loss that turns NaN or infinite stops the trial
+as ``diverged``; an exception makes it ``failed`` with its traceback. Keras is imported
+only when a trial runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ablate import backend
+from ablate.config import Study, TrainingSettings
+from ablate.data import Dataset
+from ablate.grid import TrialSpec
+
+Status = Literal["complete", "diverged", "failed"]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Losses after one epoch: training (running mean over the epoch) and test set."""
+
+    epoch: int  # 1-based
+    train_loss: float | None
+    train_recon_loss: float | None
+    train_kl_loss: float | None
+    test_loss: float | None  # None when the study does not validate every epoch
+    test_recon_loss: float | None
+    test_kl_loss: float | None
+    learning_rate: float
+    train_seconds: float  # training steps only, validation excluded
+    eval_seconds: float
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Everything one trial produced, as plain data that survives JSON."""
+
+    status: Status
+    test_recon_loss: float | None = None  # binary cross-entropy, mean over pixels
+    test_kl_loss: float | None = None  # kl_weight · KL, mean over images
+    test_loss: float | None = None  # their sum: the response of the reference study
+    train_loss: float | None = None  # last epoch's running mean
+    epochs: int = 0  # epochs completed
+    history: tuple[EpochRecord, ...] = ()
+    params: int | None = None  # count_params(): BatchNorm moving statistics included
+    trainable_params: int | None = None
+    seconds: float = 0.0  # wall time of the whole trial
+    build_seconds: float = 0.0  # model build, compile and optimizer set-up
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    images_per_second: float | None = None  # training images per second of training
+    backend: str = ""
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: non-finite floats become None (the status says what happened)."""
+        return _finite(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialResult:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["history"] = tuple(EpochRecord(**e) for e in d.get("history", ()))
+        return cls(**known)
+
+
+EpochCallback = Callable[[EpochRecord], None]
+
+
+def train_trial(
+    study: Study, spec: TrialSpec, dataset: Dataset, on_epoch: EpochCallback | None = None
+) -> TrialResult:
+    """Train and evaluate one (cell, replicate); never raises for a failing trial.
+
+    ``on_epoch`` is called after every epoch (progress reports, heartbeats).
+    """
+    start = time.perf_counter()
+    history: list[EpochRecord] = []
+    meta: dict[str, Any] = {}
+    try:
+        return _train(study, spec, dataset, on_epoch, history, meta, start)
+    except Exception as err:
+        return TrialResult(
+            status="failed",
+            epochs=len(history),
+            history=tuple(history),
+            seconds=time.perf_counter() - start,
+            error=f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(),
+            **meta,
+        )
+
+
+def _train(
+    study: Study,
+    spec: TrialSpec,
+    dataset: Dataset,
+    on_epoch: EpochCallback | None,
+    history: list[EpochRecord],
+    meta: dict[str, Any],
+    start: float,
+) -> TrialResult:
+    keras = backend.import_keras()
+    meta.update(backend=backend.backend_name(), versions=backend.versions())
+    settings = study.training
+    keras.utils.set_random_seed(spec.seed)  # weights, dropout masks and shuffling
+    build = study.model.spec.load()
+    kwargs = {**study.model.builder_kwargs(), **spec.cell.as_dict()}
+    model = build(input_shape=dataset.input_shape, seed=spec.seed, **kwargs)
+    optimizer = make_optimizer(keras, settings)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryCrossentropy(name="recon")],
+        jit_compile=False,
+    )
+    # Creating the optimizer's slots now saves tracing the training step twice.
+    optimizer.build(model.trainable_variables)
+    meta.update(
+        params=int(model.count_params()),
+        trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        device=backend.describe_device(),
+    )
+    build_seconds = time.perf_counter() - start
+
+    monitor = _monitor(keras, optimizer, history, on_epoch)
+    validation = (dataset.x_test, dataset.x_test) if settings.validate_each_epoch else None
+    model.fit(
+        dataset.x_train,
+        dataset.x_train,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        validation_data=validation,
+        validation_batch_size=settings.eval_batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[monitor],
+    )
+    train_seconds = sum(e.train_seconds for e in history)
+    eval_seconds = sum(e.eval_seconds for e in history)
+    last = history[-1] if history else None
+    common = {
+        "epochs": len(history),
+        "history": tuple(history),
+        "build_seconds": build_seconds,
+        "train_seconds": train_seconds,
+        "images_per_second": (
+            len(dataset.x_train) * len(history) / train_seconds if train_seconds > 0 else None
+        ),
+        "train_loss": last.train_loss if last else None,
+        **meta,
+    }
+    if last is None or not _all_finite(last):
+        return TrialResult(
+            status="diverged",
+            error=f"the loss became NaN or infinite in epoch {len(history)}",
+            seconds=time.perf_counter() - start,
+            eval_seconds=eval_seconds,
+            **common,
+        )
+    if last.test_loss is None:  # not validated each epoch: evaluate once now
+        t = time.perf_counter()
+        logs = model.evaluate(
+            dataset.x_test,
+            dataset.x_test,
+            batch_size=settings.eval_batch_size,
+            verbose=0,
+            return_dict=True,
+        )
+        eval_seconds += time.perf_counter() - t
+        test_loss, test_recon = float(logs["loss"]), float(logs["recon"])
+    else:
+        test_loss, test_recon = last.test_loss, last.test_recon_loss
+    if not (math.isfinite(test_loss) and math.isfinite(test_recon)):
+        return TrialResult(
+            status="diverged",
+            error="the test loss is NaN or infinite",
+            seconds=time.perf_counter() - start,
+            eval_seconds=eval_seconds,
+            **common,
+        )
+    return TrialResult(
+        status="complete",
+        test_recon_loss=test_recon,
+        test_kl_loss=test_loss - test_recon,
+        test_loss=test_loss,
+        seconds=time.perf_counter() - start,
+        eval_seconds=eval_seconds,
+        **common,
+    )
+
+
+def make_optimizer(keras: Any, settings: TrainingSettings) -> Any:
+    """The study's optimizer with inverse-time decay per step: lr_t = lr / (1 + d·t)."""
+    rate = settings.decay_rate()
+    learning_rate: Any = settings.learning_rate
+    if rate > 0:
+        learning_rate = keras.optimizers.schedules.InverseTimeDecay(
+            settings.learning_rate, decay_steps=1, decay_rate=rate
+        )
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+        "sgd": keras.optimizers.SGD,
+    }
+    return classes[settings.optimizer](learning_rate=learning_rate)
+
+
+def _monitor(
+    keras: Any, optimizer: Any, history: list[EpochRecord], on_epoch: EpochCallback | None
+) -> Any:
+    """A Keras callback that records each epoch and stops training when the loss diverges."""
+
+    class Monitor(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch_start = time.perf_counter()
+            self._eval_seconds = 0.0
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            self._eval_start = time.perf_counter()
+
+        def on_test_end(self, logs: Any = None) -> None:
+            self._eval_seconds += time.perf_counter() - self._eval_start
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            elapsed = time.perf_counter() - self._epoch_start
+            record = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=_float(logs.get("loss")),
+                train_recon_loss=_float(logs.get("recon")),
+                train_kl_loss=_difference(logs.get("loss"), logs.get("recon")),
+                test_loss=_float(logs.get("val_loss")),
+                test_recon_loss=_float(logs.get("val_recon")),
+                test_kl_loss=_difference(logs.get("val_loss"), logs.get("val_recon")),
+                learning_rate=float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+                train_seconds=elapsed - self._eval_seconds,
+                eval_seconds=self._eval_seconds,
+            )
+            history.append(record)
+            if not _all_finite(record):
+                self.model.stop_training = True
+            if on_epoch is not None:
+                on_epoch(record)
+
+    return Monitor()
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _difference(total: Any, part: Any) -> float | None:
+    return None if total is None or part is None else float(total) - float(part)
+
+
+def _all_finite(record: EpochRecord) -> bool:
+    values = (record.train_loss, record.test_loss)
+    return all(v is None or math.isfinite(v) for v in values) and record.train_loss is not None
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinities, anywhere in nested data, with None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

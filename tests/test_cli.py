@@ -1,0 +1,82 @@
+"""End to end through the real `ablate` command: run, resume, analyze, plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import run_cli, tiny_study_text
+
+
+@pytest.mark.slow
+def test_run_analyze_plot_and_a_second_run_trains_nothing(tmp_path: Path) -> None:
+    study = tmp_path / "tiny.yaml"
+    study.write_text(tiny_study_text(tmp_path / "results"))
+    proc = run_cli("run", str(study), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny: 4/4 complete; 4 trained in this run" in proc.stdout
+    results = tmp_path / "results" / "tiny"
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "complete").all()
+    assert trials["trial_key"].is_unique
+    assert len(pd.read_parquet(results / "epochs.parquet")) == 4  # 1 epoch each
+
+    again = run_cli("run", str(study), cwd=tmp_path)
+    assert again.returncode == 0 and "0 trained in this run" in again.stdout
+    assert pd.read_parquet(results / "trials.parquet").equals(trials)
+
+    table = run_cli("analyze", str(results))
+    assert table.returncode == 0, table.stderr
+    for term in ("batch_norm", "activation[relu]", "activation[sigmoid]", "OLS Regression"):
+        assert term in table.stdout
+    as_json = run_cli("analyze", str(results), "--format", "json")
+    terms = json.loads(as_json.stdout)
+    assert [t["term"] for t in terms] == ["batch_norm", "activation[relu]", "activation[sigmoid]"]
+
+    plotted = run_cli("plot", str(results))
+    assert plotted.returncode == 0, plotted.stderr
+    png = results / "plots" / "coefficients.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_rerun_finishes_exactly_the_missing_trials(tmp_path: Path) -> None:
+    study = tmp_path / "tiny.yaml"
+    study.write_text(tiny_study_text(tmp_path / "results", replicates=2))  # 8 trials
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # progress lines: "[k/8] complete ..."
+        if line.startswith("[2/8]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again" in err
+    done = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert 2 <= len(done) < 8 and (done["status"] == "complete").all()
+
+    rerun = run_cli("run", str(study), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{8 - len(done)} trained in this run" in rerun.stdout
+    final = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert len(final) == 8 and final["trial_key"].is_unique
+    assert (final["status"] == "complete").all()
+    pairs = sorted(zip(final["replicate"], final["cell_index"], strict=True))
+    assert pairs == [(r, c) for r in range(2) for c in range(4)]
+    # the trials finished before the interruption were kept, not trained again
+    kept = final.set_index("trial_key").loc[done["trial_key"], "finished_at"]
+    assert (kept.to_numpy() == done["finished_at"].to_numpy()).all()
