@@ -2,9 +2,13 @@
 
 A builder is a callable ``build(*, input_shape, seed, **kwargs) -> keras.Model`` whose keyword
 arguments are the study's model settings merged with one cell's factor levels, so a factor
-can be any of the builder's parameters (``activation``, but also ``depth``). The model it
-returns carries its own loss terms (``add_loss``); it may expose ``encoder`` and ``decoder``
-sub-models, which ablate then uses to save what the model learned.
+can be any of the builder's parameters (``activation``, but also ``depth``). The model maps an
+image batch to its reconstruction in [0, 1] and carries its own extra loss terms
+(``add_loss``); it may expose ``encoder`` and ``decoder`` sub-models, which ablate then uses to
+save what the model learned.
+
+Besides the built-in ``vae``, a study may name a user's builder as ``"package.module:function"``;
+it then receives the study's ``model.options`` and the cell's levels.
 
 This module knows each built-in builder's parameters and their types without importing
 Keras, so that a study file is validated in milliseconds, before any training starts.
@@ -13,7 +17,9 @@ Keras, so that a study file is validated in milliseconds, before any training st
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -94,11 +100,20 @@ class BuilderSpec:
 
     name: str
     target: str  # "module:function", imported only when a model is built
-    parameters: tuple[Parameter, ...]
-    setting_names: tuple[str, ...]  # parameters set in the study's `model:` section
+    parameters: tuple[Parameter, ...] | None  # None: a user's builder, not checked ahead
+    setting_names: tuple[str, ...] = ()  # parameters set in the study's `model:` section
 
     def parameter(self, name: str) -> Parameter | None:
-        return next((p for p in self.parameters if p.name == name), None)
+        return next((p for p in self.parameters or () if p.name == name), None)
+
+    def check_importable(self) -> str | None:
+        """Why the builder's module cannot be imported (None if it can), without importing it."""
+        module = self.target.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as err:
+            return f"its module {module} cannot be found ({err})"
+        return None if found else f"no module named {module} is on the Python path"
 
     def load(self) -> Callable[..., Any]:
         """Import and return the builder function (this imports Keras)."""
@@ -124,3 +139,14 @@ VAE = BuilderSpec(
 )
 
 BUILDERS: dict[str, BuilderSpec] = {VAE.name: VAE}
+
+_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def builder_spec(name: str) -> BuilderSpec | None:
+    """A built-in builder by name, or a user's builder written as "package.module:function"."""
+    if name in BUILDERS:
+        return BUILDERS[name]
+    if _TARGET_RE.match(name):
+        return BuilderSpec(name=name, target=name, parameters=None)
+    return None

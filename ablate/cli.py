@@ -7,12 +7,22 @@ user can fix (the message says how); 130 interrupted with Ctrl-C (a rerun resume
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ablate.analysis import ADJUSTMENTS
+from ablate.design import CODINGS
 from ablate.errors import AblateError
+from ablate.tables import FORMATS, TABLES
+
+if TYPE_CHECKING:
+    from ablate.analysis import Analysis
+    from ablate.results import Results
 
 STORAGE_ENV = "ABLATE_STORAGE"
 
@@ -40,29 +50,70 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) every trial of a study file")
     run.add_argument("study", help="study file (YAML), e.g. studies/quick.yaml")
     _storage_option(run)
-    run.set_defaults(handler=_cmd_run)
+    _worker_options(run)
+    run.set_defaults(handler=_cmd_run, join=False)
+
+    worker = sub.add_parser(
+        "worker", help="join a study started elsewhere: claim and train its trials"
+    )
+    worker.add_argument("study", help="the study file, or a results folder with its study.yaml")
+    _storage_option(worker)
+    _worker_options(worker)
+    worker.set_defaults(handler=_cmd_run, join=True)
+
+    status = sub.add_parser("status", help="where a study stands, also while it runs elsewhere")
+    status.add_argument("results", help="results folder (or the study file)")
+    _storage_option(status)
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=_cmd_status)
 
     exp = sub.add_parser("export", help="rewrite a study's parquet files from its storage")
     exp.add_argument("results", help="results folder, e.g. results/quick")
     _storage_option(exp)
     exp.set_defaults(handler=_cmd_export)
 
-    ana = sub.add_parser("analyze", help="fit OLS to a study's results and print the effects")
+    ana = sub.add_parser(
+        "analyze", help="fit OLS to a study's results: effects, ANOVA, marginal means"
+    )
     ana.add_argument("results", help="results folder, or a parquet/CSV file")
-    ana.add_argument("--response", help="response column (default: test_loss)")
-    ana.add_argument("--factors", help="comma-separated factor columns (for a bare file)")
-    ana.add_argument("--format", choices=("text", "json"), default="text")
+    _analysis_options(ana)
+    ana.add_argument("--format", choices=FORMATS, default="text")
+    ana.add_argument(
+        "--table",
+        choices=TABLES,
+        default="coefficients",
+        help="the table --format csv writes (default: coefficients)",
+    )
     ana.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    ana.add_argument("--design-matrix", type=Path, help="also write the fitted matrix (CSV)")
     ana.set_defaults(handler=_cmd_analyze)
 
     plot = sub.add_parser("plot", help="draw the effect charts of a study's results")
     plot.add_argument("results", help="results folder, or a parquet/CSV file")
     plot.add_argument("--out", type=Path, help="folder for the charts (default: RESULTS/plots)")
     plot.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
-    plot.add_argument("--response", help="response column (default: test_loss)")
-    plot.add_argument("--factors", help="comma-separated factor columns (for a bare file)")
+    _analysis_options(plot)
+    _cells_option(plot)
     plot.set_defaults(handler=_cmd_plot)
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report (and Markdown) with every table and chart",
+    )
+    report.add_argument("results", help="results folder, or a parquet/CSV file")
+    report.add_argument("--out", type=Path, help="folder for report.html (default: RESULTS)")
+    _analysis_options(report)
+    _cells_option(report)
+    report.set_defaults(handler=_cmd_report)
     return parser
+
+
+def _cells_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cells",
+        default="best,worst",
+        help="trials whose learned latent space and reconstructions to draw: best, worst, "
+        "or trial keys, comma-separated (default: best,worst)",
+    )
 
 
 def _storage_option(p: argparse.ArgumentParser) -> None:
@@ -71,6 +122,90 @@ def _storage_option(p: argparse.ArgumentParser) -> None:
         help=f"database URL shared by several machines, e.g. postgresql://user@host/db "
         f"(default: ${STORAGE_ENV}, else a journal file in the results folder)",
     )
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--response", help="response column (default: the study's, or test_loss)")
+    p.add_argument("--factors", help="comma-separated factor columns (needed for a bare file)")
+    p.add_argument(
+        "--coding",
+        choices=CODINGS,
+        default="reference",
+        help="reference: 0/1 columns, no intercept (default); treatment: intercept + 0/1 "
+        "against a baseline; sum: intercept + ±1 effect coding",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="FACTOR=LEVEL",
+        help="reference level of a factor (repeatable; default: its first level)",
+    )
+    p.add_argument(
+        "--interactions",
+        type=_positive,
+        default=1,
+        metavar="ORDER",
+        help="add interactions up to this order (2: all pairs); default 1, main effects",
+    )
+    p.add_argument(
+        "--anova-type", type=int, choices=(2, 3), default=2, help="2 (default) or 3 (sum coding)"
+    )
+    p.add_argument("--robust", choices=("hc3",), help="heteroscedasticity-robust (HC3) errors")
+    p.add_argument(
+        "--adjust", choices=ADJUSTMENTS, default="holm", help="multiple-testing adjustment of p"
+    )
+    p.add_argument("--log", action="store_true", help="analyse the log of the response")
+
+
+def _analysis(args: argparse.Namespace) -> tuple[Results, Analysis]:
+    """Load the results and fit the analysis the options ask for."""
+    from ablate.analysis import Options, analyze
+    from ablate.results import load_results
+
+    baselines = []
+    for item in args.baseline:
+        name, sep, level = item.partition("=")
+        if not sep or not name.strip() or not level.strip():
+            raise AblateError(f"--baseline takes FACTOR=LEVEL, not {item!r}.")
+        baselines.append((name.strip(), level.strip()))
+    factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
+    options = Options(
+        response=args.response,
+        factors=tuple(factors) if factors else None,
+        coding=args.coding,
+        baselines=tuple(baselines),
+        interactions=args.interactions,
+        anova_type=args.anova_type,
+        robust=args.robust,
+        adjust=args.adjust,
+        log=args.log,
+    )
+    results = load_results(args.results)
+    return results, analyze(results, options)
+
+
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes on this machine (default: one per GPU slot, else per core)",
+    )
+    p.add_argument(
+        "--workers-per-gpu",
+        type=_positive,
+        help="trials that share one GPU (default: the study's run.workers_per_gpu, 2)",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _storage_url(args: argparse.Namespace) -> str | None:
@@ -85,7 +220,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ablate.runner import run_study
 
     study = load_study(args.study)
-    summary = run_study(study, storage_url=_storage_url(args))
+    summary = run_study(
+        study,
+        storage_url=_storage_url(args),
+        workers=args.workers,
+        workers_per_gpu=args.workers_per_gpu,
+        join=args.join,
+    )
     counts = f"{summary.complete}/{summary.total} complete"
     if summary.failed or summary.diverged:
         counts += f", {summary.failed} failed, {summary.diverged} diverged"
@@ -110,6 +251,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ablate.config import load_study
+    from ablate.progress import describe_status
+    from ablate.storage import opened_queue
+
+    study = load_study(args.results)
+    with opened_queue(study, _storage_url(args), create=False) as queue:
+        summary = queue.summary()
+        stale_after = queue.stale_after
+    if args.format == "json":
+        print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
+    else:
+        print(describe_status(study.name, summary, stale_after))
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from ablate.config import load_study
     from ablate.results import export
@@ -123,34 +280,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _factors(args: argparse.Namespace) -> list[str] | None:
-    if not args.factors:
-        return None
-    return [f.strip() for f in args.factors.split(",") if f.strip()]
-
-
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from ablate.analysis import analyze, format_table
-    from ablate.results import load_results
+    from ablate.tables import render
 
-    analysis = analyze(load_results(args.results), response=args.response, factors=_factors(args))
-    text = analysis.to_json() if args.format == "json" else format_table(analysis)
-    _emit(text, args.output)
+    _, analysis = _analysis(args)
+    if args.design_matrix:
+        from ablate.results import write_atomic
+
+        write_atomic(args.design_matrix, analysis.design.matrix.to_csv(index=False).encode())
+        print(f"wrote the design matrix to {args.design_matrix}", file=sys.stderr)
+    _emit(render(analysis, args.format, args.table).rstrip("\n"), args.output)
     return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from ablate.analysis import analyze
-    from ablate.plots import write_plots
-    from ablate.results import load_results
+    from ablate.plots import draw_all, save_figures
 
-    results = load_results(args.results)
-    analysis = analyze(results, response=args.response, factors=_factors(args))
+    results, analysis = _analysis(args)
     out = args.out or (
         results.source / "plots" if results.source.is_dir() else results.source.parent
     )
-    for path in write_plots(analysis, out, args.format):
-        print(path)
+    picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
+    for path in save_figures(draw_all(results, analysis, picks), out, args.format):
+        print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ablate.report import write_report
+
+    results, analysis = _analysis(args)
+    out = args.out or (results.source if results.source.is_dir() else results.source.parent)
+    picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
+    report = write_report(results, analysis, out, picks)
+    for path in (report.html, report.markdown, *report.charts):
+        print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
     return 0
 
 

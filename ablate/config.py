@@ -20,7 +20,14 @@ from typing import Any, Literal, NoReturn
 
 import yaml
 
-from ablate.builders import BUILDERS, BuilderSpec, Parameter, is_int, is_number
+from ablate.builders import (
+    BUILDERS,
+    BuilderSpec,
+    Parameter,
+    builder_spec,
+    is_int,
+    is_number,
+)
 from ablate.errors import StudyFileError
 
 Level = bool | int | float | str
@@ -65,14 +72,24 @@ class ModelSettings:
     latent_dim: int = 2
     kl_weight: float = 0.001
     dropout_rate: float = 0.2
+    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a user's builder
 
     @property
     def spec(self) -> BuilderSpec:
-        return BUILDERS[self.builder]
+        spec = builder_spec(self.builder)
+        assert spec is not None, self.builder  # validated when the study was parsed
+        return spec
 
     def builder_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the builder, before a cell's levels are merged in."""
+        if self.spec.parameters is None:
+            return dict(self.options)
         return {name: getattr(self, name) for name in self.spec.setting_names}
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.spec.parameters is None:
+            return {"builder": self.builder, "options": dict(self.options)}
+        return {"builder": self.builder, **self.builder_kwargs(), "units": list(self.units)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ class TrainingSettings:
     min_learning_rate: float = 0.0001
     eval_batch_size: int = 1024
     validate_each_epoch: bool = True
+    save_outputs: bool = True  # keep each trained model's latent codes and reconstructions
 
     def decay_rate(self) -> float:
         """Per-step inverse-time decay d in lr_t = lr / (1 + d·t).
@@ -168,7 +186,7 @@ class Study:
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
-        out["model"] = {**asdict(self.model), "units": list(self.model.units)}
+        out["model"] = self.model.to_dict()
         out["factors"] = {f.name: list(f.levels) for f in self.factors}
         out["training"] = asdict(self.training)
         out["data"] = asdict(self.data)
@@ -201,14 +219,16 @@ class Study:
         """What defines the trials' outcomes; results from a different experiment don't mix.
 
         Replicates may grow (new seeds join the study) and the data path may move, so
-        neither is part of it; run, analysis and presentation settings are not either.
+        neither is part of it; run, analysis and what is kept besides the losses
+        (``save_outputs``) are not either.
         """
         d = self.to_dict()
         data = {k: v for k, v in d["data"].items() if k != "path"}
+        training = {k: v for k, v in d["training"].items() if k != "save_outputs"}
         return {
             "model": d["model"],
             "factors": d["factors"],
-            "training": d["training"],
+            "training": training,
             "data": data,
             "seed": d["seed"],
         }
@@ -420,12 +440,23 @@ class _Reader:
 
     def model(self, data: Any) -> ModelSettings:
         path = ("model",)
-        builder = "vae"
-        if isinstance(data, dict) and "builder" in data:
-            builder = data["builder"]
-            if builder not in BUILDERS:
-                self.expect((*path, "builder"), "one of " + ", ".join(BUILDERS), builder)
-        spec = BUILDERS[builder]
+        builder = data.get("builder", "vae") if isinstance(data, dict) else "vae"
+        spec = builder_spec(builder) if isinstance(builder, str) else None
+        if spec is None:
+            self.expect(
+                (*path, "builder"),
+                f"one of {', '.join(BUILDERS)}, or your own as 'package.module:function'",
+                builder,
+            )
+        if spec.parameters is None:
+            d = self.section(data, path, ("builder", "options"), required=())
+            options = d.get("options") or {}
+            if not isinstance(options, dict) or not all(
+                isinstance(k, str) and _IDENTIFIER_RE.match(k) for k in options
+            ):
+                self.expect((*path, "options"), "a mapping of keyword arguments", options)
+            self._given_model_keys = set(options)
+            return ModelSettings(builder=builder, options=tuple(options.items()))
         d = self.section(data, path, ("builder", *spec.setting_names), required=())
         defaults = ModelSettings()
         values: dict[str, Any] = {"builder": builder}
@@ -436,23 +467,22 @@ class _Reader:
             if not param.accepts(value):
                 self.expect((*path, name), param.expected(), value)
             values[name] = tuple(value) if param.kind == "int_list" else value
-        settings = ModelSettings(**values)
         self._given_model_keys = set(d)
-        return settings
+        return ModelSettings(**values)
 
     def factors(self, data: Any, model: ModelSettings) -> tuple[Factor, ...]:
         path = ("factors",)
         if not isinstance(data, dict) or not data:
             self.expect(path, "a mapping of factor names to lists of levels", data)
         spec = model.spec
-        allowed = tuple(p.name for p in spec.parameters if p.kind != "int_list")
         factors = []
         for name, levels in data.items():
             fpath = (*path, str(name))
             if not isinstance(name, str) or not _IDENTIFIER_RE.match(name):
                 self.expect(fpath, "a factor name made of letters, digits and '_'", name)
             param = spec.parameter(name)
-            if param is None or param.kind == "int_list":
+            if spec.parameters is not None and (param is None or param.kind == "int_list"):
+                allowed = tuple(p.name for p in spec.parameters if p.kind != "int_list")
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.fail(
@@ -468,12 +498,18 @@ class _Reader:
             factors.append(self.factor(fpath, name, levels, param))
         return tuple(factors)
 
-    def factor(self, path: tuple[str, ...], name: str, levels: Any, param: Parameter) -> Factor:
+    def factor(
+        self, path: tuple[str, ...], name: str, levels: Any, param: Parameter | None
+    ) -> Factor:
+        expected = param.expected() if param else "true/false, text or a number"
         if not isinstance(levels, list) or not levels:
-            self.expect(path, f"a non-empty list of levels, each {param.expected()}", levels)
+            self.expect(path, f"a non-empty list of levels, each {expected}", levels)
         for level in levels:
-            if not param.accepts(level):
-                self.expect(path, f"levels that are each {param.expected()}", level)
+            ok = param.accepts(level) if param else _plain_level(level)
+            if not ok:
+                self.expect(path, f"levels that are each {expected}", level)
+        if len({_level_kind(level) for level in levels}) > 1:
+            self.fail(path, "mixes kinds of levels; use all true/false, all text or all numbers")
         seen: list[Any] = []
         for level in levels:  # all of one kind by now, so 1 == 1.0 is the only coincidence
             if level in seen:
@@ -498,6 +534,9 @@ class _Reader:
         validate = d.get("validate_each_epoch", t.validate_each_epoch)
         if not isinstance(validate, bool):
             self.expect((*path, "validate_each_epoch"), "true or false", validate)
+        save_outputs = d.get("save_outputs", t.save_outputs)
+        if not isinstance(save_outputs, bool):
+            self.expect((*path, "save_outputs"), "true or false", save_outputs)
         settings = TrainingSettings(
             epochs=self.integer(d, path, "epochs", t.epochs, 1, 100_000),
             batch_size=self.integer(d, path, "batch_size", t.batch_size, 1, 1 << 20),
@@ -507,6 +546,7 @@ class _Reader:
             min_learning_rate=self.number(d, path, "min_learning_rate", t.min_learning_rate, 0, 10),
             eval_batch_size=self.integer(d, path, "eval_batch_size", t.eval_batch_size, 1, 1 << 20),
             validate_each_epoch=validate,
+            save_outputs=save_outputs,
         )
         if decay == "reference" and settings.min_learning_rate > settings.learning_rate:
             self.fail(
@@ -577,6 +617,19 @@ class _Reader:
                 self.expect((*path, "baseline", name), f"one of its levels ({levels})", level)
             pairs.append((name, level))
         return AnalysisSettings(response=response, baseline=tuple(pairs))
+
+
+def _plain_level(value: Any) -> bool:
+    """A level a user's builder may receive: true/false, short text, or a finite number."""
+    if isinstance(value, str):
+        return 0 < len(value) <= 64 and value.isprintable()
+    return isinstance(value, bool) or is_number(value)
+
+
+def _level_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "string" if isinstance(value, str) else "number"
 
 
 def _describe(value: Any) -> str:

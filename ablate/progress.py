@@ -13,9 +13,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-EventKind = Literal["claimed", "epoch", "finished", "recovered", "message"]
+if TYPE_CHECKING:
+    from ablate.storage import Summary
+
+EventKind = Literal["claimed", "epoch", "finished", "recovered", "fatal"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,16 @@ class Progress:
                 self._print(self._finished_line(event))
             elif event.kind == "recovered":
                 self._print(f"requeued {event.label}: {event.message}")
-            elif event.kind == "message":
-                self._print(event.message)
+            elif event.kind == "fatal":
+                line.label = ""
+                self._print(f"{event.worker}: {event.message}")
+            if self.live:
+                self._draw()
+
+    def note(self, text: str) -> None:
+        """A line for the reader that is not about one trial (workers starting, stopping)."""
+        with self._lock:
+            self._print(text)
             if self.live:
                 self._draw()
 
@@ -186,6 +197,31 @@ class Progress:
             # cursor up one line and clear it, for each line drawn last time
             self.stream.write("\x1b[1A\x1b[2K" * self._drawn_lines)
             self._drawn_lines = 0
+
+
+def describe_status(study: str, summary: Summary, stale_after: float) -> str:
+    """``ablate status``: the counts, then every running trial with its worker and heartbeat."""
+    lines = [
+        f"{study}: {summary.complete}/{summary.total} complete · {summary.failed} failed · "
+        f"{summary.diverged} diverged · {len(summary.running)} running · "
+        f"{summary.waiting} waiting"
+    ]
+    now = time.time()
+    for run in summary.running:
+        w, beat = run.worker, run.heartbeat
+        age = now - beat["time"] if "time" in beat else None
+        where = f"{w.get('host', '?')} pid {w.get('pid', '?')} ({w.get('name', '?')})"
+        epoch = f"epoch {beat.get('epoch', 0)}/{beat.get('epochs', '?')}"
+        heard = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
+        if age is not None and age > stale_after:
+            heard += " (silent too long: it will be requeued)"
+        lines.append(f"  running {run.label}  on {where}  {epoch}  {heard}")
+    if summary.duplicates:
+        lines.append(
+            f"  warning: {summary.duplicates} trials have more than one complete run; "
+            "the first is used"
+        )
+    return "\n".join(lines)
 
 
 def _clock(seconds: float) -> str:

@@ -6,7 +6,9 @@ A results folder ``results/<study>/`` holds
 - ``manifest.json``: schema version, ablate version, where the storage is (password masked);
 - ``optuna.journal``: the trial storage, unless the study uses a database (``--storage``);
 - ``trials.parquet``: one row per finished (cell, replicate);
-- ``epochs.parquet``: one row per trial and epoch.
+- ``epochs.parquet``: one row per trial and epoch;
+- ``outputs/<trial_key>.npz``: what each complete trial's model learned (latent codes of test
+  digits, reconstructions, a decoded walk over the latent plane), for the charts.
 
 The storage is the record of truth and the parquet files are exported from it, so a crash
 while writing costs nothing: each file is written to a temporary name, synced, and renamed
@@ -28,6 +30,7 @@ from ablate.config import Study, load_study
 from ablate.errors import AblateError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from ablate.storage import Record, TrialQueue
@@ -37,6 +40,7 @@ STUDY_FILE = "study.yaml"
 MANIFEST_FILE = "manifest.json"
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
+OUTPUTS_DIR = "outputs"
 
 #: Numeric result columns of trials.parquet that ``ablate analyze`` can take as a response.
 RESPONSES = (
@@ -100,6 +104,12 @@ def export(queue: TrialQueue, directory: Path) -> int:
     }
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
     write_parquet(epochs_frame(records), directory / EPOCHS_FILE, meta)
+    outputs = directory / OUTPUTS_DIR
+    for record in records:
+        target = outputs / f"{record.key}.npz"
+        if record.outputs is not None and not target.exists():
+            outputs.mkdir(exist_ok=True)
+            write_atomic(target, record.outputs)
     return len(records)
 
 
@@ -313,6 +323,23 @@ def read_table(path: Path) -> pd.DataFrame:
             f"this one reads up to {SCHEMA_VERSION}); upgrade ablate to read it."
         )
     return table.to_pandas()
+
+
+def load_outputs(directory: Path, key: str) -> dict[str, np.ndarray] | None:
+    """A trial's saved model outputs (None if it has none); never unpickles anything."""
+    import numpy as np
+
+    path = Path(directory) / OUTPUTS_DIR / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except Exception as err:
+        raise AblateError(
+            f"{path} cannot be read ({_short(err)}); delete it and run `ablate export "
+            f"{directory}` to write it again from storage."
+        ) from None
 
 
 def _short(err: BaseException) -> str:

@@ -1,15 +1,32 @@
-"""Running a study: fill the trial queue, work through it, show progress, export the results.
+"""Running a study: fill the trial queue, run worker processes over it, show progress, export.
 
-``run_study`` is what ``ablate run`` does. The unit of work is :func:`work`, one worker's
-loop: load the data once, then claim a trial, train it with heartbeats, record its result,
-and repeat until the queue is empty. A second run of a finished study trains nothing; an
-interrupted one carries on with exactly the trials that are missing.
+``run_study`` is what ``ablate run`` (and, joining an existing study, ``ablate worker``) does:
+
+1. save the resolved study beside its results and open the study's storage;
+2. hand back trials that a killed earlier run left RUNNING, and enqueue the missing ones;
+3. start the worker processes planned for this machine (:func:`plan_workers`): each is pinned
+   to one GPU, or shares the CPU cores with a fixed thread count, and runs :func:`work`;
+4. supervise them: show their progress, export the parquet files as trials finish, and when
+   a worker dies (killed, crashed), return its trial to the queue and start a replacement;
+5. on Ctrl-C, stop the workers (each hands its unfinished trial back) and export.
+
+Workers talk to the coordinator through one pipe each, never a shared lock, so a worker
+killed at any moment cannot block the others; they talk to each other only through the
+storage, which is what lets workers on other machines join the same study.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +34,18 @@ from typing import Any
 
 from ablate import backend
 from ablate.config import Study
+from ablate.errors import AblateError
 from ablate.grid import expand_trials
 from ablate.progress import Event, Progress
 from ablate.results import export, prepare_results_dir
-from ablate.storage import Claim, TrialQueue, WorkerIdentity, opened_queue
+from ablate.storage import Claim, TrialQueue, WorkerIdentity, mask_url, opened_queue
 
 Reporter = Callable[[Event], None]
+
+# A worker's exit codes, besides 0 (the queue is empty).
+_EXIT_INTERRUPTED = 130
+_EXIT_USER_ERROR = 2
+_EXIT_BUG = 1
 
 
 @dataclass(frozen=True)
@@ -35,8 +58,9 @@ class RunSummary:
     complete: int
     failed: int
     diverged: int
-    trained: int  # trials finished by this run
+    trained: int  # trials finished by this run's workers
     seconds: float
+    workers: int = 0
     interrupted: bool = False
 
     @property
@@ -44,34 +68,108 @@ class RunSummary:
         return self.total - self.complete - self.failed - self.diverged
 
 
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Where one worker process runs: its name, its GPU ("" for none) and its thread count."""
+
+    name: str
+    gpu: str
+    threads: int
+
+
+def plan_workers(
+    study: Study,
+    *,
+    workers: int | None = None,
+    workers_per_gpu: int | None = None,
+    remaining: int,
+    gpus: int | None = None,
+    cores: int | None = None,
+) -> list[WorkerSlot]:
+    """Worker processes for this machine.
+
+    With GPUs: ``workers_per_gpu`` workers share each GPU (a worker group per GPU), and the
+    CPU cores are divided among all workers. Without: one worker per core (two threads each
+    on machines with more than 8 cores), as measured fastest for this model on small CPUs.
+    Never more workers than trials left to run.
+    """
+    gpus = backend.gpu_count() if gpus is None else gpus
+    cores = backend.cpu_count() if cores is None else cores
+    per_gpu = workers_per_gpu or study.run.workers_per_gpu
+    n = workers or study.run.workers
+    if gpus:
+        n = n or gpus * per_gpu
+    else:
+        threads = study.run.threads_per_worker or (1 if cores <= 8 else 2)
+        n = n or max(1, cores // threads)
+    n = max(1, min(n, remaining))
+    threads = study.run.threads_per_worker or max(1, cores // n)
+    return [
+        WorkerSlot(
+            name=f"w{i + 1}",
+            gpu=str((i // per_gpu) % gpus) if gpus else "",
+            threads=threads,
+        )
+        for i in range(n)
+    ]
+
+
 def run_study(
     study: Study,
     *,
     storage_url: str | None = None,
+    workers: int | None = None,
+    workers_per_gpu: int | None = None,
+    join: bool = False,
     stream: Any = None,
     live: bool | None = None,
 ) -> RunSummary:
-    """Run every trial of the study that is not finished yet, and export the results."""
+    """Run every unfinished trial of the study with worker processes, and export the results.
+
+    ``join``: work on a study created elsewhere (``ablate worker``): do not create or fill it.
+    """
     start = time.monotonic()
-    backend.configure_process()
+    problem = study.model.spec.check_importable()
+    if problem:
+        raise AblateError(
+            f"the model builder '{study.model.builder}' cannot be loaded: {problem}. Install "
+            "its package or add its folder to PYTHONPATH."
+        )
     directory = prepare_results_dir(study, storage_url)
-    with opened_queue(study, storage_url) as queue:
-        queue.recover_lost()  # trials left RUNNING by a killed earlier run
-        queue.populate(expand_trials(study))
+    with opened_queue(study, storage_url, create=not join) as queue:
+        queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
+        if not join:
+            queue.populate(expand_trials(study))
         before = queue.summary()
         progress = Progress(study.name, before.total, before.finished, stream=stream, live=live)
-        exporter = _ThrottledExport(queue, directory)
+        remaining = before.waiting or (1 if before.running else 0)
+        slots = (
+            plan_workers(
+                study, workers=workers, workers_per_gpu=workers_per_gpu, remaining=remaining
+            )
+            if remaining
+            else []
+        )
+        pool = _WorkerPool(study, storage_url, slots, directory, progress, queue)
         interrupted = False
-        trained = 0
         try:
-            if before.waiting or before.running:
-                trained = work(study, queue, WorkerIdentity("w1"), progress.handle, exporter)
+            if slots:
+                where = f" on {mask_url(storage_url)}" if storage_url else ""
+                progress.note(
+                    f"{study.name}: {before.finished}/{before.total} done; starting "
+                    f"{len(slots)} worker{'s' if len(slots) > 1 else ''} "
+                    f"({_describe_slots(slots)}){where}"
+                )
+                pool.run()
         except KeyboardInterrupt:
             interrupted = True
+            pool.stop()
         finally:
             export(queue, directory)
             progress.close()
         after = queue.summary()
+    if pool.fatal and not interrupted:
+        raise AblateError(pool.fatal)
     return RunSummary(
         study=study.name,
         directory=directory,
@@ -79,10 +177,188 @@ def run_study(
         complete=after.complete,
         failed=after.failed,
         diverged=after.diverged,
-        trained=trained,
+        trained=progress.finished_now,
         seconds=time.monotonic() - start,
+        workers=len(slots),
         interrupted=interrupted,
     )
+
+
+def _describe_slots(slots: list[WorkerSlot]) -> str:
+    gpus = sorted({s.gpu for s in slots if s.gpu})
+    if gpus:
+        return f"GPU {', '.join(gpus)}; {slots[0].threads} CPU threads each"
+    return f"CPU, {slots[0].threads} thread{'s' if slots[0].threads > 1 else ''} each"
+
+
+# ---------------------------------------------------------------------------------------------
+# The coordinator's side
+
+
+class _WorkerPool:
+    """Starts, watches, replaces and stops the worker processes of one run."""
+
+    def __init__(
+        self,
+        study: Study,
+        storage_url: str | None,
+        slots: list[WorkerSlot],
+        directory: Path,
+        progress: Progress,
+        queue: TrialQueue,
+    ) -> None:
+        self.study = study
+        self.storage_url = storage_url
+        self.slots = slots
+        self.logs = directory / "logs"
+        self.progress = progress
+        self.queue = queue
+        self.exporter = _ThrottledExport(queue, directory)
+        self.ctx = multiprocessing.get_context("spawn")  # never fork a process that holds locks
+        self.procs: dict[str, Any] = {}
+        self.pipes: dict[str, multiprocessing.connection.Connection] = {}
+        self.replacements = 0
+        self.fatal: str | None = None
+
+    def start(self, slot: WorkerSlot) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        receive, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(
+            target=_worker_main,
+            args=(self.study, self.storage_url, slot, send, os.getpid(), self.logs),
+            name=f"ablate-{slot.name}",
+            daemon=False,
+        )
+        proc.start()
+        send.close()  # the child holds the only writing end: EOF when it exits
+        self.procs[slot.name] = proc
+        self.pipes[slot.name] = receive
+
+    def run(self) -> None:
+        for slot in self.slots:
+            self.start(slot)
+        while self.procs:
+            self._drain(timeout=1.0)
+            self.progress.tick()
+            for name, proc in list(self.procs.items()):
+                if proc.exitcode is not None:
+                    self._drain(timeout=0)  # its last words
+                    self._exited(name, proc.exitcode)
+
+    def _drain(self, timeout: float) -> None:
+        """Pass every pending worker event to the progress display (waits up to timeout)."""
+        ready = multiprocessing.connection.wait(list(self.pipes.values()), timeout=timeout)
+        for conn in ready:
+            name = next(n for n, c in self.pipes.items() if c is conn)
+            try:
+                while conn.poll():
+                    event = conn.recv()
+                    self.progress.handle(event)
+                    if event.kind == "finished":
+                        self.exporter()
+                    elif event.kind == "fatal":
+                        self.fatal = self.fatal or event.message
+            except (EOFError, OSError):  # the worker is gone; its exit code tells the rest
+                self.pipes.pop(name).close()
+
+    def _exited(self, name: str, code: int) -> None:
+        proc = self.procs.pop(name)
+        proc.join()
+        with contextlib.suppress(KeyError):
+            self.pipes.pop(name).close()
+        if code in (0, _EXIT_USER_ERROR, _EXIT_BUG, _EXIT_INTERRUPTED):
+            return  # done, or stopped for a reason its last message gave
+        # Killed (a negative code is the signal) or crashed: its trial goes back to the queue.
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        for label in self.queue.recover_lost():
+            self.progress.handle(Event("recovered", name, label=label, message=f"worker {how}"))
+        summary = self.queue.summary()
+        if summary.waiting and self.replacements < 3 * len(self.slots):
+            self.replacements += 1
+            self.progress.note(f"{name} {how}; starting a replacement")
+            self.start(next(s for s in self.slots if s.name == name))
+        else:
+            self.progress.note(f"{name} {how}")
+
+    def stop(self) -> None:
+        """Stop every worker: each hands its unfinished trial back to the queue."""
+        self.progress.note("stopping the workers (their unfinished trials go back to the queue)")
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        try:
+            while self.procs and time.monotonic() < deadline:
+                self._drain(timeout=0.5)
+                for name, proc in list(self.procs.items()):
+                    if proc.exitcode is not None:
+                        self.procs.pop(name).join()
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting
+        for proc in self.procs.values():
+            proc.kill()
+            proc.join()
+        self.procs.clear()
+        self.queue.recover_lost()  # trials of any worker that had to be killed
+
+
+class _ThrottledExport:
+    """Export the parquet files after a trial finishes, at most every ``every`` seconds."""
+
+    def __init__(self, queue: TrialQueue, directory: Path, every: float = 5.0) -> None:
+        self._queue = queue
+        self._directory = directory
+        self._every = every
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last >= self._every:
+            export(self._queue, self._directory)
+            self._last = time.monotonic()
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's side
+
+
+def _worker_main(
+    study: Study,
+    storage_url: str | None,
+    slot: WorkerSlot,
+    conn: multiprocessing.connection.Connection,
+    parent: int,
+    logs: Path,
+) -> None:
+    """Entry point of a worker process (spawned): set up the backend, then :func:`work`."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    _redirect_output(logs / f"{slot.name}.log")
+    backend.configure_process(threads=slot.threads, gpu=slot.gpu)
+
+    def report(event: Event) -> None:
+        with contextlib.suppress(OSError):  # the coordinator is gone: carry on regardless
+            conn.send(event)
+
+    code = 0
+    try:
+        with opened_queue(study, storage_url, create=False) as queue:
+            work(study, queue, WorkerIdentity(slot.name, gpu=slot.gpu or None), report)
+    except KeyboardInterrupt:
+        code = _EXIT_INTERRUPTED
+    except AblateError as err:
+        report(Event("fatal", slot.name, message=str(err)))
+        code = _EXIT_USER_ERROR
+    except Exception:
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        report(Event("fatal", slot.name, message=f"worker {slot.name} failed:\n{text}"))
+        code = _EXIT_BUG
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()
+    os._exit(code)  # skip interpreter teardown: TensorFlow's can hang or print
 
 
 def work(
@@ -90,8 +366,6 @@ def work(
     queue: TrialQueue,
     identity: WorkerIdentity,
     report: Reporter,
-    on_finish: Callable[[], None] | None = None,
-    stop: threading.Event | None = None,
 ) -> int:
     """One worker: claim, train and record trials until none is left; returns how many.
 
@@ -101,22 +375,19 @@ def work(
     from ablate.data import load_dataset
 
     backend.import_keras()  # once per worker, so that no trial's time includes it
-    dataset = load_dataset(study.data)  # once per worker, not per trial
+    dataset = load_dataset(study.data)  # once per worker, not once per trial
     trained = 0
-    while stop is None or not stop.is_set():
+    while True:
         for label in queue.recover_lost():
             report(Event("recovered", identity.name, label=label, message="its worker died"))
         claim = queue.claim(identity)
         if claim is None:
             if not queue.summary().running:
-                break
+                return trained
             time.sleep(min(study.run.heartbeat_seconds, 5.0))
             continue
         _run_claim(study, queue, claim, dataset, identity, report)
         trained += 1
-        if on_finish is not None:
-            on_finish()
-    return trained
 
 
 def _run_claim(
@@ -148,7 +419,7 @@ def _run_claim(
     beat.start()
     try:
         result = train_trial(study, spec, dataset, on_epoch=on_epoch)
-    except BaseException:  # Ctrl-C or a kill signal: hand the trial back untouched
+    except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
         beat.stop()
         queue.release(claim)
         raise
@@ -183,26 +454,46 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            try:
+            with contextlib.suppress(Exception):  # a missed beat is retried next interval
                 self._queue.heartbeat(self._claim, dict(self.progress))
-            except Exception:  # a missed beat is retried at the next interval
-                continue
 
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
 
 
-class _ThrottledExport:
-    """Export the parquet files after a trial finishes, at most every ``every`` seconds."""
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGINT in a worker: unwind once (handing the trial back), then ignore more."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
-    def __init__(self, queue: TrialQueue, directory: Path, every: float = 5.0) -> None:
-        self._queue = queue
-        self._directory = directory
-        self._every = every
-        self._last = 0.0
 
-    def __call__(self) -> None:
-        if time.monotonic() - self._last >= self._every:
-            export(self._queue, self._directory)
-            self._last = time.monotonic()
+def _die_with_parent(parent: int) -> None:
+    """Make sure a worker never outlives its coordinator, even one killed with SIGKILL.
+
+    On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); elsewhere a
+    watchdog thread notices that the parent changed.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(_EXIT_INTERRUPTED)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ablate-watchdog", daemon=True).start()
+
+
+def _redirect_output(path: Path) -> None:
+    """Send this process's stdout and stderr (also the C++ libraries') to a log file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

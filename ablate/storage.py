@@ -23,6 +23,7 @@ SQLAlchemy URL, typically PostgreSQL, that workers on several machines share.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import logging
@@ -71,13 +72,14 @@ def open_storage(url: str | None, results_dir: Path) -> Any:
         backend = optuna.storages.journal.JournalFileBackend(path, lock_obj=_FlockLock(path))
         return optuna.storages.JournalStorage(backend)
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs={"pool_pre_ping": True}, skip_table_creation=False
-        )
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        # Optuna's cache keeps finished trials in memory: each later read fetches only the
+        # unfinished ones, so claiming stays cheap however many trials are done.
+        return optuna.storages.get_storage(rdb)
     except ImportError as err:
         raise AblateError(
             f"the storage {mask_url(url)} needs a database driver that is not installed "
-            f"({err}); for PostgreSQL: pip install 'ablate[postgres]' (psycopg2-binary)."
+            f"({err}); for PostgreSQL: pip install 'ablate[postgres]' (psycopg)."
         ) from None
     except Exception as err:
         raise AblateError(
@@ -159,6 +161,7 @@ class Record:
     worker: dict[str, Any]
     started: Any  # datetime or None
     finished: Any
+    outputs: bytes | None = None  # what the model learned (an .npz), for complete trials
 
 
 @dataclass(frozen=True)
@@ -396,6 +399,9 @@ class TrialQueue:
             self._retry(
                 self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
             )
+            if result.outputs is not None:
+                encoded = base64.b64encode(result.outputs).decode("ascii")
+                self._retry(self.storage.set_trial_user_attr, claim.trial_id, "outputs", encoded)
             self._set_outcome(claim.trial_id, result.status)
             if result.status == "complete":
                 self._retry(
@@ -549,6 +555,7 @@ class TrialQueue:
                     worker=attrs.get("worker") or {},
                     started=chosen.datetime_start,
                     finished=chosen.datetime_complete,
+                    outputs=_decode(attrs.get("outputs")),
                 )
             )
         return sorted(out, key=lambda r: (r.replicate, r.cell_index))
@@ -626,6 +633,15 @@ def _final_attempt(trials: list[Any]) -> Any:
     return max(counted or trials, key=lambda t: t.number)
 
 
+def _decode(encoded: str | None) -> bytes | None:
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (ValueError, TypeError):
+        return None
+
+
 def _result_of(trial: Any) -> TrialResult:
     stored = trial.user_attrs.get("result")
     if stored is not None:
@@ -690,6 +706,7 @@ def opened_queue(study: Study, url: str | None, *, create: bool = True) -> Itera
     try:
         yield TrialQueue.open(study, storage, create=create)
     finally:
-        engine = getattr(storage, "engine", None)
+        rdb = getattr(storage, "_backend", storage)
+        engine = getattr(rdb, "engine", None)
         if engine is not None:
             engine.dispose()

@@ -9,12 +9,15 @@ only when a trial runs.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from ablate import backend
 from ablate.config import Study, TrainingSettings
@@ -63,10 +66,14 @@ class TrialResult:
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     traceback: str | None = None
+    outputs: bytes | None = field(default=None, repr=False)  # what the model learned (.npz)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: non-finite floats become None (the status says what happened)."""
-        return _finite(asdict(self))
+        """JSON-safe: non-finite floats become None (the status says what happened).
+
+        ``outputs`` is left out: the storage keeps it apart (see :mod:`ablate.storage`).
+        """
+        return _finite({k: v for k, v in asdict(self).items() if k != "outputs"})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialResult:
@@ -190,6 +197,11 @@ def _train(
             eval_seconds=eval_seconds,
             **common,
         )
+    outputs = None
+    if settings.save_outputs:
+        t = time.perf_counter()
+        outputs = model_outputs(keras, model, dataset, settings.eval_batch_size)
+        eval_seconds += time.perf_counter() - t
     return TrialResult(
         status="complete",
         test_recon_loss=test_recon,
@@ -197,8 +209,59 @@ def _train(
         test_loss=test_loss,
         seconds=time.perf_counter() - start,
         eval_seconds=eval_seconds,
+        outputs=outputs,
         **common,
     )
+
+
+#: How much of what a model learned is kept per trial (a few tens of kB compressed).
+N_LATENT = 2000  # test digits whose latent codes are kept
+N_SHOWN = 10  # test digits kept with their reconstructions
+WALK = 10  # the decoded walk over the latent plane is WALK x WALK images
+
+
+def model_outputs(keras: Any, model: Any, dataset: Dataset, batch_size: int) -> bytes | None:
+    """The trained model's view of the test set, small enough to keep with every trial.
+
+    Needs ``encoder`` (image -> (mean, log variance)) and ``decoder`` (code -> image)
+    sub-models. Keeps, as a compressed .npz: the latent means of the first test digits and
+    their labels; a few test digits with their reconstructions (decoded from the mean); and,
+    for a 2-d latent space, a WALK x WALK grid of images decoded across the plane spanned by
+    the test codes (1st to 99th percentile).
+    """
+    encoder = getattr(model, "encoder", None)
+    decoder = getattr(model, "decoder", None)
+    if encoder is None or decoder is None:
+        return None
+
+    def run(sub: Any, x: np.ndarray) -> np.ndarray:
+        outs = [sub(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+        first = [o[0] if isinstance(o, (list, tuple)) else o for o in outs]
+        return np.concatenate([keras.ops.convert_to_numpy(o) for o in first])
+
+    x = dataset.x_test[: min(N_LATENT, len(dataset.x_test))]
+    mu = run(encoder, x)  # (n, latent) means
+    shown = x[:N_SHOWN]
+    arrays: dict[str, np.ndarray] = {
+        "latent": mu.astype(np.float16),
+        "labels": dataset.y_test[: len(x)].astype(np.uint8),
+        "originals": _to_bytes(shown),
+        "reconstructions": _to_bytes(run(decoder, mu[:N_SHOWN])),
+    }
+    if mu.shape[1] == 2:
+        low, high = np.percentile(mu, [1, 99], axis=0)
+        xs = np.linspace(low[0], high[0], WALK, dtype=np.float32)
+        ys = np.linspace(high[1], low[1], WALK, dtype=np.float32)  # top row: highest z2
+        plane = np.array([[a, b] for b in ys for a in xs], dtype=np.float32)
+        arrays.update(walk=_to_bytes(run(decoder, plane)), walk_x=xs, walk_y=ys)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _to_bytes(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1], (n, 28, 28, 1) -> uint8 (n, 28, 28)."""
+    return np.clip(np.rint(np.asarray(images)[..., 0] * 255), 0, 255).astype(np.uint8)
 
 
 def make_optimizer(keras: Any, settings: TrainingSettings) -> Any:

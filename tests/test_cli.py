@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -37,7 +38,7 @@ def test_run_analyze_plot_and_a_second_run_trains_nothing(tmp_path: Path) -> Non
     for term in ("batch_norm", "activation[relu]", "activation[sigmoid]", "OLS Regression"):
         assert term in table.stdout
     as_json = run_cli("analyze", str(results), "--format", "json")
-    terms = json.loads(as_json.stdout)
+    terms = json.loads(as_json.stdout)["coefficients"]
     assert [t["term"] for t in terms] == ["batch_norm", "activation[relu]", "activation[sigmoid]"]
 
     plotted = run_cli("plot", str(results))
@@ -80,3 +81,32 @@ def test_ctrl_c_then_rerun_finishes_exactly_the_missing_trials(tmp_path: Path) -
     # the trials finished before the interruption were kept, not trained again
     kept = final.set_index("trial_key").loc[done["trial_key"], "finished_at"]
     assert (kept.to_numpy() == done["finished_at"].to_numpy()).all()
+
+
+def test_analyze_a_bare_csv_with_every_option(tmp_path: Path) -> None:
+    rows = []
+    for r, bn, act in itertools.product(range(2), [True, False], ["relu", "elu", "selu"]):
+        rows.append({"bn": bn, "act": act, "loss": 0.5 - 0.1 * bn + 0.01 * len(act) + 0.001 * r})
+    table = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    out = tmp_path / "report.md"
+    matrix = tmp_path / "X.csv"
+    proc = run_cli(
+        "analyze", str(table), "--factors", "bn,act", "--response", "loss",
+        "--coding", "treatment", "--baseline", "act=relu", "--interactions", "2",
+        "--format", "markdown", "--output", str(out), "--design-matrix", str(matrix),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "### Coefficients" in text and "act[elu]" in text and "act[relu]" not in text
+    assert pd.read_csv(matrix).columns.tolist() == [
+        "intercept", "bn", "act[elu]", "act[selu]", "bn:act[elu]", "bn:act[selu]",
+    ]  # fmt: skip
+    csv = run_cli("analyze", str(table), "--factors", "bn,act", "--response", "loss",
+                  "--format", "csv", "--table", "effects")  # fmt: skip
+    assert csv.stdout.splitlines()[0].startswith("factor,low,high,effect")
+    bad = run_cli("analyze", str(table), "--factors", "bn,act", "--response", "loss",
+                  "--anova-type", "3")  # fmt: skip
+    assert bad.returncode == 2 and "--coding sum" in bad.stderr
+    missing = run_cli("analyze", str(table), "--response", "loss")
+    assert missing.returncode == 2 and "--factors" in missing.stderr

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,3 +184,50 @@ def test_a_different_experiment_under_the_same_name_is_refused(study: Study) -> 
 def test_joining_a_study_that_does_not_exist_says_how_to_start_it(study: Study) -> None:
     with pytest.raises(AblateError, match="Start it first"):
         TrialQueue.open(study, open_storage(None, study.results_dir), create=False)
+
+
+def _hammer(results: str, name: str, storage_url: str | None, out: Any) -> None:
+    """A worker that claims and finishes trials as fast as the storage allows."""
+    study = parse_study(tiny_study_text(results, replicates=50))
+    queue = TrialQueue.open(study, open_storage(storage_url, study.results_dir), create=False)
+    me = WorkerIdentity(name)
+    done = []
+    while (claim := queue.claim(me)) is not None:
+        queue.heartbeat(claim, {"epoch": 1})
+        queue.finish(claim, COMPLETE)
+        done.append(claim.spec.key)
+    out.put(done)
+
+
+def _eight_at_once(tmp_path: Path, storage_url: str | None) -> None:
+    study = parse_study(tiny_study_text(tmp_path / "results", replicates=50))  # 200 trials
+    queue = TrialQueue.open(study, open_storage(storage_url, study.results_dir))
+    queue.populate(expand_trials(study))
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_hammer, args=(str(tmp_path / "results"), f"w{i}", storage_url, out))
+        for i in range(8)
+    ]
+    for p in procs:
+        p.start()
+    done = [key for _ in procs for key in out.get(timeout=300)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0  # no "database is locked", no other error
+    assert len(done) == 200 and len(set(done)) == 200  # each trial once, none twice
+    summary = queue.summary()
+    assert (summary.complete, summary.duplicates, summary.waiting) == (200, 0, 0)
+
+
+@pytest.mark.slow
+def test_eight_concurrent_workers_share_the_journal_without_lock_errors(tmp_path: Path) -> None:
+    _eight_at_once(tmp_path, None)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_eight_concurrent_workers_share_a_postgresql_study(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    _eight_at_once(tmp_path, postgres_url)

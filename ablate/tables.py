@@ -1,0 +1,428 @@
+"""The analysis as tables for people and tools: text (100 columns), Markdown, LaTeX, CSV, JSON.
+
+:func:`sections` lays an :class:`~ablate.analysis.Analysis` out as titled tables with
+readable column names and number formats; the renderers turn those into each format. The
+HTML report embeds the same sections.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ablate.analysis import Analysis
+
+FORMATS = ("text", "markdown", "latex", "csv", "json")
+TABLES = (
+    "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
+    "screening",
+)  # fmt: skip
+_WIDTH = 100
+_FIRST_COLUMN_MAX = 28
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table (or, with ``table`` None, a block of text lines)."""
+
+    key: str
+    title: str
+    table: pd.DataFrame | None = None
+    lines: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def _p(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _g(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _ci(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    return f"[{low:.4g}, {high:.4g}]"
+
+
+def sections(a: Analysis) -> list[Section]:
+    """Every table of the analysis, formatted for reading, in report order."""
+    out = [Section("design", "Design", lines=tuple(_design_lines(a)))]
+    c = a.coefficients
+    out.append(
+        Section(
+            "coefficients",
+            f"Coefficients ({_pct(a)}% CI; p adjusted: {a.options.adjust})",
+            pd.DataFrame(
+                {
+                    "term": c["term"],
+                    "coef": c["coef"].map(_g),
+                    "std err": c["std_err"].map(_g),
+                    "t": c["t"].map(lambda v: "" if math.isnan(v) else f"{v:.2f}"),
+                    "p": c["p"].map(_p),
+                    "p adj": c["p_adj"].map(_p),
+                    f"{_pct(a)}% CI": [
+                        _ci(lo, hi) for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)
+                    ],
+                }
+            ),
+        )
+    )
+    if len(a.effects):
+        e = a.effects
+        table = pd.DataFrame(
+            {
+                "factor": e["factor"],
+                "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
+                "effect": e["effect"].map(_g),
+                "std err": e["std_err"].map(_g),
+                f"{_pct(a)}% CI": [
+                    _ci(lo, hi) for lo, hi in zip(e["ci_low"], e["ci_high"], strict=True)
+                ],
+                "p": e["p"].map(_p),
+                "p adj": e["p_adj"].map(_p),
+            }
+        )
+        if "ratio" in e:
+            table["ratio high/low"] = [
+                f"{r:.3g} [{lo:.3g}, {hi:.3g}]"
+                for r, lo, hi in zip(e["ratio"], e["ratio_low"], e["ratio_high"], strict=True)
+            ]
+        out.append(
+            Section(
+                "effects",
+                f"Effects of two-level factors (high − low, in {a.response} units, averaged "
+                "over the other factors)",
+                table,
+            )
+        )
+    an = a.anova
+    out.append(
+        Section(
+            "anova",
+            f"ANOVA (Type {'II' if a.options.anova_type == 2 else 'III'} sums of squares)",
+            pd.DataFrame(
+                {
+                    "term": an["term"],
+                    "df": an["df"].map(lambda v: str(int(v))),
+                    "sum sq": an["sum_sq"].map(_g),
+                    "mean sq": an["mean_sq"].map(_g),
+                    "F": an["F"].map(lambda v: "" if math.isnan(v) else f"{v:.2f}"),
+                    "p": an["p"].map(_p),
+                    "% of SS": an["pct_ss"].map(lambda v: f"{v:.1f}"),
+                }
+            ),
+        )
+    )
+    if a.lack_of_fit is not None:
+        lof = a.lack_of_fit
+        out.append(
+            Section(
+                "lack_of_fit",
+                "Residual split by replicates: lack of fit against pure error",
+                pd.DataFrame(
+                    {
+                        "source": lof["source"],
+                        "df": lof["df"].map(lambda v: str(int(v))),
+                        "sum sq": lof["sum_sq"].map(_g),
+                        "mean sq": lof["mean_sq"].map(_g),
+                        "F": lof["F"].map(lambda v: "" if math.isnan(v) else f"{v:.2f}"),
+                        "p": lof["p"].map(_p),
+                    }
+                ),
+            )
+        )
+    m = a.marginal_means
+    out.append(
+        Section(
+            "marginal_means",
+            f"Estimated marginal means ({_pct(a)}% CI) and observed means",
+            pd.DataFrame(
+                {
+                    "factor": m["factor"],
+                    "level": m["level"],
+                    "n": m["n"].map(str),
+                    "marginal mean": m["emmean"].map(_g),
+                    f"{_pct(a)}% CI": [
+                        _ci(lo, hi) for lo, hi in zip(m["ci_low"], m["ci_high"], strict=True)
+                    ],
+                    "observed mean": m["observed_mean"].map(_g),
+                }
+            ),
+        )
+    )
+    if len(a.pairwise):
+        pw = a.pairwise
+        out.append(
+            Section(
+                "pairwise",
+                f"Pairwise differences of marginal means (Tukey HSD, {_pct(a)}% family-wise)",
+                pd.DataFrame(
+                    {
+                        "factor": pw["factor"],
+                        "comparison": [
+                            f"{b} − {a_}"
+                            for a_, b in zip(pw["level_a"], pw["level_b"], strict=True)
+                        ],
+                        "difference": pw["diff"].map(_g),
+                        "std err": pw["std_err"].map(_g),
+                        "simultaneous CI": [
+                            _ci(lo, hi) for lo, hi in zip(pw["ci_low"], pw["ci_high"], strict=True)
+                        ],
+                        "p (Tukey)": pw["p_tukey"].map(_p),
+                    }
+                ),
+            )
+        )
+    if a.lenth is not None:
+        s = a.screening
+        table = pd.DataFrame(
+            {
+                "term": s["term"],
+                "effect": s["effect"].map(_g),
+                "pseudo t": s["t_or_pseudo_t"].map(lambda v: f"{v:.2f}"),
+                "active (ME)": s["active"].map(lambda v: "yes" if v else ""),
+                "active (SME)": s["active_simultaneous"].map(lambda v: "yes" if v else ""),
+            }
+        )
+        out.append(
+            Section(
+                "screening",
+                f"Effect screening by Lenth's method: PSE = {a.lenth['pse']:.4g}, ME = "
+                f"{a.lenth['me']:.4g}, SME = {a.lenth['sme']:.4g} ({a.lenth['df']:.1f} df)",
+                table,
+            )
+        )
+    if a.fit["replicates_max"] > 1:
+        cells = a.cells
+        names = [f.name for f in a.factors]
+        out.append(
+            Section(
+                "cells",
+                "Seed-to-seed spread per cell",
+                pd.DataFrame(
+                    {
+                        "cell": [" ".join(str(r[n]) for n in names) for _, r in cells.iterrows()],
+                        "n": cells["n"].map(str),
+                        "mean": cells["mean"].map(_g),
+                        "sd": cells["sd"].map(_g),
+                    }
+                ),
+            )
+        )
+    out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
+    if a.notes:
+        out.append(Section("notes", "Notes", lines=tuple(f"- {n}" for n in a.notes)))
+    return out
+
+
+def _pct(a: Analysis) -> str:
+    return f"{100 * (1 - a.options.alpha):g}"
+
+
+def _design_lines(a: Analysis) -> list[str]:
+    fit = a.fit
+    left_out = ", ".join(f"{n} {s}" for s, n in a.excluded.items()) or "none"
+    reps = (
+        f"{fit['replicates_min']}"
+        if fit["replicates_min"] == fit["replicates_max"]
+        else f"{fit['replicates_min']} to {fit['replicates_max']}"
+    )
+    lines = [
+        f"response: {a.response}",
+        f"trials used: {a.n_used} (left out: {left_out})",
+        f"cells: {fit['cells']} with {reps} trial(s) each",
+    ]
+    for f in a.factors:
+        levels = ", ".join(f.level_label(v) for v in f.levels)
+        lines.append(f"factor {f.name}: {levels} (baseline {f.level_label(f.baseline)})")
+    lines.append(f"model: {fit['formula']}")
+    return lines
+
+
+def _fit_lines(a: Analysis) -> list[str]:
+    f = a.fit
+    return [
+        f"R² = {_g(f['r2'])}, adjusted R² = {_g(f['adj_r2'])}, predicted R² (PRESS) = "
+        f"{_g(f['pred_r2']) or 'undefined'}",
+        f"residual SD = {_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
+        f"{f['n_params']} coefficients from {f['n_used']} trials",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers
+
+
+def render(a: Analysis, fmt: str = "text", table: str = "coefficients") -> str:
+    """The whole analysis in ``fmt``; CSV holds one table (``table``), JSON holds them all."""
+    if fmt == "json":
+        return json.dumps(to_dict(a), indent=2, allow_nan=False)
+    if fmt == "csv":
+        return _raw_table(a, table).to_csv(index=False)
+    parts = []
+    for s in sections(a):
+        if fmt == "markdown":
+            body = markdown(s.table) if s.table is not None else "  \n".join(s.lines)
+            parts.append(f"### {s.title}\n\n{body}")
+        elif fmt == "latex":
+            parts.append(_latex_section(s))
+        else:
+            body = text(s.table) if s.table is not None else "\n".join(map(_wrap, s.lines))
+            parts.append(f"{s.title}\n{'=' * min(len(s.title), _WIDTH)}\n{body}")
+    if fmt == "text":
+        parts.append("OLS summary (statsmodels)\n" + "=" * 25 + "\n" + a.summary)
+    return "\n\n".join(parts) + "\n"
+
+
+def _wrap(line: str) -> str:
+    return textwrap.fill(line, _WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def text(table: pd.DataFrame) -> str:
+    """A plain table within 100 columns; a first cell too long gets a line of its own."""
+    cells = table.astype(str).to_numpy().tolist()
+    heads = [str(c) for c in table.columns]
+    first = min(max([len(heads[0])] + [len(r[0]) for r in cells]), _FIRST_COLUMN_MAX)
+    widths = [first] + [
+        max([len(heads[i])] + [len(r[i]) for r in cells]) for i in range(1, len(heads))
+    ]
+
+    def line(row: list[str]) -> str:
+        padded = [
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    out = [line(heads), "-" * len(line(heads))]
+    for row in cells:
+        if len(row[0]) > first:
+            out.append(row[0])
+            row = ["", *row[1:]]
+        out.append(line(row))
+    return "\n".join(out)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    heads = [str(c) for c in table.columns]
+    rows = table.astype(str).to_numpy().tolist()
+    esc = lambda v: v.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, heads)) + " |",
+             "| " + " | ".join(["---"] + ["---:"] * (len(heads) - 1)) + " |"]  # fmt: skip
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "−": "$-$", "→": r"$\to$", "²": r"$^2$", "<": r"$<$", ">": r"$>$",
+}  # fmt: skip
+
+
+def _latex_escape(value: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in value)
+
+
+def _latex_section(s: Section) -> str:
+    title = _latex_escape(s.title)
+    if s.table is None:
+        body = "\n".join(_latex_escape(line) + r" \\" for line in s.lines)
+        return f"\\paragraph{{{title}}}\n{body}"
+    heads = [_latex_escape(str(c)) for c in s.table.columns]
+    spec = "l" + "r" * (len(heads) - 1)
+    rows = [
+        " & ".join(_latex_escape(str(v)) for v in r) + r" \\" for r in s.table.to_numpy().tolist()
+    ]
+    return (
+        f"% {title}\n\\begin{{table}}[ht]\n\\centering\n\\caption{{{title}}}\n"
+        f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n"
+        + " & ".join(heads)
+        + r" \\"
+        + "\n\\midrule\n"
+        + "\n".join(rows)
+        + "\n\\bottomrule\n\\end{tabular}\n\\end{table}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Data out (CSV, JSON)
+
+
+def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
+    if name not in TABLES:
+        from ablate.errors import AblateError
+
+        raise AblateError(f"--table must be one of {', '.join(TABLES)}.")
+    table = getattr(a, name)
+    if table is None:
+        from ablate.errors import AblateError
+
+        raise AblateError(f"this analysis has no {name} table (it needs replicates).")
+    return table
+
+
+def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    if table is None:
+        return None
+    return [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def to_dict(a: Analysis) -> dict[str, Any]:
+    """Everything other tools need, JSON-ready (NaN becomes null)."""
+    return {
+        "response": a.response,
+        "fit": _jsonable(a.fit),
+        "design": {
+            "factors": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "levels": [f.level_label(v) for v in f.levels],
+                    "baseline": f.level_label(f.baseline),
+                }
+                for f in a.factors
+            ],
+            "columns": a.design.columns,
+            "terms": [{"term": t.label, "columns": list(t.columns)} for t in a.design.terms],
+        },
+        "coefficients": _records(a.coefficients),
+        "effects": _records(a.effects),
+        "anova": _records(a.anova),
+        "lack_of_fit": _records(a.lack_of_fit),
+        "marginal_means": _records(a.marginal_means),
+        "pairwise": _records(a.pairwise),
+        "cells": _records(a.cells),
+        "screening": _records(a.screening),
+        "lenth": _jsonable(a.lenth) if a.lenth else None,
+        "notes": list(a.notes),
+    }

@@ -1,0 +1,165 @@
+"""Worker processes: many at once, killed ones replaced, failures recorded, nothing twice."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ablate.config import load_study, parse_study
+from ablate.runner import plan_workers, run_study
+from ablate.storage import TrialQueue, open_storage
+from tests.helpers import ROOT, run_cli, tiny_study_text
+
+
+def test_plan_workers_pins_groups_to_gpus_and_shares_cores() -> None:
+    study = parse_study(tiny_study_text("r"))
+    gpu = plan_workers(study, workers_per_gpu=2, remaining=100, gpus=2, cores=16)
+    assert [s.gpu for s in gpu] == ["0", "0", "1", "1"]
+    assert {s.threads for s in gpu} == {4}
+    cpu = plan_workers(study, remaining=100, gpus=0, cores=2)
+    assert [(s.gpu, s.threads) for s in cpu] == [("", 1), ("", 1)]
+    big = plan_workers(study, remaining=100, gpus=0, cores=32)
+    assert len(big) == 16 and big[0].threads == 2
+    assert len(plan_workers(study, workers=8, remaining=3, gpus=0, cores=2)) == 3
+    wrap = plan_workers(study, workers=5, workers_per_gpu=2, remaining=9, gpus=2, cores=8)
+    assert [s.gpu for s in wrap] == ["0", "0", "1", "1", "0"]
+
+
+def _assert_each_trial_once(results: Path, n: int) -> pd.DataFrame:
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == n and trials["trial_key"].is_unique
+    assert not trials.duplicated(["cell_index", "replicate"]).any()
+    return trials
+
+
+def _four_workers(tmp_path: Path, storage_url: str | None) -> None:
+    study = parse_study(tiny_study_text(tmp_path / "results", replicates=3))  # 12 trials
+    summary = run_study(study, storage_url=storage_url, workers=4, live=False)
+    assert (summary.complete, summary.total, summary.workers) == (12, 12, 4)
+    trials = _assert_each_trial_once(study.results_dir, 12)
+    assert (trials["status"] == "complete").all()
+    assert trials["worker"].nunique() > 1  # the work was shared
+    storage = open_storage(storage_url, study.results_dir)
+    queue = TrialQueue.open(study, storage, create=False)
+    assert len(queue._trials()) == 12  # no retries, no duplicates: one Optuna trial each
+    # a second run of the finished study trains nothing
+    again = run_study(study, storage_url=storage_url, workers=4, live=False)
+    assert again.trained == 0 and again.workers == 0
+
+
+@pytest.mark.slow
+def test_four_workers_finish_the_grid_with_no_duplicate_and_no_gap(tmp_path: Path) -> None:
+    _four_workers(tmp_path, None)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_four_workers_share_a_postgresql_study(tmp_path: Path, postgres_url: str) -> None:
+    _four_workers(tmp_path, postgres_url)
+
+
+def _wait_for_running(study_path: Path, timeout: float = 120) -> int:
+    """The pid of a worker process that is in the middle of a trial."""
+    study = load_study(study_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (study.results_dir / "optuna.journal").exists():
+            try:
+                queue = TrialQueue.open(study, open_storage(None, study.results_dir), create=False)
+                running = queue.summary().running
+            except Exception:  # the study is being created right now
+                running = ()
+            if running:
+                return int(running[0].worker["pid"])
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_still_yields_one_complete_row_per_trial(
+    tmp_path: Path,
+) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=3, replicates=2))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    victim = _wait_for_running(study_path)
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "killed by signal 9" in err and "requeued" in err
+    trials = _assert_each_trial_once(tmp_path / "results" / "tiny", 8)
+    assert (trials["status"] == "complete").all()
+    assert trials["attempts"].max() == 2  # the killed trial, run again
+    assert "8/8 complete" in out
+
+
+@pytest.mark.slow
+def test_a_failing_and_a_diverging_trial_are_recorded_and_the_study_goes_on(
+    tmp_path: Path,
+) -> None:
+    study_path = tmp_path / "faulty.yaml"
+    study_path.write_text(
+        "name: faulty\n"
+        "model: {builder: 'tests.faulty_models:build'}\n"
+        "factors: {mode: [ok, nan, raise], width: [4, 8]}\n"
+        "training: {epochs: 2, batch_size: 32}\n"
+        "data: {dataset: mnist-sample, train_size: 64, test_size: 32}\n"
+        f"results: {tmp_path / 'results'}\n"
+        "run: {retries: 1}\n"
+    )
+    proc = run_cli(
+        "run", str(study_path), "--workers", "2", cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2/6 complete, 2 failed, 2 diverged" in proc.stdout
+    trials = pd.read_parquet(tmp_path / "results" / "faulty" / "trials.parquet")
+    by_mode = {mode: set(group["status"]) for mode, group in trials.groupby("mode")}
+    assert by_mode == {"ok": {"complete"}, "nan": {"diverged"}, "raise": {"failed"}}
+    bad = trials[trials["mode"] != "ok"]
+    assert (bad["attempts"] == 2).all()  # retried once, then given up: not forever
+    assert bad[bad["mode"] == "raise"]["error"].str.contains("exploded on purpose").all()
+    assert bad[bad["mode"] == "raise"]["traceback"].str.contains("Traceback").all()
+    assert bad[bad["mode"] == "nan"]["error"].str.contains("NaN").all()
+
+
+@pytest.mark.slow
+def test_a_second_machine_joins_with_ablate_worker_and_status_sees_both(tmp_path: Path) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for_running(study_path)
+    results = tmp_path / "results" / "tiny"
+    status = run_cli("status", str(results))
+    assert status.returncode == 0 and "running +" in status.stdout, status.stderr
+    joined = run_cli("worker", str(results), "--workers", "1", cwd=tmp_path)
+    first_out, _ = first.communicate(timeout=300)
+    assert joined.returncode == 0, joined.stderr
+    assert first.returncode == 0
+    trials = _assert_each_trial_once(results, 8)
+    assert (trials["status"] == "complete").all()
+    by_first = int(re.search(r"(\d+) trained in this run", first_out).group(1))
+    by_joined = int(re.search(r"(\d+) trained in this run", joined.stdout).group(1))
+    assert by_first + by_joined == 8 and by_joined >= 1
+    final = run_cli("status", str(results))
+    assert "8/8 complete" in final.stdout
+
+
+def test_joining_a_study_that_was_never_started_is_a_clear_error(tmp_path: Path) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results"))
+    proc = run_cli("worker", str(study_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "Start it first" in proc.stderr
