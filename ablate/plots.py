@@ -335,9 +335,11 @@ def learning_curve_plot(
 def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
     """Test digits over their reconstructions, the latent space by digit, a decoded walk."""
     has_walk = "walk" in outputs
-    fig = _figure(3.6 if has_walk else 2.4)
+    fig = _figure(5.6 if has_walk else 1.9)
     if has_walk:
-        recon_ax, latent_ax, walk_ax = fig.subplots(1, 3, width_ratios=(1.25, 1.1, 1.0))
+        grid = fig.add_gridspec(2, 2, height_ratios=(1, 3.2))
+        recon_ax = fig.add_subplot(grid[0, :])
+        latent_ax, walk_ax = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     else:
         recon_ax, latent_ax, walk_ax = fig.subplots(1, 1), None, None
     pairs = np.concatenate([_row(outputs["originals"]), _row(outputs["reconstructions"])])
@@ -345,7 +347,7 @@ def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
     n = len(outputs["originals"])
     recon_ax.set_xticks([])
     recon_ax.set_yticks([14, 42], ["test digit", "reconstruction"], fontsize="x-small")
-    recon_ax.set_title(f"{n} test digits, reconstructed", fontsize="small")
+    recon_ax.set_title(f"{n} test digits and their reconstructions", fontsize="small")
     if latent_ax is not None:
         z, labels = outputs["latent"].astype(float), outputs["labels"]
         for digit in range(10):
@@ -355,7 +357,8 @@ def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
         latent_ax.set_ylabel("z₂ (latent mean)")
         latent_ax.set_title(f"latent space of {len(z):,} test digits", fontsize="small")
         latent_ax.legend(title="digit", fontsize="xx-small", title_fontsize="xx-small",
-                         markerscale=3, frameon=False, ncols=2, loc="best")  # fmt: skip
+                         markerscale=3, frameon=False, ncols=1, loc="upper left",
+                         bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     if walk_ax is not None:
         walk = outputs["walk"]
         side = round(len(walk) ** 0.5)
@@ -365,7 +368,7 @@ def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
                        extent=(xs[0], xs[-1], ys[-1], ys[0]), aspect="auto")  # fmt: skip
         walk_ax.set_xlabel("z₁")
         walk_ax.set_ylabel("z₂")
-        walk_ax.set_title("decoded walk over the plane", fontsize="small")
+        walk_ax.set_title("images decoded across the latent plane", fontsize="small")
     fig.suptitle(title, fontsize="medium")
     return fig
 
@@ -438,7 +441,7 @@ def draw_all(
             outputs = load_outputs(results.source, key)
             if outputs is not None:
                 measure = f"{a.fit['response_column']} {value:.4g}"
-                title = f"What the model learned: {pick} trial, {label} ({measure})"
+                title = f"What the {pick} trial's model learned ({measure})\n{label}"
                 stem = f"learned_{pick}" if pick in ("best", "worst") else f"learned_{key}"
                 learned.append((stem, title, outputs))
     return chart_set(a, curves, learned)
