@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,14 +32,29 @@ STORAGE_ENV = "ABLATE_STORAGE"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="ablate: %(message)s", stream=sys.stderr)
     try:
         return args.handler(args)
     except AblateError as err:
-        print(f"ablate: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).splitlines())  # one paragraph, whatever went into it
+        print(f"ablate: error: {_scrub(message)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("ablate: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: show where, but never a storage password
+        print(
+            "ablate: unexpected error (a bug in ablate; please report it with this output):\n"
+            + _scrub(traceback.format_exc()),
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _scrub(text: str) -> str:
+    from ablate.storage import scrub
+
+    return scrub(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="study file (YAML), e.g. studies/quick.yaml")
     _storage_option(run)
     _worker_options(run)
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the study file and show what would run, without training anything",
+    )
     run.set_defaults(handler=_cmd_run, join=False)
 
     worker = sub.add_parser(
@@ -59,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("study", help="the study file, or a results folder with its study.yaml")
     _storage_option(worker)
     _worker_options(worker)
-    worker.set_defaults(handler=_cmd_run, join=True)
+    worker.set_defaults(handler=_cmd_run, join=True, dry_run=False)
 
     status = sub.add_parser("status", help="where a study stands, also while it runs elsewhere")
     status.add_argument("results", help="results folder (or the study file)")
@@ -95,6 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     _analysis_options(plot)
     _cells_option(plot)
     plot.set_defaults(handler=_cmd_plot)
+    doctor = sub.add_parser(
+        "doctor", help="check a study's results against its storage; --repair fixes them"
+    )
+    doctor.add_argument("results", help="results folder, e.g. results/quick")
+    _storage_option(doctor)
+    doctor.add_argument(
+        "--repair", action="store_true", help="fix what can be fixed without losing data"
+    )
+    doctor.set_defaults(handler=_cmd_doctor)
+
     report = sub.add_parser(
         "report",
         help="write a self-contained HTML report (and Markdown) with every table and chart",
@@ -217,9 +249,12 @@ def _storage_url(args: argparse.Namespace) -> str | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ablate.config import load_study
-    from ablate.runner import run_study
+    from ablate.runner import describe_plan, run_study
 
     study = load_study(args.study)
+    if args.dry_run:
+        print(describe_plan(study, args.workers, args.workers_per_gpu))
+        return 0
     summary = run_study(
         study,
         storage_url=_storage_url(args),
@@ -264,6 +299,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
     else:
         print(describe_status(study.name, summary, stale_after))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ablate.doctor import describe, diagnose
+
+    findings = diagnose(Path(args.results), _storage_url(args), repair=args.repair)
+    print(describe(findings, args.repair))
+    problems = [f for f in findings if f.level == "problem"]
+    if problems:
+        fixable = any(f.repair for f in problems)
+        raise AblateError(
+            f"{len(problems)} problem(s) in {args.results}"
+            + ("; `ablate doctor --repair` fixes those marked [--repair]." if fixable else ".")
+        )
     return 0
 
 

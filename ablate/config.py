@@ -311,7 +311,8 @@ class _Reader:
     # -- messages -----------------------------------------------------------------------------
 
     def fail(self, path: tuple[str, ...], message: str, line: int | None = None) -> NoReturn:
-        key = ".".join(path) if path else "the top level"
+        shown = [part if part.isprintable() else repr(part) for part in path]
+        key = ".".join(shown) if path else "the top level"
         line = line or self.lines.get(path)
         where = f"{key} (line {line})" if line else key
         raise StudyFileError(f"{self.source}: {where}: {message}.")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 if TYPE_CHECKING:
     from ablate.storage import Summary
 
-EventKind = Literal["claimed", "epoch", "finished", "recovered", "fatal"]
+EventKind = Literal["claimed", "epoch", "finished", "recovered", "note", "fatal"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ class Progress:
                 self._print(self._finished_line(event))
             elif event.kind == "recovered":
                 self._print(f"requeued {event.label}: {event.message}")
+            elif event.kind == "note":
+                self._print(f"{event.worker}: {event.message}")
             elif event.kind == "fatal":
                 line.label = ""
                 self._print(f"{event.worker}: {event.message}")

@@ -271,6 +271,7 @@ def load_results(path: str | Path) -> Results:
     p = Path(path)
     if p.is_dir():
         study = load_study(p)
+        _check_manifest(p)
         trials_path = p / TRIALS_FILE
         if not trials_path.is_file():
             raise AblateError(
@@ -290,6 +291,19 @@ def load_results(path: str | Path) -> Results:
     if not p.exists():
         raise AblateError(f"{p}: no such file or folder.")
     return Results(trials=read_table(p), epochs=None, study=None, source=p)
+
+
+def _check_manifest(directory: Path) -> None:
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        return  # written by hand or copied without it: the parquet metadata still tells
+    except (OSError, ValueError) as err:
+        raise AblateError(
+            f"{path} cannot be read ({_short(err)}); `ablate export` rewrites it."
+        ) from None
+    check_schema_version(manifest.get("schema_version"), str(directory))
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -317,12 +331,30 @@ def read_table(path: Path) -> pd.DataFrame:
         ) from None
     meta = table.schema.metadata or {}
     version = meta.get(b"ablate.schema_version")
-    if version is not None and int(version) > SCHEMA_VERSION:
-        raise AblateError(
-            f"{path} was written by a newer ablate (results schema version {int(version)}; "
-            f"this one reads up to {SCHEMA_VERSION}); upgrade ablate to read it."
-        )
+    if version is not None:
+        check_schema_version(version.decode(errors="replace"), str(path))
     return table.to_pandas()
+
+
+def check_schema_version(version: object, what: str) -> None:
+    """Refuse results of another schema version, naming it and the way out."""
+    try:
+        number = int(str(version))
+    except ValueError:
+        number = None
+    if number == SCHEMA_VERSION:
+        return
+    if number is not None and number > SCHEMA_VERSION:
+        raise AblateError(
+            f"{what} was written by a newer ablate (results schema version {number}; this one "
+            f"reads version {SCHEMA_VERSION}); upgrade ablate to read it."
+        )
+    raise AblateError(
+        f"{what} has results schema version {version}, which this ablate does not read (it "
+        f"reads version {SCHEMA_VERSION}). If the study's storage is at hand, `ablate export` "
+        "rewrites the results in the current version; otherwise read them with the ablate "
+        "that wrote them."
+    )
 
 
 def load_outputs(directory: Path, key: str) -> dict[str, np.ndarray] | None:

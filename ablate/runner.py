@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -38,9 +39,18 @@ from ablate.errors import AblateError
 from ablate.grid import expand_trials
 from ablate.progress import Event, Progress
 from ablate.results import export, prepare_results_dir
-from ablate.storage import Claim, TrialQueue, WorkerIdentity, mask_url, opened_queue
+from ablate.storage import (
+    Claim,
+    TrialQueue,
+    WorkerIdentity,
+    mask_url,
+    opened_queue,
+    scrub,
+    spool_result,
+)
 
 Reporter = Callable[[Event], None]
+SPOOL_DIR = "spool"  # results a worker could not record because the storage was unreachable
 
 # A worker's exit codes, besides 0 (the queue is empty).
 _EXIT_INTERRUPTED = 130
@@ -140,8 +150,12 @@ def run_study(
         queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
         if not join:
             queue.populate(expand_trials(study))
+        kept = queue.import_spool(directory / SPOOL_DIR)  # results the storage missed before
         before = queue.summary()
         progress = Progress(study.name, before.total, before.finished, stream=stream, live=live)
+        for label in kept:
+            progress.note(f"recorded {label} from {directory / SPOOL_DIR} (kept while the "
+                          "storage was unreachable)")  # fmt: skip
         remaining = before.waiting or (1 if before.running else 0)
         slots = (
             plan_workers(
@@ -165,11 +179,13 @@ def run_study(
             interrupted = True
             pool.stop()
         finally:
-            export(queue, directory)
             progress.close()
+        if pool.fatal and not interrupted:
+            with contextlib.suppress(AblateError):  # the storage may be what failed
+                export(queue, directory)
+            raise AblateError(pool.fatal)
+        export(queue, directory)
         after = queue.summary()
-    if pool.fatal and not interrupted:
-        raise AblateError(pool.fatal)
     return RunSummary(
         study=study.name,
         directory=directory,
@@ -182,6 +198,24 @@ def run_study(
         workers=len(slots),
         interrupted=interrupted,
     )
+
+
+def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None) -> str:
+    """What ``ablate run --dry-run`` says: the study is valid, and what a run would do."""
+    n_trials = study.n_cells * study.replicates
+    problem = study.model.spec.check_importable()
+    slots = plan_workers(
+        study, workers=workers, workers_per_gpu=workers_per_gpu, remaining=n_trials
+    )
+    lines = [
+        f"{study.source}: valid. {study.n_cells} cells x {study.replicates} replicate(s) = "
+        f"{n_trials} trials of {study.training.epochs} epoch(s) on {study.data.dataset}.",
+        f"Results would go to {study.results_dir}; up to {len(slots)} worker(s) "
+        f"({_describe_slots(slots)}).",
+    ]
+    if problem:
+        lines.append(f"Warning: the model builder cannot be loaded here: {problem}.")
+    return "\n".join(lines)
 
 
 def _describe_slots(slots: list[WorkerSlot]) -> str:
@@ -213,7 +247,7 @@ class _WorkerPool:
         self.logs = directory / "logs"
         self.progress = progress
         self.queue = queue
-        self.exporter = _ThrottledExport(queue, directory)
+        self.exporter = _ThrottledExport(queue, directory, progress)
         self.ctx = multiprocessing.get_context("spawn")  # never fork a process that holds locks
         self.procs: dict[str, Any] = {}
         self.pipes: dict[str, multiprocessing.connection.Connection] = {}
@@ -283,12 +317,15 @@ class _WorkerPool:
     def stop(self) -> None:
         """Stop every worker: each hands its unfinished trial back to the queue."""
         self.progress.note("stopping the workers (their unfinished trials go back to the queue)")
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
+        next_signal = 0.0
         try:
             while self.procs and time.monotonic() < deadline:
+                if time.monotonic() >= next_signal:  # again every 2 s: one may be swallowed
+                    for proc in self.procs.values():
+                        with contextlib.suppress(ProcessLookupError, ValueError):
+                            os.kill(proc.pid, signal.SIGTERM)
+                    next_signal = time.monotonic() + 2.0
                 self._drain(timeout=0.5)
                 for name, proc in list(self.procs.items()):
                     if proc.exitcode is not None:
@@ -303,18 +340,34 @@ class _WorkerPool:
 
 
 class _ThrottledExport:
-    """Export the parquet files after a trial finishes, at most every ``every`` seconds."""
+    """Export the parquet files after a trial finishes, at most every ``every`` seconds.
 
-    def __init__(self, queue: TrialQueue, directory: Path, every: float = 5.0) -> None:
+    A failed export (a full disk, say) does not stop the run: every result is in the storage,
+    and the next export, at the latest at the end of the run, writes the files again.
+    """
+
+    def __init__(
+        self, queue: TrialQueue, directory: Path, progress: Progress, every: float = 5.0
+    ) -> None:
         self._queue = queue
         self._directory = directory
+        self._progress = progress
         self._every = every
         self._last = 0.0
+        self._failing = False
 
     def __call__(self) -> None:
-        if time.monotonic() - self._last >= self._every:
+        if time.monotonic() - self._last < self._every:
+            return
+        self._last = time.monotonic()
+        try:
             export(self._queue, self._directory)
-            self._last = time.monotonic()
+        except AblateError as err:
+            if not self._failing:
+                self._progress.note(f"{err} (the run goes on; results are safe in storage)")
+            self._failing = True
+        else:
+            self._failing = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +393,7 @@ def _worker_main(
         with contextlib.suppress(OSError):  # the coordinator is gone: carry on regardless
             conn.send(event)
 
+    _forward_warnings(slot.name, report)
     code = 0
     try:
         with opened_queue(study, storage_url, create=False) as queue:
@@ -349,10 +403,17 @@ def _worker_main(
     except AblateError as err:
         report(Event("fatal", slot.name, message=str(err)))
         code = _EXIT_USER_ERROR
-    except Exception:
-        text = traceback.format_exc()
-        sys.stderr.write(text)
-        report(Event("fatal", slot.name, message=f"worker {slot.name} failed:\n{text}"))
+    except Exception as err:
+        sys.stderr.write(traceback.format_exc())  # into the worker's log file
+        report(
+            Event(
+                "fatal",
+                slot.name,
+                message=f"worker {slot.name} stopped on an unexpected error "
+                f"({type(err).__name__}: {scrub(str(err).splitlines()[0] if str(err) else '')}); "
+                f"its traceback is in {logs / (slot.name + '.log')}",
+            )
+        )
         code = _EXIT_BUG
     finally:
         sys.stdout.flush()
@@ -424,7 +485,14 @@ def _run_claim(
         queue.release(claim)
         raise
     beat.stop()
-    recorded = queue.finish(claim, result)
+    try:
+        recorded = queue.finish(claim, result)
+    except AblateError as err:  # the storage stayed unreachable: keep the result on disk
+        kept = spool_result(study.results_dir / SPOOL_DIR, queue, claim, result, identity)
+        raise AblateError(
+            f"{err} The result of {spec.cell.label} r{spec.replicate}, which finished "
+            f"meanwhile, is kept in {kept}; the next `ablate run` records it."
+        ) from None
     message = "" if recorded else "another worker had taken it over; result discarded"
     if result.error and recorded:
         message = result.error
@@ -462,18 +530,47 @@ class _Heartbeat:
         self._thread.join()
 
 
+class _ForwardHandler(logging.Handler):
+    """Warnings of a worker (storage retries) shown by the coordinator, as notes."""
+
+    def __init__(self, name: str, report: Reporter) -> None:
+        super().__init__(logging.WARNING)
+        self._name = name
+        self._report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._report(Event("note", self._name, message=scrub(record.getMessage())))
+
+
+def _forward_warnings(name: str, report: Reporter) -> None:
+    logger = logging.getLogger("ablate")
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(_ForwardHandler(name, report))
+    logger.propagate = False
+
+
+_stop_requested: list[float] = []  # when this worker was first asked to stop (monotonic)
+_GRACE = 20.0  # seconds a stopping worker gets to hand its trial back before it is ended
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM or SIGINT in a worker: unwind once (handing the trial back), then ignore more."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """SIGTERM or SIGINT in a worker: unwind (handing the trial back) and exit.
+
+    The KeyboardInterrupt can land where Python swallows exceptions (a garbage-collector
+    callback, a finalizer); the watchdog then ends the worker after a grace period, so that a
+    stop request is never lost.
+    """
+    if not _stop_requested:
+        _stop_requested.append(time.monotonic())
     raise KeyboardInterrupt
 
 
 def _die_with_parent(parent: int) -> None:
     """Make sure a worker never outlives its coordinator, even one killed with SIGKILL.
 
-    On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); elsewhere a
-    watchdog thread notices that the parent changed.
+    On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); elsewhere, or if
+    that signal is lost, a watchdog thread notices that the parent changed. A worker asked to
+    stop that has not exited within the grace period is ended by the watchdog.
     """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -482,9 +579,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(_EXIT_INTERRUPTED)
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(2.0)
-        os.kill(os.getpid(), signal.SIGTERM)
+        orphaned = False
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent and not orphaned:
+                orphaned = True
+                os.kill(os.getpid(), signal.SIGTERM)
+            if _stop_requested and time.monotonic() - _stop_requested[0] > _GRACE:
+                os._exit(_EXIT_INTERRUPTED)  # its trial is requeued as lost
 
     threading.Thread(target=watch, name="ablate-watchdog", daemon=True).start()
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
+import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -51,8 +54,13 @@ T = TypeVar("T")
 # Opening storage
 
 
+_SECRETS: set[str] = set()  # passwords of storage URLs opened by this process
+_PASSWORD_RE = re.compile(r"://[^/@:\s]*:([^@\s]+)@")
+
+
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ***, safe for logs, messages and files."""
+    remember_secret(url)
     try:
         from sqlalchemy.engine import make_url
 
@@ -61,16 +69,58 @@ def mask_url(url: str) -> str:
         return "<storage URL>" if "@" in url else url
 
 
+def remember_secret(url: str | None) -> None:
+    """Note a URL's password so that no message of this process ever shows it."""
+    if not url:
+        return
+    match = _PASSWORD_RE.search(url)
+    if match:
+        _SECRETS.add(match.group(1))
+        with contextlib.suppress(Exception):
+            from urllib.parse import unquote
+
+            _SECRETS.add(unquote(match.group(1)))
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known storage password replaced by ***."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def open_storage(url: str | None, results_dir: Path) -> Any:
     """Optuna storage: the study's journal file (url None) or an RDB URL."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url is None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        path = str(results_dir / JOURNAL_FILE)
-        backend = optuna.storages.journal.JournalFileBackend(path, lock_obj=_FlockLock(path))
-        return optuna.storages.JournalStorage(backend)
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+            path = str(results_dir / JOURNAL_FILE)
+            cut = cut_incomplete_record(Path(path))
+            if cut is not None:
+                _log.warning(
+                    "the journal's last record was cut short (a crash or a full disk while "
+                    "writing); it was never applied, so it was removed (the whole file was "
+                    "first copied to %s)",
+                    cut,
+                )
+            backend = optuna.storages.journal.JournalFileBackend(path, lock_obj=JournalLock(path))
+            return optuna.storages.JournalStorage(backend)
+        except (ValueError, KeyError, TypeError) as err:  # a line that is not a journal record
+            raise AblateError(
+                f"the study's journal {results_dir / JOURNAL_FILE} is damaged ({_first_line(err)}"
+                f"); `ablate doctor {results_dir} --repair` checks it and, if only its last "
+                "record was cut short (a crash or a full disk while writing), repairs it."
+            ) from None
+        except OSError as err:
+            raise AblateError(
+                f"cannot open the study's journal in {results_dir} ({err.strerror or err}); check "
+                "that the folder exists, is writable and that the disk is not full."
+            ) from None
+    remember_secret(url)
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         # Optuna's cache keeps finished trials in memory: each later read fetches only the
@@ -89,7 +139,36 @@ def open_storage(url: str | None, results_dir: Path) -> Any:
         ) from None
 
 
-class _FlockLock:
+def cut_incomplete_record(path: Path) -> Path | None:
+    """Remove a journal's last record if a crash cut it short; returns the backup, if any.
+
+    Optuna never applies a record without its newline, but the next one appended would be
+    glued onto it and damage the file. Under the journal's lock no write is in progress, so a
+    missing final newline means a dead writer; the whole file is copied aside first.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    lock = JournalLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return None
+            data = path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        backup.write_bytes(data)
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return backup
+    finally:
+        lock.release()
+
+
+class JournalLock:
     """A journal lock the kernel releases when its holder dies (Optuna's lock-file API)."""
 
     def __init__(self, path: str) -> None:
@@ -262,10 +341,12 @@ class TrialQueue:
                 f"the storage has a study named '{self.study.name}' that ablate did not create; "
                 "give the study another name."
             )
-        if version > SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
             raise AblateError(
-                f"the study '{self.study.name}' was written by a newer ablate (schema version "
-                f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade ablate."
+                f"the study '{self.study.name}' in storage has schema version {version}, and "
+                f"this ablate reads version {SCHEMA_VERSION}; "
+                + ("upgrade ablate." if newer else "use the ablate that wrote it.")
             )
         if attrs.get("ablate_fingerprint") != self.study.fingerprint():
             changes = _differences(attrs.get("ablate_experiment", {}), self.study.experiment())
@@ -280,7 +361,7 @@ class TrialQueue:
 
     def populate(self, specs: list[TrialSpec]) -> int:
         """Enqueue every spec whose key has no trial yet; returns how many were added."""
-        existing = {t.user_attrs.get("trial_key") for t in self._trials()}
+        existing = self.keys()
         added = 0
         for spec in specs:
             if spec.key not in existing:
@@ -288,7 +369,7 @@ class TrialQueue:
                 added += 1
         return added
 
-    def _enqueue(self, spec: TrialSpec, attempt: int) -> None:
+    def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
         from optuna.trial import TrialState, create_trial
 
         template = create_trial(
@@ -304,7 +385,7 @@ class TrialQueue:
                 "attempt": attempt,
             },
         )
-        self._retry(self.storage.create_new_trial, self.study_id, template)
+        return self._retry(self.storage.create_new_trial, self.study_id, template)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -347,7 +428,7 @@ class TrialQueue:
                 )
             # Everything listed was taken meanwhile; look again.
 
-    def _is_duplicate(self, claimed: Any) -> bool:
+    def _is_duplicate(self, claimed: Any, trials: list[Any] | None = None) -> bool:
         """Whether a lower-numbered trial of the same key is waiting, running or complete."""
         from optuna.trial import TrialState
 
@@ -356,7 +437,7 @@ class TrialQueue:
             t.user_attrs.get("trial_key") == key
             and t.number < claimed.number
             and t.state != TrialState.FAIL
-            for t in self._trials()
+            for t in (self._trials() if trials is None else trials)
         )
 
     def _spec(self, attrs: dict[str, Any]) -> TrialSpec:
@@ -425,11 +506,24 @@ class TrialQueue:
 
     def recover_lost(self) -> list[str]:
         """Fail and requeue RUNNING trials whose worker is gone; returns their cell labels."""
+        recovered = []
+        for trial in self._lost():
+            if self._fail(trial._trial_id, "lost"):
+                self._requeue(self._spec(trial.user_attrs))
+                recovered.append(str(trial.user_attrs.get("cell")))
+        return recovered
+
+    def lost_trials(self) -> list[str]:
+        """Cell labels of RUNNING trials whose worker is gone (without touching them)."""
+        return [str(t.user_attrs.get("cell")) for t in self._lost()]
+
+    def _lost(self) -> list[Any]:
+        """RUNNING trials whose worker died (same machine) or fell silent (anywhere)."""
         from optuna.trial import TrialState
 
         now = time.time()
         me_host, me_boot = socket.gethostname(), _boot_id()
-        recovered = []
+        lost = []
         for trial in self._trials(states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker") or {}
             beat = (trial.user_attrs.get("heartbeat") or {}).get("time")
@@ -438,10 +532,33 @@ class TrialQueue:
                 beat = start.timestamp() if start is not None else now
             local = worker.get("host") == me_host and worker.get("boot") == me_boot
             dead = local and not _process_alive(worker.get("pid"), worker.get("start_ticks"))
-            if (dead or now - beat > self.stale_after) and self._fail(trial._trial_id, "lost"):
-                self._requeue(self._spec(trial.user_attrs))
-                recovered.append(str(trial.user_attrs.get("cell")))
-        return recovered
+            if dead or now - beat > self.stale_after:
+                lost.append(trial)
+        return lost
+
+    def duplicate_waiting(self) -> list[int]:
+        """WAITING trials that a lower-numbered live trial of the same key makes redundant."""
+        from optuna.trial import TrialState
+
+        trials = self._trials()
+        return [
+            t._trial_id
+            for t in trials
+            if t.state == TrialState.WAITING and self._is_duplicate(t, trials)
+        ]
+
+    def drop_waiting(self, trial_id: int) -> None:
+        """Set a redundant WAITING trial aside (FAIL, outcome "duplicate")."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        self._set_outcome(trial_id, "duplicate")
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
+
+    def keys(self) -> set[str]:
+        """Trial keys present in storage, whatever their state."""
+        return {t.user_attrs.get("trial_key") for t in self._trials()}
 
     def _fail(self, trial_id: int, outcome: str) -> bool:
         """Move a RUNNING trial to FAIL with ``outcome``; False if someone else finished it."""
@@ -469,6 +586,54 @@ class TrialQueue:
             return False
         self._enqueue(spec, attempt=len(mine) + 1)
         return True
+
+    # -- results that could not be recorded at the time -------------------------------------
+
+    def import_spool(self, spool: Path) -> list[str]:
+        """Record results a worker kept in ``spool`` while the storage was unreachable.
+
+        A spooled result is recorded on a pending trial of its key (or a new one) unless the key
+        is complete already; it stays in the spool while another worker is training its key.
+        Returns the cell labels recorded.
+        """
+        from optuna.trial import TrialState
+
+        recorded = []
+        for path in sorted(spool.glob("*.json")) if spool.is_dir() else []:
+            try:
+                entry = json.loads(path.read_text())
+                spec = self._spec(entry["attrs"])
+                result = TrialResult.from_dict(entry["result"])
+                outputs = _decode(entry.get("outputs"))
+            except (OSError, ValueError, KeyError, TypeError, AblateError) as err:
+                _log.warning("%s cannot be read (%s); it stays where it is", path, err)
+                continue
+            if entry.get("fingerprint") != self.study.fingerprint():
+                continue  # another study's, or another version of this one
+            mine = [t for t in self._trials() if t.user_attrs.get("trial_key") == spec.key]
+            states = {t.state for t in mine}
+            if TrialState.COMPLETE in states:
+                path.unlink(missing_ok=True)  # recorded meanwhile
+                continue
+            if TrialState.RUNNING in states:
+                continue  # being trained again right now; decide once that one has finished
+            waiting = [t for t in mine if t.state == TrialState.WAITING]
+            trial_id = waiting[0]._trial_id if waiting else self._enqueue(spec, len(mine) + 1)
+            try:
+                taken = self._retry(
+                    self.storage.set_trial_state_values, trial_id, TrialState.RUNNING
+                )
+            except Exception:
+                taken = False
+            if not taken:
+                continue  # a worker claimed it this very moment: try again next time
+            number = self._retry(self.storage.get_trial, trial_id).number
+            claim = Claim(trial_id, number, spec, int(entry["attrs"].get("attempt", 1)))
+            self._retry(self.storage.set_trial_user_attr, trial_id, "worker", entry["worker"])
+            if self.finish(claim, dataclasses.replace(result, outputs=outputs)):
+                path.unlink(missing_ok=True)
+                recorded.append(spec.cell.label)
+        return recorded
 
     def _set_outcome(self, trial_id: int, outcome: str) -> None:
         self._retry(self.storage.set_trial_user_attr, trial_id, "outcome", outcome)
@@ -566,6 +731,31 @@ class TrialQueue:
         return call_with_retry(fn, *args, **kwargs)
 
 
+def spool_result(
+    spool: Path, queue: TrialQueue, claim: Claim, result: TrialResult, worker: WorkerIdentity
+) -> Path:
+    """Keep a result the storage could not take, for :meth:`TrialQueue.import_spool`."""
+    spec = claim.spec
+    entry = {
+        "schema_version": SCHEMA_VERSION,
+        "study": queue.study.name,
+        "fingerprint": queue.study.fingerprint(),
+        "attrs": {
+            "trial_key": spec.key, "levels": spec.cell.as_dict(), "cell_index": spec.cell.index,
+            "replicate": spec.replicate, "seed": spec.seed, "attempt": claim.attempt,
+        },
+        "worker": worker.to_dict(),
+        "result": result.to_dict(),
+        "outputs": base64.b64encode(result.outputs).decode("ascii") if result.outputs else None,
+    }  # fmt: skip
+    spool.mkdir(parents=True, exist_ok=True)
+    path = spool / f"{spec.key}-{os.getpid()}-{claim.trial_id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entry))
+    os.replace(tmp, path)
+    return path
+
+
 def call_with_retry(
     fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any
 ) -> T:
@@ -581,37 +771,54 @@ def call_with_retry(
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            if not _is_connection_error(err):
+            cause = _connection_cause(err)
+            if cause is None:
                 raise
+            reason = _first_line(getattr(cause, "orig", None) or cause)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AblateError(
                     f"the storage database has been unreachable for {limit:.0f} s "
-                    f"({_first_line(err)}). Every result recorded before remains in storage; "
-                    "start the database again and rerun the same command to carry on."
+                    f"({reason}). Every result recorded before remains in storage; start the "
+                    "database again and rerun the same command to carry on."
                 ) from None
-            _log.warning(
-                "storage unreachable (%s); retrying in %.0f s", _first_line(err), min(delay, left)
-            )
+            _log.warning("storage unreachable (%s); retrying in %.0f s", reason, min(delay, left))
             time.sleep(min(delay, left))
             delay = min(delay * 2, 15.0)
 
 
 def _is_connection_error(err: BaseException) -> bool:
     """A lost or refused database connection (as opposed to a bug or a rejected update)."""
+    return _connection_cause(err) is not None
+
+
+def _connection_cause(err: BaseException) -> BaseException | None:
+    """The database-connection failure behind ``err``, following its causes, if any.
+
+    Optuna wraps SQLAlchemy's errors in StorageInternalError, and a connection cut in the
+    middle of a transaction surfaces as PendingRollbackError over an OperationalError.
+    """
     try:
         import sqlalchemy.exc as sa_exc
-        from optuna.exceptions import StorageInternalError
     except ImportError:  # pragma: no cover
-        return False
-    if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return True
-    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
-        return True
-    if isinstance(err, StorageInternalError):
-        cause = err.__cause__ or err.__context__
-        return cause is not None and _is_connection_error(cause)
-    return False
+        return None
+    kinds = (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.PendingRollbackError,
+        sa_exc.DisconnectionError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = err
+    found = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kinds) or (
+            isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated
+        ):
+            found = current  # keep going: the innermost one says what happened
+        current = current.__cause__ or current.__context__
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,7 +872,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]
+    return scrub((text[0] if text else type(err).__name__)[:300])
 
 
 def _boot_id() -> str:

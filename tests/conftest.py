@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,3 +60,60 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary = run_study(study, workers=2, live=False)
     assert summary.complete == 8
     return study.results_dir
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL server of the tests' own, which they may stop and start."""
+
+    PASSWORD = "s3cret-PASS-4d9f"
+
+    def __init__(self, root: Path) -> None:
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not versions:
+            pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs them)")
+        self.bin = versions[-1].parent
+        self.root = root
+        self.data = root / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql://ablate:{self.PASSWORD}@127.0.0.1:{self.port}/postgres"
+        as_root = os.geteuid() == 0
+        self._prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+        if as_root:
+            shutil.chown(root, "postgres", "postgres")
+        pwfile = root / "pw"
+        pwfile.write_text(self.PASSWORD + "\n")
+        if as_root:
+            shutil.chown(pwfile, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "ablate", "--auth=scram-sha-256",
+                  f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")  # fmt: skip
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._prefix, str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
+                  "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    root = Path(tempfile.mkdtemp(prefix="ablate-pg-"))
+    root.chmod(0o755)
+    server = PrivatePostgres(root)
+    try:
+        yield server
+    finally:
+        server.close()

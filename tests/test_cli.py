@@ -68,7 +68,7 @@ def test_ctrl_c_then_rerun_finishes_exactly_the_missing_trials(tmp_path: Path) -
     assert proc.returncode == 130, err
     assert "run the same command again" in err
     done = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
-    assert 2 <= len(done) < 8 and (done["status"] == "complete").all()
+    assert 2 <= len(done) < 8 and (done["status"] == "complete").all(), done[["status", "error"]]
 
     rerun = run_cli("run", str(study), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr

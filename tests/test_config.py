@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ablate.config import load_study, parse_study
 from ablate.errors import StudyFileError
@@ -130,3 +136,161 @@ def test_cli_exits_2_with_the_message_before_any_training(tmp_path: Path) -> Non
     assert "bad.yaml: training.epochs (line 6): expected an integer from 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()  # nothing started
+
+
+# ---------------------------------------------------------------------------------------------
+# Property-based: malformed study files never crash ablate; each gets exit 2 and one paragraph
+
+VALID = {
+    "name": "fuzz",
+    "model": {"units": [8, 6, 4, 2], "depth": 1},
+    "factors": {"batch_norm": [True, False], "activation": ["relu", "sigmoid"]},
+    "training": {"epochs": 1, "batch_size": 32, "learning_rate": 0.005},
+    "data": {"dataset": "mnist-sample", "train_size": 64, "test_size": 32},
+    "replicates": 1,
+    "seed": 768,
+    "run": {"retries": 1},
+}
+PATHS = [
+    ("name",), ("model",), ("model", "units"), ("model", "depth"), ("model", "builder"),
+    ("factors",), ("factors", "batch_norm"), ("factors", "activation"), ("training",),
+    ("training", "epochs"), ("training", "batch_size"), ("training", "learning_rate"),
+    ("training", "decay"), ("training", "optimizer"), ("data",), ("data", "dataset"),
+    ("data", "train_size"), ("data", "path"), ("replicates",), ("seed",), ("results",),
+    ("run", "workers"), ("run", "retries"), ("run", "heartbeat_seconds"), ("analysis",),
+]  # fmt: skip
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.lists(st.one_of(st.integers(), st.text(max_size=5), st.booleans()), max_size=4),
+    st.dictionaries(st.text(max_size=8), st.integers(), max_size=3),
+)
+
+
+def _run_dry(text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`ablate run FILE --dry-run` in this process: the exit code and what it printed."""
+    from ablate.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "study.yaml"
+        path.write_text(text, encoding="utf-8")
+        code = main(["run", str(path), "--dry-run"])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _assert_clean_refusal(code: int, err: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ablate: error: ")  # one paragraph
+    assert "study.yaml" in lines[0]  # it names the file
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    node = out
+    for key in path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(node.get(key), dict) else node
+        if not isinstance(node, dict):
+            return out
+    node[path[-1]] = value
+    return out
+
+
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(path=st.sampled_from(PATHS), value=JUNK)
+def test_any_value_anywhere_is_accepted_or_refused_cleanly(
+    path: tuple[str, ...], value: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run_dry(yaml.safe_dump(_set(VALID, path, value), allow_unicode=True), capsys)
+    assert code in (0, 2), err
+    if code == 2:
+        _assert_clean_refusal(code, err)
+
+
+@FUZZ
+@given(
+    key=st.text(min_size=1, max_size=20),
+    section=st.sampled_from([(), ("training",), ("data",), ("model",), ("run",)]),
+)
+def test_unknown_keys_are_refused(
+    key: str, section: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = copy.deepcopy(VALID)
+    node = data
+    for part in section:
+        node = node[part]
+    if key in node or key in ("results", "description", "analysis", "builder"):
+        return
+    node[key] = 1
+    code, err = _run_dry(yaml.safe_dump(data, allow_unicode=True), capsys)
+    _assert_clean_refusal(code, err)
+    assert "unknown key" in err or "not a parameter" in err
+
+
+@FUZZ
+@given(missing=st.sampled_from(["name", "factors"]))
+def test_missing_required_keys_are_refused(
+    missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = {k: v for k, v in VALID.items() if k != missing}
+    code, err = _run_dry(yaml.safe_dump(data), capsys)
+    _assert_clean_refusal(code, err)
+    assert f"'{missing}' is missing" in err
+
+
+@FUZZ
+@given(
+    factor=st.sampled_from(["batch_norm", "activation"]), empty=st.sampled_from([[], {}, None, ""])
+)
+def test_empty_levels_are_refused(
+    factor: str, empty: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run_dry(yaml.safe_dump(_set(VALID, ("factors", factor), empty)), capsys)
+    _assert_clean_refusal(code, err)
+
+
+@FUZZ
+@given(doc=st.one_of(JUNK.filter(lambda v: not isinstance(v, dict)), st.text(max_size=200)))
+def test_yaml_that_is_not_a_mapping_or_not_yaml_is_refused(
+    doc: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc, allow_unicode=True)
+    code, err = _run_dry(text, capsys)
+    _assert_clean_refusal(code, err)
+
+
+@FUZZ
+@given(
+    field=st.sampled_from([("training", "epochs"), ("training", "batch_size"), ("replicates",),
+                           ("data", "train_size"), ("model", "depth"), ("seed",)]),
+    huge=st.integers(min_value=10**12, max_value=10**60),
+)  # fmt: skip
+def test_huge_numbers_are_refused(
+    field: tuple[str, ...], huge: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run_dry(yaml.safe_dump(_set(VALID, field, huge)), capsys)
+    _assert_clean_refusal(code, err)
+
+
+def test_the_fuzzed_base_study_is_itself_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run_dry(yaml.safe_dump(VALID), capsys)
+    assert code == 0, out
+
+
+def test_yaml_tags_cannot_run_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "pwned"
+    evil = f'!!python/object/apply:os.system ["touch {marker}"]\n'
+    for text in (evil, "name: !!python/object/apply:os.getcwd []\nfactors: {}\n"):
+        code, err = _run_dry(text, capsys)
+        _assert_clean_refusal(code, err)
+    assert not marker.exists()

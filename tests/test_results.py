@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +21,7 @@ from ablate.grid import expand_trials
 from ablate.results import (
     SCHEMA_VERSION,
     export,
+    load_outputs,
     load_results,
     prepare_results_dir,
     write_atomic,
@@ -25,7 +29,7 @@ from ablate.results import (
 )
 from ablate.storage import TrialQueue, WorkerIdentity, open_storage
 from ablate.training import EpochRecord, TrialResult
-from tests.helpers import tiny_study_text
+from tests.helpers import run_cli, tiny_study_text
 
 
 def _result(loss: float) -> TrialResult:
@@ -108,3 +112,68 @@ def test_results_from_a_newer_schema_are_refused_with_the_version(tmp_path: Path
     # a plain parquet file written by anyone else reads fine
     pq.write_table(pa.table({"a": [2]}), path)
     assert load_results(path).trials["a"].tolist() == [2]
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+from ablate.cli import main
+sys.exit(main(["export", sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_exporting_keeps_the_previous_file_and_says_so(
+    tiny_results: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_results, folder)
+    (folder / "trials.parquet").write_bytes(b"the previous version")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(folder)], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "could not write" in proc.stderr and "File too large" in proc.stderr
+    assert "previous version of the file, if any, is intact" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (folder / "trials.parquet").read_bytes() == b"the previous version"
+    assert not list(folder.glob(".*.tmp"))  # no half-written leftovers
+    # with room again, the same command rewrites it from storage
+    again = run_cli("export", str(folder))
+    assert again.returncode == 0 and len(pd.read_parquet(folder / "trials.parquet")) == 8
+
+
+def test_an_older_results_folder_is_refused_with_its_version(finished: Study) -> None:
+    manifest = finished.results_dir / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["schema_version"] = 0
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(AblateError, match=r"schema version 0.*reads version 1.*ablate export"):
+        load_results(finished.results_dir)
+    proc = run_cli("analyze", str(finished.results_dir))
+    assert proc.returncode == 2 and "schema version 0" in proc.stderr
+
+
+def test_a_foreign_parquet_file_gets_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"x": [1, 2], "y": ["a", "b"]}), path)
+    for command in ("analyze", "plot"):
+        proc = run_cli(command, str(path))
+        assert proc.returncode == 2, proc.stderr
+        assert "bare table" in proc.stderr and "--factors" in proc.stderr
+        proc = run_cli(command, str(path), "--factors", "y", "--response", "test_loss")
+        assert proc.returncode == 2 and "has no column 'test_loss'" in proc.stderr
+
+
+def test_saved_outputs_are_never_unpickled(finished: Study) -> None:
+    folder = finished.results_dir / "outputs"
+    folder.mkdir(exist_ok=True)
+    key = load_results(finished.results_dir).trials["trial_key"].iloc[0]
+    np.savez(folder / f"{key}.npz", evil=np.array([object()], dtype=object))
+    with pytest.raises(AblateError, match="cannot be read"):
+        load_outputs(finished.results_dir, key)

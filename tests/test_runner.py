@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -116,13 +118,14 @@ def test_a_failing_and_a_diverging_trial_are_recorded_and_the_study_goes_on(
         "training: {epochs: 2, batch_size: 32}\n"
         "data: {dataset: mnist-sample, train_size: 64, test_size: 32}\n"
         f"results: {tmp_path / 'results'}\n"
+        "replicates: 2\n"
         "run: {retries: 1}\n"
     )
     proc = run_cli(
         "run", str(study_path), "--workers", "2", cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2/6 complete, 2 failed, 2 diverged" in proc.stdout
+    assert "4/12 complete, 4 failed, 4 diverged" in proc.stdout
     trials = pd.read_parquet(tmp_path / "results" / "faulty" / "trials.parquet")
     by_mode = {mode: set(group["status"]) for mode, group in trials.groupby("mode")}
     assert by_mode == {"ok": {"complete"}, "nan": {"diverged"}, "raise": {"failed"}}
@@ -131,6 +134,14 @@ def test_a_failing_and_a_diverging_trial_are_recorded_and_the_study_goes_on(
     assert bad[bad["mode"] == "raise"]["error"].str.contains("exploded on purpose").all()
     assert bad[bad["mode"] == "raise"]["traceback"].str.contains("Traceback").all()
     assert bad[bad["mode"] == "nan"]["error"].str.contains("NaN").all()
+    # the analysis leaves them out, and says so
+    analysis = run_cli("analyze", str(tmp_path / "results" / "faulty"), "--factors", "width",
+                       "--format", "json", env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert analysis.returncode == 0, analysis.stderr
+    data = json.loads(analysis.stdout)
+    assert data["fit"]["n_used"] == 4
+    assert data["fit"]["excluded"] == {"failed": 4, "diverged": 4}
+    assert any("4 failed trials" in note and "4 diverged" in note for note in data["notes"])
 
 
 @pytest.mark.slow
@@ -163,3 +174,120 @@ def test_joining_a_study_that_was_never_started_is_a_clear_error(tmp_path: Path)
     study_path.write_text(tiny_study_text(tmp_path / "results"))
     proc = run_cli("worker", str(study_path), cwd=tmp_path)
     assert proc.returncode == 2 and "Start it first" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Fault injection
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _workers(coordinator: int) -> list[int]:
+    """The worker processes of an `ablate run` (multiprocessing's resource tracker aside)."""
+    found = []
+    for pid in _children(coordinator):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            found.append(pid)
+    return found
+
+
+@pytest.mark.slow
+def test_random_workers_killed_at_random_moments_still_finish_every_trial_once(
+    tmp_path: Path,
+) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=3))  # 12
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    rng = random.Random(11)
+    kills = 0
+    time.sleep(2.0)
+    while kills < 4 and proc.poll() is None:
+        time.sleep(rng.uniform(0.5, 4.0))  # importing, loading data, training, recording...
+        victims = _workers(proc.pid)
+        if victims:
+            os.kill(rng.choice(victims), signal.SIGKILL)
+            kills += 1
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert kills >= 3, "the study finished before the faults could be injected"
+    assert len(re.findall(r"^w\d+ killed by signal 9", err, re.MULTILINE)) == kills
+    trials = _assert_each_trial_once(tmp_path / "results" / "tiny", 12)
+    assert (trials["status"] == "complete").all()
+    assert "12/12 complete" in out
+
+
+@pytest.mark.slow
+def test_killing_the_coordinator_stops_its_workers_and_a_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _wait_for_running(study_path)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "workers outlived their coordinator"
+    rerun = run_cli("run", str(study_path), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _assert_each_trial_once(tmp_path / "results" / "tiny", 8)
+    assert (trials["status"] == "complete").all()
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_study_at_once_cooperate_and_train_nothing_twice(tmp_path: Path) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
+    command = [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "1"]
+    both = [
+        subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in both]
+    for p, (_, err) in zip(both, outputs, strict=True):
+        assert p.returncode == 0, err
+    trained = [int(re.search(r"(\d+) trained in this run", out).group(1)) for out, _ in outputs]
+    assert sum(trained) == 8  # every trial trained by exactly one of them
+    trials = _assert_each_trial_once(tmp_path / "results" / "tiny", 8)
+    assert (trials["status"] == "complete").all()
+    study = load_study(study_path)
+    queue = TrialQueue.open(study, open_storage(None, study.results_dir), create=False)
+    assert queue.summary().duplicates == 0
+    complete = [t for t in queue._trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == 8

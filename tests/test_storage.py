@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from ablate.config import Study, parse_study
@@ -17,7 +20,7 @@ from ablate.errors import AblateError
 from ablate.grid import expand_trials
 from ablate.storage import TrialQueue, WorkerIdentity, _start_ticks, open_storage
 from ablate.training import TrialResult
-from tests.helpers import tiny_study_text
+from tests.helpers import run_cli, tiny_study_text
 
 COMPLETE = TrialResult(status="complete", test_loss=0.5, test_recon_loss=0.4, test_kl_loss=0.1)
 FAILED = TrialResult(status="failed", error="RuntimeError: boom", traceback="Traceback ...")
@@ -231,3 +234,98 @@ def test_eight_concurrent_workers_share_a_postgresql_study(
     tmp_path: Path, postgres_url: str
 ) -> None:
     _eight_at_once(tmp_path, postgres_url)
+
+
+# ---------------------------------------------------------------------------------------------
+# The database server stopped under a running study
+
+
+def _start_run(study_path: Path, cwd: Path, url: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2",
+         "--storage", url],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, seen: list[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(prefix):
+            return
+    raise AssertionError("".join(seen))
+
+
+def _assert_no_secret(password: str, *texts: str, folder: Path) -> None:
+    for text in texts:
+        assert password not in text
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_database_restart_mid_study_is_ridden_out(tmp_path: Path, private_postgres: Any) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))  # 8
+    proc = _start_run(study_path, tmp_path, private_postgres.url)
+    seen: list[str] = []
+    _wait_for_line(proc, "[2/8]", seen)
+    private_postgres.stop()
+    time.sleep(6)  # workers hit the closed server, back off and retry
+    private_postgres.start()
+    out, err = proc.communicate(timeout=600)
+    err = "".join(seen) + err
+    assert proc.returncode == 0, err
+    assert "storage unreachable" in err and "retrying in" in err  # said clearly
+    assert "8/8 complete" in out
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert len(trials) == 8 and trials["trial_key"].is_unique
+    assert (trials["status"] == "complete").all()
+    # the password appears nowhere: not in output, logs, manifest, study or results
+    _assert_no_secret(private_postgres.PASSWORD, out, err, folder=tmp_path / "results")
+    assert "ablate:***@127.0.0.1" in (tmp_path / "results" / "tiny" / "manifest.json").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_database_that_stays_down_stops_the_run_and_loses_nothing(
+    tmp_path: Path, private_postgres: Any
+) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
+    proc = _start_run(study_path, tmp_path, private_postgres.url, ABLATE_STORAGE_TIMEOUT="8")
+    seen: list[str] = []
+    _wait_for_line(proc, "[3/8]", seen)
+    private_postgres.stop()
+    out, err = proc.communicate(timeout=600)
+    err = "".join(seen) + err
+    assert proc.returncode == 2, err
+    assert "unreachable for 8 s" in err and "Every result recorded before remains" in err
+    _assert_no_secret(private_postgres.PASSWORD, out, err, folder=tmp_path / "results")
+    spooled = list((tmp_path / "results" / "tiny" / "spool").glob("*.json"))
+
+    private_postgres.start()
+    rerun = run_cli("run", str(study_path), "--storage", private_postgres.url, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    trained = int(re.search(r"(\d+) trained in this run", rerun.stdout).group(1))
+    assert trained <= 8 - 3 - len(spooled)  # the 3 recorded before, and the spool, not redone
+    assert rerun.stderr.count("from ") >= len(spooled)
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert len(trials) == 8 and trials["trial_key"].is_unique
+    assert (trials["status"] == "complete").all()
+    assert not list((tmp_path / "results" / "tiny" / "spool").glob("*.json"))
+
+
+def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    study_path = tmp_path / "tiny.yaml"
+    study_path.write_text(tiny_study_text(tmp_path / "results"))
+    url = "postgresql://ablate:hunter2-very-secret@127.0.0.1:9/ablate"
+    proc = run_cli("run", str(study_path), "--storage", url, cwd=tmp_path,
+                   env={"ABLATE_STORAGE_TIMEOUT": "2"})  # fmt: skip
+    assert proc.returncode == 2
+    assert "cannot open the storage postgresql://ablate:***@127.0.0.1:9/ablate" in proc.stderr
+    _assert_no_secret("hunter2-very-secret", proc.stdout, proc.stderr, folder=tmp_path)
