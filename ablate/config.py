@@ -102,7 +102,7 @@ class TrainingSettings:
     learning_rate: float = 0.005
     decay: float | Literal["reference"] = "reference"
     min_learning_rate: float = 0.0001
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256  # larger batches gain little on CPUs and cost memory
     validate_each_epoch: bool = True
     save_outputs: bool = True  # keep each trained model's latent codes and reconstructions
 

@@ -1,6 +1,6 @@
 """Single-trial training speed: the plain-Keras baseline against ablate's path, side by side.
 
-    python bench/throughput.py [--repeat 3] [--train 2048] [--test 1000] [--epochs 3]
+    python bench/throughput.py [--repeat 3] [--train 2048] [--test 1000] [--epochs 5]
 
 For each chosen cell of the reference grid (default: the slowest, a middle and the fastest)
 and each repetition, it runs, interleaved (baseline, ablate, baseline, ablate, ...), each in
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--train", type=int, default=2048)
     parser.add_argument("--test", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--one", nargs=2, metavar=("PATH", "CELL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
