@@ -23,6 +23,7 @@ from ablate.results import (
     MANIFEST_FILE,
     OUTPUTS_DIR,
     SCHEMA_VERSION,
+    SPOOL_DIR,
     TRIALS_FILE,
     export,
     read_table,
@@ -174,8 +175,6 @@ def _orphans(queue: TrialQueue, repair: bool) -> Finding:
 
 
 def _spool(queue: TrialQueue, directory: Path, repair: bool) -> Finding:
-    from ablate.runner import SPOOL_DIR
-
     spool = directory / SPOOL_DIR
     waiting = sorted(spool.glob("*.json")) if spool.is_dir() else []
     if not waiting:

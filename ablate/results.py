@@ -41,6 +41,7 @@ MANIFEST_FILE = "manifest.json"
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 OUTPUTS_DIR = "outputs"
+SPOOL_DIR = "spool"  # results a worker could not record while the storage was unreachable
 
 #: Numeric result columns of trials.parquet that ``ablate analyze`` can take as a response.
 RESPONSES = (

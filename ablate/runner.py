@@ -38,7 +38,7 @@ from ablate.config import Study
 from ablate.errors import AblateError
 from ablate.grid import expand_trials
 from ablate.progress import Event, Progress
-from ablate.results import export, prepare_results_dir
+from ablate.results import SPOOL_DIR, export, prepare_results_dir
 from ablate.storage import (
     Claim,
     TrialQueue,
@@ -50,7 +50,6 @@ from ablate.storage import (
 )
 
 Reporter = Callable[[Event], None]
-SPOOL_DIR = "spool"  # results a worker could not record because the storage was unreachable
 
 # A worker's exit codes, besides 0 (the queue is empty).
 _EXIT_INTERRUPTED = 130

@@ -1,32 +1,36 @@
 """Single-trial training speed: the plain-Keras baseline against ablate's path, side by side.
 
-    python bench/throughput.py [--repeat 3] [--train 2048] [--test 1000] [--epochs 5]
+    python bench/throughput.py [--repeat 3] [--train 2048] [--test 1000] [--epochs 6]
 
 For each chosen cell of the reference grid (default: the slowest, a middle and the fastest)
-and each repetition, it runs, interleaved (baseline, ablate, baseline, ablate, ...), each in
-a fresh process on the same data subset and the same reference model:
+and each repetition, two processes train the same cell on the same data subset:
 
-- **baseline**: what a user would write, as the reference did: build the model, compile it
-  with Adam and binary cross-entropy, ``model.fit(x, x, batch_size=64, epochs=E)`` on NumPy
-  arrays, then ``model.evaluate``;
+- **baseline**: what a user would write, as the reference did: TensorFlow's default threads,
+  build the model, compile it with Adam and binary cross-entropy,
+  ``model.fit(x, x, batch_size=64, epochs=E)`` on NumPy arrays, then ``model.evaluate``;
 - **ablate**: ``ablate.training.train_trial``, exactly as ``ablate run`` calls it in a worker
-  (thread settings of a single worker on this machine, validation after every epoch, saved
-  model outputs).
+  (the thread settings of a single worker on this machine, validation after every epoch,
+  saved model outputs).
 
-It reports per trial: steady training images/second (epochs 2..E), time to first step
-(build + compile + the first training step), evaluation time, peak resident memory, and
-the ratio ablate / baseline; the table gives medians over repetitions. Results go to
-bench/results/throughput-<date>.json with the machine, backend and versions.
+They run in lockstep, interleaved epoch by epoch (baseline epoch 1, ablate epoch 1, baseline
+epoch 2, ...; the first mover alternates between repetitions), never at the same time: a
+shared cloud machine's speed drifts by tens of percent over minutes, and epoch-level
+interleaving puts both paths under the same conditions (on the 2-core development machine one
+of the two cores was seen to stall for seconds at a time, halving a 2-thread epoch's speed).
+Reported per trial: steady training images/second (epochs 2..E; also from the least disturbed
+epoch, the "best-epoch" figures), time to first step (import, data, build, compile, first step),
+one evaluation pass over the test images (first pass, tracing included), peak resident
+memory, and the ratio ablate / baseline; the table gives medians over repetitions. Results
+go to bench/results/throughput-<date>.json with the machine, backend and versions.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +47,7 @@ CELLS = {  # by cost: every optional layer on, a middle one, none
     "fastest": {"batch_norm": False, "dropout": False, "spatial_attention": False,
                 "activation": "relu"},
 }  # fmt: skip
+PATHS = ("baseline", "ablate")
 
 
 def _study_text(train: int, test: int, epochs: int) -> str:
@@ -58,18 +63,58 @@ data: {{dataset: mnist-sample, train_size: {train}, test_size: {test}}}
 """
 
 
+class _Turns:
+    """Two processes taking turns: only the one whose turn it is computes."""
+
+    def __init__(self, cond: Any, turn: Any, done: Any, me: int) -> None:
+        self.cond, self.turn, self.done, self.me = cond, turn, done, me
+
+    def take(self) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn.value == self.me or self.done[1 - self.me])
+
+    def give(self) -> None:
+        with self.cond:
+            self.turn.value = 1 - self.me
+            self.cond.notify_all()
+
+    def pass_and_wait(self) -> None:
+        self.give()
+        self.take()
+
+    def finish(self) -> None:
+        with self.cond:
+            self.done[self.me] = 1
+            self.turn.value = 1 - self.me
+            self.cond.notify_all()
+
+
 # ---------------------------------------------------------------------------------------------
-# One measurement, in its own process
+# One path of one pair, in its own process
+
+
+def _child(
+    path: str, cell: dict[str, object], settings: dict[str, int], turns: _Turns, out: Any
+) -> None:
+    """Measure one path, computing only while it holds the turn; the result goes to ``out``."""
+    try:
+        turns.take()
+        out.put(_measure(path, cell, settings, turns))
+    except BaseException as err:  # reported by the parent
+        out.put({"error": f"{type(err).__name__}: {err}"})
+    finally:
+        turns.finish()
 
 
 def _measure(
-    path: str, cell: dict[str, object], train: int, test: int, epochs: int
-) -> dict[str, float]:
+    path: str, cell: dict[str, object], settings: dict[str, int], turns: _Turns
+) -> dict[str, Any]:
+    start = time.perf_counter()
     from ablate import backend
     from ablate.config import parse_study
     from ablate.grid import Cell, TrialSpec
 
-    study = parse_study(_study_text(train, test, epochs))
+    study = parse_study(_study_text(settings["train"], settings["test"], settings["epochs"]))
     if path == "ablate":
         # a single worker on this machine, as `ablate run --workers 1` would start it
         from ablate.runner import plan_workers
@@ -77,33 +122,40 @@ def _measure(
         slot = plan_workers(study, workers=1, remaining=1)[0]
         backend.configure_process(threads=slot.threads, gpu=slot.gpu)
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # logging only; threads untouched
     keras = backend.import_keras()
     from ablate.data import load_dataset
 
     data = load_dataset(study.data)
     spec = TrialSpec(Cell(0, tuple(cell.items())), 0, 768)
-    first_step = _first_step(path, keras, study, spec, data)
+    first_step = _first_step(path, keras, study, spec, data, since=start)
+    turns.pass_and_wait()
     if path == "ablate":
         from ablate.training import train_trial
 
-        result = train_trial(study, spec, data)
+        result = train_trial(study, spec, data, on_epoch=lambda _: turns.pass_and_wait())
         assert result.status == "complete", result.error
-        steady = [e.train_seconds for e in result.history[1:]]
-        evaluation = result.eval_seconds
+        epochs = [e.train_seconds for e in result.history]
+        evals = [e.eval_seconds for e in result.history]
+        evaluation, steady_eval = evals[0], statistics.median(evals[1:])
     else:
-        steady, evaluation = _baseline_trial(keras, study, spec, data)
+        epochs, evaluation = _baseline_trial(keras, study, spec, data, turns)
+        steady_eval = None
+    steady = epochs[1:]
     return {
         "images_per_second": len(data.x_train) * len(steady) / sum(steady),
+        "best_images_per_second": len(data.x_train) / min(steady),  # least disturbed epoch
+        "epoch_seconds": epochs,
         "first_step_seconds": first_step,
         "eval_seconds": evaluation,
+        "steady_eval_seconds": steady_eval,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def _first_step(path: str, keras: Any, study: Any, spec: Any, data: Any) -> float:
-    """Seconds from nothing to one finished training step (build, compile, trace, step)."""
-    start = time.perf_counter()
+def _first_step(path: str, keras: Any, study: Any, spec: Any, data: Any, since: float) -> float:
+    """Seconds from a fresh process to one finished training step (imports, data, build,
+    compile, trace, step)."""
     if path == "ablate":
         from ablate.training import prepare_model
 
@@ -112,7 +164,7 @@ def _first_step(path: str, keras: Any, study: Any, spec: Any, data: Any) -> floa
         model = _baseline_model(keras, study, spec)
     x = data.x_train[: study.training.batch_size]
     model.fit(x, x, batch_size=len(x), epochs=1, verbose=0)
-    return time.perf_counter() - start
+    return time.perf_counter() - since
 
 
 def _baseline_model(keras: Any, study: Any, spec: Any) -> Any:
@@ -126,7 +178,9 @@ def _baseline_model(keras: Any, study: Any, spec: Any) -> Any:
     return model
 
 
-def _baseline_trial(keras: Any, study: Any, spec: Any, data: Any) -> tuple[list[float], float]:
+def _baseline_trial(
+    keras: Any, study: Any, spec: Any, data: Any, turns: _Turns
+) -> tuple[list[float], float]:
     """The reference's way: fit on NumPy arrays, then evaluate; per-epoch wall times."""
     model = _baseline_model(keras, study, spec)
     times: list[float] = []
@@ -137,13 +191,35 @@ def _baseline_trial(keras: Any, study: Any, spec: Any, data: Any) -> tuple[list[
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             times.append(time.perf_counter() - self.start)
+            turns.pass_and_wait()
 
     x = data.x_train
     model.fit(x, x, batch_size=study.training.batch_size, epochs=study.training.epochs,
               verbose=0, callbacks=[EpochTimer()])  # fmt: skip
     start = time.perf_counter()
     model.evaluate(data.x_test, data.x_test, verbose=0)
-    return times[1:], time.perf_counter() - start
+    return times, time.perf_counter() - start
+
+
+def _pair(cell: str, settings: dict[str, int], first: str) -> dict[str, dict[str, Any]]:
+    """Both paths on one cell, in lockstep; ``first`` moves first."""
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: thread settings apply
+    cond, turn, done = ctx.Condition(), ctx.Value("i", PATHS.index(first)), ctx.Array("i", 2)
+    queues = [ctx.Queue() for _ in PATHS]
+    procs = [
+        ctx.Process(target=_child, args=(path, CELLS[cell], settings,
+                                         _Turns(cond, turn, done, i), queues[i]))
+        for i, path in enumerate(PATHS)
+    ]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    results = {path: queues[i].get() for i, path in enumerate(PATHS)}
+    for proc in procs:
+        proc.join()
+    for path, result in results.items():
+        if "error" in result:
+            raise SystemExit(f"{path} on the {cell} cell failed: {result['error']}")
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,57 +231,62 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--train", type=int, default=2048)
     parser.add_argument("--test", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--one", nargs=2, metavar=("PATH", "CELL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        path, cell = args.one
-        print(json.dumps(_measure(path, CELLS[cell], args.train, args.test, args.epochs)))
-        return
-
     from bench._machine import describe_machine, save, table
 
+    settings = {"train": args.train, "test": args.test, "epochs": args.epochs}
     runs = []
     for rep in range(args.repeat):
         for cell in args.cells:
-            for path in ("baseline", "ablate"):
-                print(f"repetition {rep + 1}/{args.repeat}: {cell} cell, {path}...", flush=True)
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--one", path, cell, "--train", str(args.train),
-                     "--test", str(args.test), "--epochs", str(args.epochs)],
-                    capture_output=True, text=True,
-                )  # fmt: skip
-                if proc.returncode != 0:
-                    raise SystemExit(f"{path} on {cell} failed:\n{proc.stderr[-3000:]}")
-                runs.append({"cell": cell, "path": path, "repetition": rep,
-                             **json.loads(proc.stdout.strip().splitlines()[-1])})  # fmt: skip
+            first = PATHS[rep % 2]
+            print(f"repetition {rep + 1}/{args.repeat}: {cell} cell ({first} first)...",
+                  flush=True)  # fmt: skip
+            pair = _pair(cell, settings, first)
+            for path, result in pair.items():
+                runs.append({"cell": cell, "path": path, "repetition": rep, **result})
+            print(f"  img/s baseline {pair['baseline']['images_per_second']:.0f}, ablate "
+                  f"{pair['ablate']['images_per_second']:.0f}", flush=True)  # fmt: skip
     rows = []
     for cell in args.cells:
-        med = {
-            (path, key): statistics.median(
+
+        def med(path: str, key: str, cell: str = cell) -> float:
+            return statistics.median(
                 r[key] for r in runs if r["cell"] == cell and r["path"] == path
             )
-            for path in ("baseline", "ablate")
-            for key in ("images_per_second", "first_step_seconds", "eval_seconds", "peak_rss_mib")
-        }
+
+        pairs = [
+            (a, b)
+            for a in runs
+            for b in runs
+            if a["cell"] == b["cell"] == cell
+            and a["repetition"] == b["repetition"]
+            and (a["path"], b["path"]) == ("ablate", "baseline")
+        ]
+        ratios = [a["images_per_second"] / b["images_per_second"] for a, b in pairs]
+        best = [a["best_images_per_second"] / b["best_images_per_second"] for a, b in pairs]
         rows.append({
             "cell": cell,
-            "base_ips": med["baseline", "images_per_second"],
-            "abl_ips": med["ablate", "images_per_second"],
-            "ratio": med["ablate", "images_per_second"] / med["baseline", "images_per_second"],
-            "base_first": med["baseline", "first_step_seconds"],
-            "abl_first": med["ablate", "first_step_seconds"],
-            "base_eval": med["baseline", "eval_seconds"],
-            "abl_eval": med["ablate", "eval_seconds"],
-            "base_rss": med["baseline", "peak_rss_mib"],
-            "abl_rss": med["ablate", "peak_rss_mib"],
+            "base_ips": med("baseline", "images_per_second"),
+            "abl_ips": med("ablate", "images_per_second"),
+            "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "best_ratio": statistics.median(best),
+            "base_first": med("baseline", "first_step_seconds"),
+            "abl_first": med("ablate", "first_step_seconds"),
+            "base_eval": med("baseline", "eval_seconds"),
+            "abl_eval": med("ablate", "eval_seconds"),
+            "abl_steady_eval": med("ablate", "steady_eval_seconds"),
+            "base_rss": med("baseline", "peak_rss_mib"),
+            "abl_rss": med("ablate", "peak_rss_mib"),
         })  # fmt: skip
     machine = describe_machine()
     print(
-        f"\nreference model, {args.train} training images, {args.epochs} epochs, batch 64; "
-        f"{machine['cpu']} ({machine['cores']} cores), {machine['gpus'] or 'no GPU'}, backend "
-        f"{machine['backend']}; medians of {args.repeat} interleaved repetitions"
+        f"\nreference model, {args.train} training images, {args.epochs} epochs, batch 64, "
+        f"{args.test} test images; {machine['cpu']} ({machine['cores']} cores), "
+        f"{machine['gpus'] or 'no GPU'}, backend {machine['backend']}; medians of "
+        f"{args.repeat} repetitions, the two paths interleaved epoch by epoch"
     )
     print(
         table(
@@ -215,19 +296,21 @@ def main() -> None:
                 ("base_ips", "baseline img/s", ",.0f"),
                 ("abl_ips", "ablate img/s", ",.0f"),
                 ("ratio", "ratio", ".2f"),
+                ("ratio_min", "lowest ratio", ".2f"),
+                ("best_ratio", "best-epoch ratio", ".2f"),
                 ("base_first", "base 1st step s", ".1f"),
                 ("abl_first", "ablate 1st step s", ".1f"),
                 ("base_eval", "base eval s", ".2f"),
                 ("abl_eval", "ablate eval s", ".2f"),
+                ("abl_steady_eval", "(later passes)", ".2f"),
                 ("base_rss", "base RSS MiB", ",.0f"),
                 ("abl_rss", "ablate RSS MiB", ",.0f"),
             ],
         )
     )
-    settings = {**vars(args), "out": str(args.out)}
-    payload = {"settings": settings, "machine": machine, "summary": rows, "runs": runs}
-    path = save(args.out, "throughput", payload)
-    print(f"\nsaved {path}")
+    payload = {"settings": {**vars(args), "out": str(args.out)}, "machine": machine,
+               "summary": rows, "runs": runs}  # fmt: skip
+    print(f"\nsaved {save(args.out, 'throughput', payload)}")
 
 
 if __name__ == "__main__":
