@@ -115,7 +115,10 @@ def _projection(run: dict[str, Any], spec: dict[str, Any]) -> dict[str, float]:
     divided by the concurrency ablate achieved (trial seconds per wall second).
     """
     trials, epochs = run["trials"], run["epochs"]
-    last = epochs[epochs["epoch"] == epochs["epoch"].max()].set_index("trial_key")
+    concurrency = trials["seconds"].sum() / run["wall_seconds"]
+    cells = len(trials)
+    trials = trials[trials["status"] == "complete"]  # a diverged trial stopped early
+    last = epochs.sort_values("epoch").groupby("trial_key").last()  # each trial's last epoch
     train_size = spec["data"]["train_size"]
     test_size = spec["data"]["test_size"]
     total = 0.0
@@ -124,7 +127,7 @@ def _projection(run: dict[str, Any], spec: dict[str, Any]) -> dict[str, float]:
         steady_ips = train_size / e["train_seconds"]
         eval_ips = test_size / e["eval_seconds"]
         total += 25 * 60000 / steady_ips + 25 * 10000 / eval_ips + t["build_seconds"]
-    concurrency = trials["seconds"].sum() / run["wall_seconds"]
+    total *= cells / len(trials)  # as if every cell had completed
     return {"hours": total / concurrency / 3600, "concurrency": concurrency,
             "steady_ips_median": float(
                 (train_size / last["train_seconds"]).median())}  # fmt: skip
