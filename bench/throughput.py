@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch (tracing) is not timed")
     from bench._machine import describe_machine, save, table
 
     settings = {"train": args.train, "test": args.test, "epochs": args.epochs}
