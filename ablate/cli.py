@@ -7,10 +7,12 @@ user can fix (the message says how); 130 interrupted with Ctrl-C (a rerun resume
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -255,6 +257,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe_plan(study, args.workers, args.workers_per_gpu))
         return 0
+    # Ctrl-C (SIGINT) stops the run cleanly even when a script started it in the background:
+    # the shell then sets SIGINT to "ignore", and Python would inherit that.
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     summary = run_study(
         study,
         storage_url=_storage_url(args),
