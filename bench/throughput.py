@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import resource
 import statistics
 import sys
@@ -212,8 +213,18 @@ def _pair(cell: str, settings: dict[str, int], first: str) -> dict[str, dict[str
         for i, path in enumerate(PATHS)
     ]  # fmt: skip
     for proc in procs:
+        proc.daemon = True  # a path that dies must not leave the other waiting for its turn
         proc.start()
-    results = {path: queues[i].get() for i, path in enumerate(PATHS)}
+    results = {}
+    for i, path in enumerate(PATHS):
+        while path not in results:
+            try:
+                results[path] = queues[i].get(timeout=5)
+            except queue.Empty:
+                if not procs[i].is_alive():
+                    raise SystemExit(
+                        f"{path} on the {cell} cell died (exit code {procs[i].exitcode})"
+                    ) from None
     for proc in procs:
         proc.join()
     for path, result in results.items():
