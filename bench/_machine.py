@@ -47,6 +47,18 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def study_copy(study_file: Path, root: Path, suffix: str) -> Path:
+    """A copy of a study file named ``<name>-<suffix>`` with its results under ``root``."""
+    import yaml
+
+    spec = yaml.safe_load(study_file.read_text())
+    spec["name"] = f"{spec['name']}-{suffix}"
+    spec["results"] = str(root)
+    path = root / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
 def save(results_dir: Path, name: str, payload: dict[str, Any]) -> Path:
     """Write a benchmark's JSON to bench/results/<name>-<date>.json; returns the path."""
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -86,11 +86,10 @@ def _baseline(study_file: Path) -> dict[str, float]:
 
 
 def _ablate(study_file: Path, results: Path, tag: str) -> dict[str, Any]:
-    spec = yaml.safe_load(study_file.read_text())
-    spec["name"] = f"{spec['name']}-{tag}"
-    spec["results"] = str(results)
-    path = results / f"{spec['name']}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    from bench._machine import study_copy
+
+    path = study_copy(study_file, results, tag)
+    name = path.stem
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "ablate", "run", str(path)],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
@@ -99,8 +98,8 @@ def _ablate(study_file: Path, results: Path, tag: str) -> dict[str, Any]:
         raise SystemExit(f"ablate run failed:\n{proc.stderr[-3000:]}")
     import pandas as pd
 
-    trials = pd.read_parquet(results / spec["name"] / "trials.parquet")
-    epochs = pd.read_parquet(results / spec["name"] / "epochs.parquet")
+    trials = pd.read_parquet(results / name / "trials.parquet")
+    epochs = pd.read_parquet(results / name / "epochs.parquet")
     workers = next(
         (line for line in proc.stderr.splitlines() if "starting" in line and "worker" in line), ""
     )

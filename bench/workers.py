@@ -21,21 +21,16 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench._machine import describe_machine, save, table  # noqa: E402
+from bench._machine import describe_machine, save, study_copy, table  # noqa: E402
 
 
 def run_once(study_file: Path, workers: int, root: Path, tag: str) -> dict[str, float]:
     """One complete study run with ``workers`` processes; returns its measurements."""
-    spec = yaml.safe_load(study_file.read_text())
-    spec["name"] = f"{spec['name']}-w{workers}-{tag}"
-    spec["results"] = str(root)
-    path = root / f"{spec['name']}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    path = study_copy(study_file, root, f"w{workers}-{tag}")
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "ablate", "run", str(path), "--workers", str(workers),
@@ -45,7 +40,7 @@ def run_once(study_file: Path, workers: int, root: Path, tag: str) -> dict[str, 
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"ablate run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    trials = pd.read_parquet(root / spec["name"] / "trials.parquet")
+    trials = pd.read_parquet(root / path.stem / "trials.parquet")
     images = float((trials["images_per_second"] * trials["train_seconds"]).sum())
     return {
         "workers": workers,
