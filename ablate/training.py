@@ -13,7 +13,7 @@ import io
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -86,17 +86,22 @@ EpochCallback = Callable[[EpochRecord], None]
 
 
 def train_trial(
-    study: Study, spec: TrialSpec, dataset: Dataset, on_epoch: EpochCallback | None = None
+    study: Study,
+    spec: TrialSpec,
+    dataset: Dataset,
+    on_epoch: EpochCallback | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrialResult:
     """Train and evaluate one (cell, replicate); never raises for a failing trial.
 
-    ``on_epoch`` is called after every epoch (progress reports, heartbeats).
+    ``on_epoch`` is called after every epoch (progress reports, heartbeats). ``callbacks``:
+    further Keras callbacks for ``fit`` (profilers, benchmarks), after ablate's own.
     """
     start = time.perf_counter()
     history: list[EpochRecord] = []
     meta: dict[str, Any] = {}
     try:
-        return _train(study, spec, dataset, on_epoch, history, meta, start)
+        return _train(study, spec, dataset, on_epoch, callbacks, history, meta, start)
     except Exception as err:
         return TrialResult(
             status="failed",
@@ -114,6 +119,7 @@ def _train(
     spec: TrialSpec,
     dataset: Dataset,
     on_epoch: EpochCallback | None,
+    callbacks: Sequence[Any],
     history: list[EpochRecord],
     meta: dict[str, Any],
     start: float,
@@ -132,15 +138,12 @@ def _train(
     monitor = _monitor(keras, optimizer, history, on_epoch)
     validation = (dataset.x_test, dataset.x_test) if settings.validate_each_epoch else None
     model.fit(
-        dataset.x_train,
-        dataset.x_train,
-        batch_size=settings.batch_size,
+        **_training_batches(dataset.x_train, settings.batch_size, spec.seed),
         epochs=settings.epochs,
         validation_data=validation,
         validation_batch_size=settings.eval_batch_size,
-        shuffle=True,
         verbose=0,
-        callbacks=[monitor],
+        callbacks=[monitor, *callbacks],
     )
     train_seconds = sum(e.train_seconds for e in history)
     eval_seconds = sum(e.eval_seconds for e in history)
@@ -200,6 +203,38 @@ def _train(
         outputs=outputs,
         **common,
     )
+
+
+def _training_batches(x: np.ndarray, batch_size: int, seed: int) -> dict[str, Any]:
+    """``fit``'s training data: the images as input and target, reshuffled every epoch.
+
+    Under TensorFlow, a tf.data pipeline that never ends, with ``steps_per_epoch``, so that
+    Keras keeps one iterator for the whole trial: with NumPy arrays it builds a new one every
+    epoch, and the training stood idle for 0.1-2.5 s at each epoch start on the development
+    machine (see bench/throughput.py). The images become a tensor once and serve as input
+    and target alike (Keras would hold two copies). Same maths as ``fit(x, x, shuffle=True)``:
+    a fresh permutation each epoch, the last batch of an epoch partial when ``batch_size``
+    does not divide the images. Other backends take the NumPy arrays as they are.
+    """
+    if backend.backend_name() != "tensorflow":
+        return {"x": x, "y": x, "batch_size": batch_size, "shuffle": True}
+    import tensorflow as tf
+
+    images = tf.constant(x)  # (n, 28, 28, 1) float32
+    n = len(x)
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False  # as Keras does
+    batches = (
+        tf.data.Dataset.range(n)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)  # before repeat: every epoch is one permutation
+        .repeat()
+        .map(lambda i: (tf.gather(images, i),) * 2, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+    # shuffle=False: the pipeline shuffles; Keras would only warn that it cannot
+    return {"x": batches, "steps_per_epoch": math.ceil(n / batch_size), "shuffle": False}
 
 
 #: How much of what a model learned is kept per trial (a few tens of kB compressed).

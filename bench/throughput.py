@@ -1,6 +1,7 @@
 """Single-trial training speed: the plain-Keras baseline against ablate's path, side by side.
 
     python bench/throughput.py [--repeat 3] [--train 2048] [--test 1000] [--epochs 6]
+                               [--turn-steps 1]
 
 For each chosen cell of the reference grid (default: the slowest, a middle and the fastest)
 and each repetition, two processes train the same cell on the same data subset:
@@ -12,16 +13,21 @@ and each repetition, two processes train the same cell on the same data subset:
   (the thread settings of a single worker on this machine, validation after every epoch,
   saved model outputs).
 
-They run in lockstep, interleaved epoch by epoch (baseline epoch 1, ablate epoch 1, baseline
-epoch 2, ...; the first mover alternates between repetitions), never at the same time: a
-shared cloud machine's speed drifts by tens of percent over minutes, and epoch-level
-interleaving puts both paths under the same conditions (on the 2-core development machine one
-of the two cores was seen to stall for seconds at a time, halving a 2-thread epoch's speed).
-Reported per trial: steady training images/second (epochs 2..E; also from the least disturbed
-epoch, the "best-epoch" figures), time to first step (import, data, build, compile, first step),
-one evaluation pass over the test images (first pass, tracing included), peak resident
-memory, and the ratio ablate / baseline; the table gives medians over repetitions. Results
-go to bench/results/throughput-<date>.json with the machine, backend and versions.
+They run in lockstep, taking turns training step by step (baseline step 1, ablate step 1,
+baseline step 2, ...; the first mover alternates between repetitions), never at the same time,
+and each counts only the time it held the turn. A shared cloud machine's speed swings by tens of
+percent within seconds (on the 2-core development machine one of the two cores was seen to
+stall for seconds at a time, halving a 2-thread step's speed), far more than any difference
+between the paths; turns a fraction of a second long put both under the same conditions, where
+whole trials or whole epochs taken in turn did not. The turn is passed by a Keras callback
+after every ``--turn-steps`` training steps, given to both paths alike.
+
+Reported per trial: steady training images/second (epochs 2..E, the first one traces the
+training step; also from the least disturbed epoch, the "best-epoch" figures), time to first
+step (import, data, build, compile, first step), one evaluation pass over the test images
+(first pass, tracing included), peak resident memory, and the ratio ablate / baseline; the
+table gives medians over repetitions. Results go to bench/results/throughput-<date>.json with
+the machine, backend and versions.
 """
 
 from __future__ import annotations
@@ -90,6 +96,33 @@ class _Turns:
             self.cond.notify_all()
 
 
+def _lockstep(keras: Any, turns: _Turns, every: int) -> Any:
+    """A Keras callback that passes the turn after every ``every`` training steps and keeps,
+    per epoch, the seconds spent waiting for it back (``waits``), and the seconds of every
+    step (``steps``, batch begin to end)."""
+
+    class Lockstep(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.waits: list[float] = []
+            self.steps: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.waits.append(0.0)
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self.step_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.steps.append(time.perf_counter() - self.step_start)
+            if (batch + 1) % every == 0:
+                t = time.perf_counter()
+                turns.pass_and_wait()
+                self.waits[-1] += time.perf_counter() - t
+
+    return Lockstep()
+
+
 # ---------------------------------------------------------------------------------------------
 # One path of one pair, in its own process
 
@@ -131,22 +164,25 @@ def _measure(
     spec = TrialSpec(Cell(0, tuple(cell.items())), 0, 768)
     first_step = _first_step(path, keras, study, spec, data, since=start)
     turns.pass_and_wait()
+    lockstep = _lockstep(keras, turns, settings["turn_steps"])
     if path == "ablate":
         from ablate.training import train_trial
 
-        result = train_trial(study, spec, data, on_epoch=lambda _: turns.pass_and_wait())
+        result = train_trial(study, spec, data, callbacks=[lockstep])
         assert result.status == "complete", result.error
         epochs = [e.train_seconds for e in result.history]
         evals = [e.eval_seconds for e in result.history]
         evaluation, steady_eval = evals[0], statistics.median(evals[1:])
     else:
-        epochs, evaluation = _baseline_trial(keras, study, spec, data, turns)
+        epochs, evaluation = _baseline_trial(keras, study, spec, data, lockstep)
         steady_eval = None
+    epochs = [e - w for e, w in zip(epochs, lockstep.waits, strict=True)]  # own turns only
     steady = epochs[1:]
     return {
         "images_per_second": len(data.x_train) * len(steady) / sum(steady),
         "best_images_per_second": len(data.x_train) / min(steady),  # least disturbed epoch
         "epoch_seconds": epochs,
+        "step_seconds": lockstep.steps,
         "first_step_seconds": first_step,
         "eval_seconds": evaluation,
         "steady_eval_seconds": steady_eval,
@@ -180,9 +216,10 @@ def _baseline_model(keras: Any, study: Any, spec: Any) -> Any:
 
 
 def _baseline_trial(
-    keras: Any, study: Any, spec: Any, data: Any, turns: _Turns
+    keras: Any, study: Any, spec: Any, data: Any, lockstep: Any
 ) -> tuple[list[float], float]:
-    """The reference's way: fit on NumPy arrays, then evaluate; per-epoch wall times."""
+    """The reference's way: fit on NumPy arrays, then evaluate; per-epoch wall times
+    (waits for the turn included: the caller takes them off)."""
     model = _baseline_model(keras, study, spec)
     times: list[float] = []
 
@@ -192,11 +229,10 @@ def _baseline_trial(
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             times.append(time.perf_counter() - self.start)
-            turns.pass_and_wait()
 
     x = data.x_train
     model.fit(x, x, batch_size=study.training.batch_size, epochs=study.training.epochs,
-              verbose=0, callbacks=[EpochTimer()])  # fmt: skip
+              verbose=0, callbacks=[EpochTimer(), lockstep])  # fmt: skip
     start = time.perf_counter()
     model.evaluate(data.x_test, data.x_test, verbose=0)
     return times, time.perf_counter() - start
@@ -243,13 +279,18 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=2048)
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--turn-steps", type=int, default=1,
+                        help="training steps per turn (default: 1)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch (tracing) is not timed")
     from bench._machine import describe_machine, save, table
 
-    settings = {"train": args.train, "test": args.test, "epochs": args.epochs}
+    if args.turn_steps < 1:
+        parser.error("--turn-steps must be at least 1")
+    settings = {"train": args.train, "test": args.test, "epochs": args.epochs,
+                "turn_steps": args.turn_steps}  # fmt: skip
     runs = []
     for rep in range(args.repeat):
         for cell in args.cells:
@@ -299,7 +340,8 @@ def main() -> None:
         f"\nreference model, {args.train} training images, {args.epochs} epochs, batch 64, "
         f"{args.test} test images; {machine['cpu']} ({machine['cores']} cores), "
         f"{machine['gpus'] or 'no GPU'}, backend {machine['backend']}; medians of "
-        f"{args.repeat} repetitions, the two paths interleaved epoch by epoch"
+        f"{args.repeat} repetitions, the two paths taking turns every {args.turn_steps} training "
+        "step(s)"
     )
     print(
         table(

@@ -12,7 +12,7 @@ import pytest
 from ablate.config import Study, parse_study
 from ablate.data import load_dataset
 from ablate.grid import TrialSpec, expand_trials
-from ablate.training import TrialResult, train_trial
+from ablate.training import TrialResult, _training_batches, train_trial
 from tests.helpers import tiny_study_text
 
 
@@ -56,6 +56,40 @@ def _bn_channels(study: Study, spec: TrialSpec) -> int:
         for layer in sub.layers
         if type(layer).__name__ == "BatchNormalization"
     )
+
+
+def test_extra_callbacks_see_every_training_step(study: Study) -> None:
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+            Count.batches += 1
+
+    result = train_trial(study, expand_trials(study)[0], load_dataset(study.data),
+                         callbacks=[Count()])  # fmt: skip
+    assert result.status == "complete", result.traceback
+    assert Count.batches == 2 * 3  # 2 epochs of 96 images in batches of 32
+
+
+def test_training_batches_are_a_fresh_permutation_every_epoch() -> None:
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)  # image i is the value i
+    fit_kwargs = _training_batches(x, batch_size=4, seed=3)
+    assert fit_kwargs["steps_per_epoch"] == 3
+    batches = iter(fit_kwargs["x"])  # one iterator for the whole trial: it never ends
+    orders = []
+    for _ in range(3):
+        epoch = [next(batches) for _ in range(3)]
+        assert [len(inputs) for inputs, _ in epoch] == [4, 4, 2]  # the last batch is partial
+        assert all(np.array_equal(inputs, targets) for inputs, targets in epoch)
+        order = np.concatenate([np.asarray(inputs).ravel() for inputs, _ in epoch])
+        assert sorted(order) == list(range(10))  # every image exactly once
+        orders.append(tuple(order))
+    assert len(set(orders)) == 3  # reshuffled each epoch
+    again = iter(_training_batches(x, batch_size=4, seed=3)["x"])
+    first = np.concatenate([np.asarray(next(again)[0]).ravel() for _ in range(3)])
+    assert tuple(first) == orders[0]  # the seed fixes the order
 
 
 def test_the_same_seed_reproduces_the_same_losses(study: Study) -> None:
