@@ -210,8 +210,9 @@ def _training_batches(x: np.ndarray, batch_size: int, seed: int) -> dict[str, An
 
     Under TensorFlow, a tf.data pipeline that never ends, with ``steps_per_epoch``, so that
     Keras keeps one iterator for the whole trial: with NumPy arrays it builds a new one every
-    epoch, and the training stood idle for 0.1-2.5 s at each epoch start on the development
-    machine (see bench/throughput.py). The images become a tensor once and serve as input
+    epoch, and on the development machine the process then stood idle for about 5 s at most
+    epoch starts (see bench/throughput.py and the README). This is the data pipeline, not the
+    model: models stay backend-agnostic. The images become a tensor once and serve as input
     and target alike (Keras would hold two copies). Same maths as ``fit(x, x, shuffle=True)``:
     a fresh permutation each epoch, the last batch of an epoch partial when ``batch_size``
     does not divide the images. Other backends take the NumPy arrays as they are.
