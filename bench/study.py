@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._machine import describe_machine, save, study_copy, table  # noqa: E402
+
 _BASELINE = r"""
 import itertools, json, os, sys, time
 start = time.perf_counter()
@@ -59,7 +61,8 @@ print(json.dumps({"wall_seconds": time.perf_counter() - start}))
 """
 
 
-def _studies(root: Path) -> dict[str, Path]:
+def _studies(root: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each study's file under ``root`` and its parsed spec."""
     quick = yaml.safe_load((ROOT / "studies" / "quick.yaml").read_text())
     larger = {
         **quick,
@@ -68,12 +71,12 @@ def _studies(root: Path) -> dict[str, Path]:
         "training": {**quick["training"], "batch_size": 64},
         "data": {"dataset": "mnist-sample", "train_size": 1024, "test_size": 500},
     }
-    paths = {}
+    studies = {}
     for name, spec in (("quick", quick), ("larger", larger)):
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        paths[name] = path
-    return paths
+        studies[name] = (path, spec)
+    return studies
 
 
 def _baseline(study_file: Path) -> dict[str, float]:
@@ -86,8 +89,6 @@ def _baseline(study_file: Path) -> dict[str, float]:
 
 
 def _ablate(study_file: Path, results: Path, tag: str) -> dict[str, Any]:
-    from bench._machine import study_copy
-
     path = study_copy(study_file, results, tag)
     name = path.stem
     start = time.perf_counter()
@@ -139,24 +140,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    from bench._machine import describe_machine, save, table
-
     runs: list[dict[str, Any]] = []
     projection = None
     with tempfile.TemporaryDirectory(prefix="ablate-study-bench-") as tmp:
         root = Path(tmp)
-        files = _studies(root)
+        studies = _studies(root)
         for rep in range(args.repeat):
             for name in args.studies:
-                spec = yaml.safe_load(files[name].read_text())
+                study_file, spec = studies[name]
                 images = 32 * spec["training"]["epochs"] * spec["data"]["train_size"]
                 print(f"repetition {rep + 1}/{args.repeat}: {name}, baseline...", flush=True)
-                base = _baseline(files[name])
+                base = _baseline(study_file)
                 runs.append({"study": name, "path": "baseline", "repetition": rep,
                              "wall_seconds": base["wall_seconds"],
                              "throughput": images / base["wall_seconds"]})  # fmt: skip
                 print(f"repetition {rep + 1}/{args.repeat}: {name}, ablate...", flush=True)
-                abl = _ablate(files[name], root, f"r{rep}")
+                abl = _ablate(study_file, root, f"r{rep}")
                 runs.append({"study": name, "path": "ablate", "repetition": rep,
                              "wall_seconds": abl["wall_seconds"],
                              "throughput": images / abl["wall_seconds"],
