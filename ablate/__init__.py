@@ -10,11 +10,12 @@ The public API, for scripts and notebooks (the ``ablate`` command calls the same
 
 from __future__ import annotations
 
-from ablate.analysis import Analysis, analyze
-from ablate.config import Study, load_study, parse_study
+from ablate.engine.runner import RunSummary, run_study
 from ablate.errors import AblateError
 from ablate.results import Results, load_results
-from ablate.runner import RunSummary, run_study
+from ablate.stats.analysis import Analysis, analyze
+from ablate.study import load_study, parse_study
+from ablate.study.settings import Study
 
 __all__ = [
     "AblateError",

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ablate.analysis import ADJUSTMENTS
-from ablate.design import CODINGS
 from ablate.errors import AblateError
-from ablate.tables import FORMATS, TABLES
+from ablate.stats.analysis import ADJUSTMENTS
+from ablate.stats.matrix import CODINGS
+from ablate.stats.tables import FORMATS, TABLES
 
 if TYPE_CHECKING:
-    from ablate.analysis import Analysis
     from ablate.results import Results
+    from ablate.stats.analysis import Analysis
 
 STORAGE_ENV = "ABLATE_STORAGE"
 
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scrub(text: str) -> str:
-    from ablate.storage import scrub
+    from ablate.engine.secrets import scrub
 
     return scrub(text)
 
@@ -194,8 +194,8 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 
 def _analysis(args: argparse.Namespace) -> tuple[Results, Analysis]:
     """Load the results and fit the analysis the options ask for."""
-    from ablate.analysis import Options, analyze
     from ablate.results import load_results
+    from ablate.stats.analysis import Options, analyze
 
     baselines = []
     for item in args.baseline:
@@ -250,8 +250,8 @@ def _storage_url(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ablate.config import load_study
-    from ablate.runner import describe_plan, run_study
+    from ablate.engine.runner import describe_plan, run_study
+    from ablate.study import load_study
 
     study = load_study(args.study)
     if args.dry_run:
@@ -293,9 +293,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ablate.config import load_study
-    from ablate.progress import describe_status
-    from ablate.storage import opened_queue
+    from ablate.engine.progress import describe_status
+    from ablate.engine.storage import opened_queue
+    from ablate.study import load_study
 
     study = load_study(args.results)
     with opened_queue(study, _storage_url(args), create=False) as queue:
@@ -309,7 +309,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ablate.doctor import describe, diagnose
+    from ablate.engine.doctor import describe, diagnose
 
     findings = diagnose(Path(args.results), _storage_url(args), repair=args.repair)
     print(describe(findings, args.repair))
@@ -324,9 +324,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ablate.config import load_study
+    from ablate.engine.storage import opened_queue
     from ablate.results import export
-    from ablate.storage import opened_queue
+    from ablate.study import load_study
 
     study = load_study(args.results)
     directory = Path(args.results)
@@ -337,7 +337,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from ablate.tables import render
+    from ablate.stats.tables import render
 
     _, analysis = _analysis(args)
     if args.design_matrix:
@@ -350,7 +350,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from ablate.plots import draw_all, save_figures
+    from ablate.views.plots import draw_all, save_figures
 
     results, analysis = _analysis(args)
     out = args.out or (
@@ -363,7 +363,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ablate.report import write_report
+    from ablate.views.report import write_report
 
     results, analysis = _analysis(args)
     out = args.out or (results.source if results.source.is_dir() else results.source.parent)

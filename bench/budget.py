@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent))
 _LOAD = """
 import json, resource, time
 t = time.perf_counter()
-from ablate.config import DataSettings
+from ablate.study.settings import DataSettings
 from ablate.data import load_dataset
 ds = load_dataset(DataSettings(dataset="mnist"))
 print(json.dumps({"seconds": time.perf_counter() - t, "train": len(ds.x_train),
@@ -35,16 +35,16 @@ print(json.dumps({"seconds": time.perf_counter() - t, "train": len(ds.x_train),
 
 _TRAIN = """
 import json, resource, sys, time
-from ablate import backend
-from ablate.config import load_study, parse_study
-from ablate.grid import Cell, TrialSpec
-from ablate.runner import plan_workers
+from ablate.engine import backend
+from ablate.study import load_study, parse_study
+from ablate.study.grid import Cell, TrialSpec
+from ablate.engine.runner import plan_workers
 study = parse_study(open(sys.argv[1]).read())
 slot = plan_workers(study, workers=1, remaining=1)[0]
 backend.configure_process(threads=slot.threads, gpu=slot.gpu)
 backend.import_keras()
 from ablate.data import load_dataset
-from ablate.training import train_trial
+from ablate.engine.training import train_trial
 data = load_dataset(study.data)
 cell = Cell(0, (("batch_norm", True), ("dropout", True), ("spatial_attention", True),
                 ("activation", "elu")))

@@ -42,9 +42,8 @@ import itertools, json, os, sys, time
 start = time.perf_counter()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
-from ablate.config import load_study
+from ablate.study import load_study
 from ablate.data import load_dataset
-from ablate.model import build_vae
 study = load_study(sys.argv[1])
 data = load_dataset(study.data)            # the same images ablate trains on
 x, xt = data.x_train, data.x_test
@@ -52,7 +51,8 @@ t = study.training
 for levels in itertools.product(*(f.levels for f in study.factors)):
     cell = dict(zip(study.factor_names, levels))
     keras.utils.set_random_seed(study.seed)
-    model = build_vae(**study.model.builder_kwargs(), **cell)
+    kwargs = {**study.model.builder_kwargs(), **cell}
+    model = study.model.spec.build(input_shape=data.input_shape, **kwargs)
     lr = keras.optimizers.schedules.InverseTimeDecay(t.learning_rate, 1, t.decay_rate())
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
     model.fit(x, x, batch_size=t.batch_size, epochs=t.epochs, verbose=0)

@@ -144,14 +144,14 @@ def _measure(
     path: str, cell: dict[str, object], settings: dict[str, int], turns: _Turns
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    from ablate import backend
-    from ablate.config import parse_study
-    from ablate.grid import Cell, TrialSpec
+    from ablate.engine import backend
+    from ablate.study import parse_study
+    from ablate.study.grid import Cell, TrialSpec
 
     study = parse_study(_study_text(settings["train"], settings["test"], settings["epochs"]))
     if path == "ablate":
         # a single worker on this machine, as `ablate run --workers 1` would start it
-        from ablate.runner import plan_workers
+        from ablate.engine.runner import plan_workers
 
         slot = plan_workers(study, workers=1, remaining=1)[0]
         backend.configure_process(threads=slot.threads, gpu=slot.gpu)
@@ -166,7 +166,7 @@ def _measure(
     turns.pass_and_wait()
     lockstep = _lockstep(keras, turns, settings["turn_steps"])
     if path == "ablate":
-        from ablate.training import train_trial
+        from ablate.engine.training import train_trial
 
         result = train_trial(study, spec, data, callbacks=[lockstep])
         assert result.status == "complete", result.error
@@ -194,21 +194,20 @@ def _first_step(path: str, keras: Any, study: Any, spec: Any, data: Any, since: 
     """Seconds from a fresh process to one finished training step (imports, data, build,
     compile, trace, step)."""
     if path == "ablate":
-        from ablate.training import prepare_model
+        from ablate.engine.training import prepare_model
 
-        model, _ = prepare_model(keras, study, spec, data.input_shape)
+        model, _ = prepare_model(keras, study, spec, data)
     else:
-        model = _baseline_model(keras, study, spec)
+        model = _baseline_model(keras, study, spec, data.input_shape)
     x = data.x_train[: study.training.batch_size]
     model.fit(x, x, batch_size=len(x), epochs=1, verbose=0)
     return time.perf_counter() - since
 
 
-def _baseline_model(keras: Any, study: Any, spec: Any) -> Any:
-    from ablate.model import build_vae
-
+def _baseline_model(keras: Any, study: Any, spec: Any, input_shape: tuple[int, ...]) -> Any:
     keras.utils.set_random_seed(spec.seed)
-    model = build_vae(**study.model.builder_kwargs(), **spec.cell.as_dict())
+    kwargs = {**study.model.builder_kwargs(), **spec.cell.as_dict()}
+    model = study.model.spec.build(input_shape=input_shape, **kwargs)
     t = study.training
     lr = keras.optimizers.schedules.InverseTimeDecay(t.learning_rate, 1, t.decay_rate())
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
@@ -220,7 +219,7 @@ def _baseline_trial(
 ) -> tuple[list[float], float]:
     """The reference's way: fit on NumPy arrays, then evaluate; per-epoch wall times
     (waits for the turn included: the caller takes them off)."""
-    model = _baseline_model(keras, study, spec)
+    model = _baseline_model(keras, study, spec, data.input_shape)
     times: list[float] = []
 
     class EpochTimer(keras.callbacks.Callback):

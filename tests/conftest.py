@@ -52,8 +52,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny study (4 cells, 2 epochs, 2 replicates), trained once per session."""
-    from ablate.config import parse_study
-    from ablate.runner import run_study
+    from ablate.engine.runner import run_study
+    from ablate.study import parse_study
 
     root = tmp_path_factory.mktemp("tiny-results")
     study = parse_study(tiny_study_text(root, epochs=2, replicates=2))

@@ -9,6 +9,7 @@ cores or GPU memory.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -55,6 +56,7 @@ def import_keras() -> ModuleType:
     """
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    choose_backend()
     with _captured_stderr() as captured:
         try:
             import keras
@@ -66,6 +68,17 @@ def import_keras() -> ModuleType:
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     return keras
+
+
+def choose_backend() -> None:
+    """Without KERAS_BACKEND, Keras uses TensorFlow: where it is not installed but JAX or
+    PyTorch is, use that instead (a GPU machine without TensorFlow needs no setting)."""
+    if os.environ.get("KERAS_BACKEND") or importlib.util.find_spec("tensorflow") is not None:
+        return
+    for name in ("jax", "torch"):
+        if importlib.util.find_spec(name) is not None:
+            os.environ["KERAS_BACKEND"] = name
+            return
 
 
 @contextlib.contextmanager
@@ -89,9 +102,11 @@ def _captured_stderr() -> Iterator[Callable[[], str]]:
 
 
 def backend_name() -> str:
-    """The Keras backend that is (or will be) used: KERAS_BACKEND, else Keras's default."""
+    """The Keras backend that is (or will be) used: KERAS_BACKEND, else Keras's default (or
+    the installed one, see :func:`choose_backend`)."""
     if "keras" in sys.modules:
         return sys.modules["keras"].backend.backend()
+    choose_backend()
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 

@@ -16,19 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ablate.config import load_study
+from ablate.engine.queue import TrialQueue
+from ablate.engine.storage import JOURNAL_FILE, cut_incomplete_record, open_storage
 from ablate.errors import AblateError
-from ablate.grid import expand_trials
-from ablate.results import (
-    MANIFEST_FILE,
-    OUTPUTS_DIR,
-    SCHEMA_VERSION,
-    SPOOL_DIR,
-    TRIALS_FILE,
-    export,
-    read_table,
-)
-from ablate.storage import JOURNAL_FILE, TrialQueue, cut_incomplete_record, open_storage
+from ablate.results import export
+from ablate.results.files import MANIFEST_FILE, OUTPUTS_DIR, SCHEMA_VERSION, SPOOL_DIR, TRIALS_FILE
+from ablate.results.load import read_table
+from ablate.study import load_study
+from ablate.study.grid import expand_trials
 
 Level = Literal["ok", "problem", "repaired"]
 

@@ -1,10 +1,11 @@
 """Seeing a study run: a live status block on a terminal, plain log lines anywhere else.
 
-Workers report :class:`Event` objects (claimed, epoch, finished...); :class:`Progress` turns
-them into the display. On a terminal it redraws a few lines in place: done / running /
-failed / total, each worker's current cell and epoch, throughput and ETA. When output is not
-a terminal (a log file, CI) it prints one line per finished trial and a summary line now
-and then, never control characters.
+Workers report :class:`Event` objects (claimed, progress within an epoch, epoch, finished...);
+:class:`Progress` turns them into the display. On a terminal it redraws a few lines in place:
+done / running / failed / total, throughput and ETA, and each worker's current cell, epoch
+and last epoch's values (the study's response and the test loss). When output is not a
+terminal (a log file, CI) it prints one line per finished trial and, every 30 s, the summary
+line with the same line per running trial, never control characters.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
-    from ablate.storage import Summary
+    from ablate.engine.queue import Summary
 
-EventKind = Literal["claimed", "epoch", "finished", "recovered", "note", "fatal"]
+EventKind = Literal["claimed", "progress", "epoch", "finished", "recovered", "note", "fatal"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class Event:
     replicate: int = 0
     epoch: int = 0
     epochs: int = 0
-    images: int = 0  # training images seen in this epoch
+    images: int = 0  # training examples seen since the worker's last event
     status: str = ""  # for "finished": complete, failed, diverged, taken-over
-    test_loss: float | None = None
+    values: dict[str, float] = field(default_factory=dict)  # the response, the test loss
     seconds: float = 0.0
     message: str = ""
 
@@ -44,6 +45,15 @@ class _WorkerLine:
     replicate: int = 0
     epoch: int = 0
     epochs: int = 0
+    values: dict[str, float] = field(default_factory=dict)  # of the last epoch
+
+    def describe(self, name: str) -> str:
+        if not self.label:
+            return f"  {name:<4} idle"
+        epoch = f"epoch {self.epoch}/{self.epochs}" if self.epochs else ""
+        return (
+            f"  {name:<4} {self.label} r{self.replicate}  {epoch}  {_values(self.values)}".rstrip()
+        )
 
 
 class Progress:
@@ -81,9 +91,11 @@ class Progress:
             line = self.workers.setdefault(event.worker, _WorkerLine())
             if event.kind == "claimed":
                 line.label, line.replicate = event.label, event.replicate
-                line.epoch, line.epochs = 0, event.epochs
+                line.epoch, line.epochs, line.values = 0, event.epochs, {}
+            elif event.kind == "progress":
+                self.images += event.images
             elif event.kind == "epoch":
-                line.epoch, line.epochs = event.epoch, event.epochs
+                line.epoch, line.epochs, line.values = event.epoch, event.epochs, event.values
                 self.images += event.images
             elif event.kind == "finished":
                 self._count(event.status)
@@ -151,8 +163,8 @@ class Progress:
 
     def _finished_line(self, event: Event) -> str:
         what = f"[{self.done}/{self.total}] {event.status:<8} {event.label} r{event.replicate}"
-        if event.test_loss is not None:
-            what += f"  test_loss={event.test_loss:.4f}"
+        if event.values:
+            what += f"  {_values(event.values)}"
         what += f"  ({event.seconds:.1f} s, {event.worker})"
         if event.message:
             what += f"  {event.message}"
@@ -171,7 +183,7 @@ class Progress:
                 self._draw()
             elif time.monotonic() - self._last_log >= self.log_every:
                 self._last_log = time.monotonic()
-                self._print(self.status_line())
+                self._print("\n".join(self._lines(idle=False)))
 
     def close(self) -> None:
         with self._lock:
@@ -180,16 +192,18 @@ class Progress:
             self.stream.write(self.status_line() + "\n")
             self.stream.flush()
 
-    def _draw(self) -> None:
-        self._erase()
+    def _lines(self, idle: bool = True) -> list[str]:
+        """The status line, then one line per worker (busy ones only unless ``idle``)."""
         lines = [self.status_line()]
         for name in sorted(self.workers):
             w = self.workers[name]
-            if w.label:
-                epoch = f"epoch {w.epoch}/{w.epochs}" if w.epochs else ""
-                lines.append(f"  {name:<4} {w.label} r{w.replicate}  {epoch}")
-            else:
-                lines.append(f"  {name:<4} idle")
+            if w.label or idle:
+                lines.append(w.describe(name))
+        return lines
+
+    def _draw(self) -> None:
+        self._erase()
+        lines = self._lines()
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
         self._drawn_lines = len(lines)
@@ -214,6 +228,8 @@ def describe_status(study: str, summary: Summary, stale_after: float) -> str:
         age = now - beat["time"] if "time" in beat else None
         where = f"{w.get('host', '?')} pid {w.get('pid', '?')} ({w.get('name', '?')})"
         epoch = f"epoch {beat.get('epoch', 0)}/{beat.get('epochs', '?')}"
+        if beat.get("values"):
+            epoch += f" ({_values(beat['values'])})"
         heard = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
         if age is not None and age > stale_after:
             heard += " (silent too long: it will be requeued)"
@@ -224,6 +240,10 @@ def describe_status(study: str, summary: Summary, stale_after: float) -> str:
             "the first is used"
         )
     return "\n".join(lines)
+
+
+def _values(values: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in values.items())
 
 
 def _clock(seconds: float) -> str:

@@ -16,9 +16,8 @@ Failure handling, all through the storage so that it works across machines:
   retry racing another), the one with the higher number is marked ``duplicate`` when
   claimed, so a key is never trained twice at once and never completes twice.
 
-Storage backends: by default an Optuna journal file in the results folder (no server; its
-lock is an ``flock`` that the kernel releases if a process dies holding it); or any
-SQLAlchemy URL, typically PostgreSQL, that workers on several machines share.
+Opening the storage is :mod:`ablate.engine.storage`; riding out a database restart is
+:mod:`ablate.engine.retry`; results kept on disk meanwhile are :mod:`ablate.engine.spool`.
 """
 
 from __future__ import annotations
@@ -26,192 +25,27 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
-import os
-import re
+import math
 import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ablate.config import Study
+from ablate.engine.records import TrialResult
+from ablate.engine.retry import call_with_retry
+from ablate.engine.workers import WorkerIdentity, boot_id, process_alive
 from ablate.errors import AblateError
-from ablate.grid import Cell, TrialSpec
-from ablate.training import TrialResult
-
-SCHEMA_VERSION = 1
-JOURNAL_FILE = "optuna.journal"
+from ablate.results.files import SCHEMA_VERSION
+from ablate.study.grid import Cell, TrialSpec
+from ablate.study.settings import Study
+from ablate.tasks import goal_of
 
 _log = logging.getLogger("ablate.storage")
 T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------------------------
-# Opening storage
-
-
-_SECRETS: set[str] = set()  # passwords of storage URLs opened by this process
-_PASSWORD_RE = re.compile(r"://[^/@:\s]*:([^@\s]+)@")
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe for logs, messages and files."""
-    remember_secret(url)
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<storage URL>" if "@" in url else url
-
-
-def remember_secret(url: str | None) -> None:
-    """Note a URL's password so that no message of this process ever shows it."""
-    if not url:
-        return
-    match = _PASSWORD_RE.search(url)
-    if match:
-        _SECRETS.add(match.group(1))
-        with contextlib.suppress(Exception):
-            from urllib.parse import unquote
-
-            _SECRETS.add(unquote(match.group(1)))
-
-
-def scrub(text: str) -> str:
-    """``text`` with every known storage password replaced by ***."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def open_storage(url: str | None, results_dir: Path) -> Any:
-    """Optuna storage: the study's journal file (url None) or an RDB URL."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if url is None:
-        try:
-            results_dir.mkdir(parents=True, exist_ok=True)
-            path = str(results_dir / JOURNAL_FILE)
-            cut = cut_incomplete_record(Path(path))
-            if cut is not None:
-                _log.warning(
-                    "the journal's last record was cut short (a crash or a full disk while "
-                    "writing); it was never applied, so it was removed (the whole file was "
-                    "first copied to %s)",
-                    cut,
-                )
-            backend = optuna.storages.journal.JournalFileBackend(path, lock_obj=JournalLock(path))
-            return optuna.storages.JournalStorage(backend)
-        except (ValueError, KeyError, TypeError) as err:  # a line that is not a journal record
-            raise AblateError(
-                f"the study's journal {results_dir / JOURNAL_FILE} is damaged ({_first_line(err)}"
-                f"); `ablate doctor {results_dir} --repair` checks it and, if only its last "
-                "record was cut short (a crash or a full disk while writing), repairs it."
-            ) from None
-        except OSError as err:
-            raise AblateError(
-                f"cannot open the study's journal in {results_dir} ({err.strerror or err}); check "
-                "that the folder exists, is writable and that the disk is not full."
-            ) from None
-    remember_secret(url)
-    try:
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        # Optuna's cache keeps finished trials in memory: each later read fetches only the
-        # unfinished ones, so claiming stays cheap however many trials are done.
-        return optuna.storages.get_storage(rdb)
-    except ImportError as err:
-        raise AblateError(
-            f"the storage {mask_url(url)} needs a database driver that is not installed "
-            f"({err}); for PostgreSQL: pip install 'ablate[postgres]' (psycopg)."
-        ) from None
-    except Exception as err:
-        raise AblateError(
-            f"cannot open the storage {mask_url(url)}: {_first_line(err)}. Check that the "
-            "database server is running and reachable and that the URL (user, host, port, "
-            "database) is right."
-        ) from None
-
-
-def cut_incomplete_record(path: Path) -> Path | None:
-    """Remove a journal's last record if a crash cut it short; returns the backup, if any.
-
-    Optuna never applies a record without its newline, but the next one appended would be
-    glued onto it and damage the file. Under the journal's lock no write is in progress, so a
-    missing final newline means a dead writer; the whole file is copied aside first.
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    lock = JournalLock(str(path))
-    lock.acquire()
-    try:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) == b"\n":
-                return None
-            data = path.read_bytes()
-        keep = data.rfind(b"\n") + 1
-        backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-        backup.write_bytes(data)
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        return backup
-    finally:
-        lock.release()
-
-
-class JournalLock:
-    """A journal lock the kernel releases when its holder dies (Optuna's lock-file API)."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-# ---------------------------------------------------------------------------------------------
-# Workers and what the queue hands them
-
-
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """Who holds a trial: enough to tell, from the same machine, whether it is still alive."""
-
-    name: str  # "w1", "w2"... as shown in progress
-    host: str = field(default_factory=socket.gethostname)
-    boot: str = field(default_factory=lambda: _boot_id())
-    pid: int = field(default_factory=os.getpid)
-    start_ticks: int | None = field(default_factory=lambda: _start_ticks(os.getpid()))
-    gpu: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "host": self.host,
-            "boot": self.boot,
-            "pid": self.pid,
-            "start_ticks": self.start_ticks,
-            "gpu": self.gpu,
-        }
 
 
 @dataclass(frozen=True)
@@ -312,10 +146,15 @@ class TrialQueue:
                     f"the storage has no study named '{name}'. Start it first with "
                     f"`ablate run STUDY.yaml --storage URL` on one machine, then join it."
                 ) from None
+            response = study.analysis.response
+            direction = (
+                optuna.study.StudyDirection.MAXIMIZE
+                if goal_of(response, study.task_spec) == "max"
+                else optuna.study.StudyDirection.MINIMIZE
+            )
             try:
-                study_id = storage.create_new_study(
-                    [optuna.study.StudyDirection.MINIMIZE], study_name=name
-                )
+                study_id = storage.create_new_study([direction], study_name=name)
+                storage.set_study_user_attr(study_id, "ablate_response", response)
                 storage.set_study_user_attr(study_id, "ablate_schema_version", SCHEMA_VERSION)
                 storage.set_study_user_attr(study_id, "ablate_experiment", study.experiment())
                 storage.set_study_user_attr(study_id, "ablate_fingerprint", study.fingerprint())
@@ -349,7 +188,13 @@ class TrialQueue:
                 + ("upgrade ablate." if newer else "use the ablate that wrote it.")
             )
         if attrs.get("ablate_fingerprint") != self.study.fingerprint():
-            changes = _differences(attrs.get("ablate_experiment", {}), self.study.experiment())
+            changes = _differences(
+                attrs.get("ablate_experiment", {}),
+                self.study.experiment(),
+                self.study.experiment_defaults(),
+            )
+            if not changes:  # recorded before some settings existed, with their defaults
+                return
             raise AblateError(
                 f"the study '{self.study.name}' in storage was run with different settings "
                 f"({'; '.join(changes[:5]) or 'unknown differences'}), so its results would not "
@@ -454,6 +299,27 @@ class TrialQueue:
 
     # -- while running ------------------------------------------------------------------------
 
+    def report_epoch(self, claim: Claim, epoch: int, values: dict[str, Any]) -> None:
+        """An epoch's value of the study's response, as an Optuna intermediate value, so
+        that Optuna's own tools (optuna-dashboard) show live learning curves."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        value = values.get(self.study.analysis.response)
+        if value is None or not math.isfinite(value):
+            return
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self._retry(self.storage.set_trial_intermediate_value, claim.trial_id, epoch, value)
+
+    def _objective(self, result: TrialResult) -> float:
+        """The value Optuna records for a complete trial: the study's response, or the task's
+        default response (then the test loss) where the response is not measured."""
+        task = self.study.task_spec
+        for column in (self.study.analysis.response, task.default_response, "test_loss"):
+            value = result.value(column)
+            if value is not None and math.isfinite(value):
+                return float(value)
+        return 0.0  # a complete trial has a finite test loss; never reached in practice
+
     def heartbeat(self, claim: Claim, progress: dict[str, Any]) -> bool:
         """Record that the trial is alive; False if it is no longer this worker's."""
         from optuna.exceptions import UpdateFinishedTrialError
@@ -489,7 +355,7 @@ class TrialQueue:
                     self.storage.set_trial_state_values,
                     claim.trial_id,
                     TrialState.COMPLETE,
-                    [result.test_loss],
+                    [self._objective(result)],
                 )
             else:
                 self._retry(self.storage.set_trial_state_values, claim.trial_id, TrialState.FAIL)
@@ -522,7 +388,7 @@ class TrialQueue:
         from optuna.trial import TrialState
 
         now = time.time()
-        me_host, me_boot = socket.gethostname(), _boot_id()
+        me_host, me_boot = socket.gethostname(), boot_id()
         lost = []
         for trial in self._trials(states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker") or {}
@@ -531,7 +397,7 @@ class TrialQueue:
                 start = trial.datetime_start
                 beat = start.timestamp() if start is not None else now
             local = worker.get("host") == me_host and worker.get("boot") == me_boot
-            dead = local and not _process_alive(worker.get("pid"), worker.get("start_ticks"))
+            dead = local and not process_alive(worker.get("pid"), worker.get("start_ticks"))
             if dead or now - beat > self.stale_after:
                 lost.append(trial)
         return lost
@@ -731,96 +597,6 @@ class TrialQueue:
         return call_with_retry(fn, *args, **kwargs)
 
 
-def spool_result(
-    spool: Path, queue: TrialQueue, claim: Claim, result: TrialResult, worker: WorkerIdentity
-) -> Path:
-    """Keep a result the storage could not take, for :meth:`TrialQueue.import_spool`."""
-    spec = claim.spec
-    entry = {
-        "schema_version": SCHEMA_VERSION,
-        "study": queue.study.name,
-        "fingerprint": queue.study.fingerprint(),
-        "attrs": {
-            "trial_key": spec.key, "levels": spec.cell.as_dict(), "cell_index": spec.cell.index,
-            "replicate": spec.replicate, "seed": spec.seed, "attempt": claim.attempt,
-        },
-        "worker": worker.to_dict(),
-        "result": result.to_dict(),
-        "outputs": base64.b64encode(result.outputs).decode("ascii") if result.outputs else None,
-    }  # fmt: skip
-    spool.mkdir(parents=True, exist_ok=True)
-    path = spool / f"{spec.key}-{os.getpid()}-{claim.trial_id}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entry))
-    os.replace(tmp, path)
-    return path
-
-
-def call_with_retry(
-    fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any
-) -> T:
-    """Call a storage function, retrying with backoff while the database is unreachable.
-
-    Gives up after ``timeout`` seconds (default: ABLATE_STORAGE_TIMEOUT, or 300) with a
-    message naming the problem; nothing already recorded in storage is affected.
-    """
-    limit = float(os.environ.get("ABLATE_STORAGE_TIMEOUT", "300")) if timeout is None else timeout
-    deadline = time.monotonic() + limit
-    delay = 0.5
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as err:
-            cause = _connection_cause(err)
-            if cause is None:
-                raise
-            reason = _first_line(getattr(cause, "orig", None) or cause)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AblateError(
-                    f"the storage database has been unreachable for {limit:.0f} s "
-                    f"({reason}). Every result recorded before remains in storage; start the "
-                    "database again and rerun the same command to carry on."
-                ) from None
-            _log.warning("storage unreachable (%s); retrying in %.0f s", reason, min(delay, left))
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 15.0)
-
-
-def _is_connection_error(err: BaseException) -> bool:
-    """A lost or refused database connection (as opposed to a bug or a rejected update)."""
-    return _connection_cause(err) is not None
-
-
-def _connection_cause(err: BaseException) -> BaseException | None:
-    """The database-connection failure behind ``err``, following its causes, if any.
-
-    Optuna wraps SQLAlchemy's errors in StorageInternalError, and a connection cut in the
-    middle of a transaction surfaces as PendingRollbackError over an OperationalError.
-    """
-    try:
-        import sqlalchemy.exc as sa_exc
-    except ImportError:  # pragma: no cover
-        return None
-    kinds = (
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.PendingRollbackError,
-        sa_exc.DisconnectionError,
-    )
-    seen: set[int] = set()
-    current: BaseException | None = err
-    found = None
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, kinds) or (
-            isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated
-        ):
-            found = current  # keep going: the innermost one says what happened
-        current = current.__cause__ or current.__context__
-    return found
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -859,61 +635,22 @@ def _result_of(trial: Any) -> TrialResult:
     return TrialResult(status="failed", error=f"no result recorded (outcome: {outcome})")
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def _differences(
+    old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any], prefix: str = ""
+) -> list[str]:
+    """What differs between a stored experiment and this one.
+
+    A key the stored experiment lacks was recorded before that setting existed, so it ran
+    with the setting's default: only a value other than the default is a difference.
+    """
     out = []
     for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differences(a, b, f"{prefix}{key}."))
+        a, b, default = old.get(key), new.get(key), defaults.get(key)
+        if key not in old and key in defaults and not isinstance(default, dict):
+            a = default
+        if isinstance(b, dict) and (isinstance(a, dict) or key not in old):
+            sub_defaults = default if isinstance(default, dict) else {}
+            out.extend(_differences(a or {}, b, sub_defaults, f"{prefix}{key}."))
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} then, {b!r} now")
     return out
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return scrub((text[0] if text else type(err).__name__)[:300])
-
-
-def _boot_id() -> str:
-    with contextlib.suppress(OSError):
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return ""
-
-
-def _start_ticks(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (tells a reused PID apart)."""
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    return None
-
-
-def _process_alive(pid: int | None, start_ticks: int | None) -> bool:
-    """Whether the process still runs (a zombie or a reused PID counts as gone)."""
-    if pid is None:
-        return True  # unknown: leave it to the heartbeat
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return start_ticks is None or _start_ticks(pid) in (None, start_ticks)
-
-
-@contextlib.contextmanager
-def opened_queue(study: Study, url: str | None, *, create: bool = True) -> Iterator[TrialQueue]:
-    """Open storage and the study's queue; closes RDB connections afterwards."""
-    storage = open_storage(url, study.results_dir)
-    try:
-        yield TrialQueue.open(study, storage, create=create)
-    finally:
-        rdb = getattr(storage, "_backend", storage)
-        engine = getattr(rdb, "engine", None)
-        if engine is not None:
-            engine.dispose()

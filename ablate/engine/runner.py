@@ -33,21 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate import backend
-from ablate.config import Study
+from ablate.data import check_dataset, read_dataset
+from ablate.engine import backend
+from ablate.engine.progress import Event, Progress
+from ablate.engine.queue import Claim, TrialQueue
+from ablate.engine.secrets import mask_url, scrub
+from ablate.engine.spool import spool_result
+from ablate.engine.storage import opened_queue
+from ablate.engine.workers import WorkerIdentity
 from ablate.errors import AblateError
-from ablate.grid import expand_trials
-from ablate.progress import Event, Progress
-from ablate.results import SPOOL_DIR, export, prepare_results_dir
-from ablate.storage import (
-    Claim,
-    TrialQueue,
-    WorkerIdentity,
-    mask_url,
-    opened_queue,
-    scrub,
-    spool_result,
-)
+from ablate.results import export, prepare_results_dir
+from ablate.results.files import SPOOL_DIR, write_baselines
+from ablate.study.grid import expand_trials
+from ablate.study.settings import Study
+from ablate.tasks import Baseline, goal_of
 
 Reporter = Callable[[Event], None]
 
@@ -138,13 +137,16 @@ def run_study(
     ``join``: work on a study created elsewhere (``ablate worker``): do not create or fill it.
     """
     start = time.monotonic()
+    import_beside(study)
     problem = study.model.spec.check_importable()
     if problem:
         raise AblateError(
             f"the model builder '{study.model.builder}' cannot be loaded: {problem}. Install "
             "its package or add its folder to PYTHONPATH."
         )
+    checked = check_data(study)  # before any worker starts: a bad dataset costs nothing
     directory = prepare_results_dir(study, storage_url)
+    write_baselines(directory, checked.describe, checked.baselines)
     with opened_queue(study, storage_url, create=not join) as queue:
         queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
         if not join:
@@ -199,16 +201,58 @@ def run_study(
     )
 
 
+def import_beside(study: Study) -> None:
+    """Let a builder or dataset module that sits beside the study file be imported, as a
+    Python script's folder is: by this process and by the workers it spawns (they inherit
+    its import path)."""
+    if study.source and Path(study.source).is_file():
+        folder = str(Path(study.source).resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """A study's dataset, loaded and checked against its task and model, and what a model
+    that learned nothing scores on it."""
+
+    describe: str
+    baselines: dict[str, Baseline]
+
+
+def check_data(study: Study) -> DataCheck:
+    """Load the study's data once, refuse it if it does not fit the task or the model (exit
+    code 2, naming the array), and compute the task's trivial baselines on it."""
+    try:
+        data = read_dataset(study.data, study.seed)
+        check_dataset(data, study.task_spec, study.model.spec)
+    except AblateError as err:
+        raise AblateError(f"{study.source or study.name}: data: {err}") from None
+    return DataCheck(data.describe(), study.task_spec.baselines(data))
+
+
 def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None) -> str:
     """What ``ablate run --dry-run`` says: the study is valid, and what a run would do."""
     n_trials = study.n_cells * study.replicates
+    import_beside(study)
     problem = study.model.spec.check_importable()
+    checked = check_data(study)
     slots = plan_workers(
         study, workers=workers, workers_per_gpu=workers_per_gpu, remaining=n_trials
     )
+    response = study.analysis.response
+    better = "higher" if goal_of(response, study.task_spec) == "max" else "lower"
     lines = [
         f"{study.source}: valid. {study.n_cells} cells x {study.replicates} replicate(s) = "
-        f"{n_trials} trials of {study.training.epochs} epoch(s) on {study.data.dataset}.",
+        f"{n_trials} trials of {study.training.epochs} epoch(s).",
+        f"Task {study.task} with the {study.model.builder} model on {checked.describe}.",
+        f"Response {response} ({better} is better)"
+        + (
+            f"; a model that learned nothing scores {checked.baselines[response].value:.4g} "
+            f"({checked.baselines[response].what})."
+            if response in checked.baselines
+            else "."
+        ),
         f"Results would go to {study.results_dir}; up to {len(slots)} worker(s) "
         f"({_describe_slots(slots)}).",
     ]
@@ -435,7 +479,7 @@ def work(
     from ablate.data import load_dataset
 
     backend.import_keras()  # once per worker, so that no trial's time includes it
-    dataset = load_dataset(study.data)  # once per worker, not once per trial
+    dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
     trained = 0
     while True:
         for label in queue.recover_lost():
@@ -459,26 +503,35 @@ def _run_claim(
     report: Reporter,
 ) -> None:
     """Train one claimed trial with heartbeats, record it, and report it."""
-    from ablate.training import train_trial
+    from ablate.engine.training import train_trial
 
     spec = claim.spec
     epochs = study.training.epochs
     report(Event("claimed", identity.name, spec.cell.label, spec.replicate, epochs=epochs))
     beat = _Heartbeat(queue, claim, study.run.heartbeat_seconds, epochs)
     n_train = len(dataset.x_train)
+    seen = [0]  # training examples reported within the current epoch
+
+    def on_progress(images: int) -> None:
+        seen[0] += images
+        report(Event("progress", identity.name, spec.cell.label, spec.replicate, images=images))
 
     def on_epoch(record: Any) -> None:
-        beat.progress["epoch"] = record.epoch
+        shown = _shown_values(study, record.values)
+        beat.progress.update(epoch=record.epoch, values=shown)
+        with contextlib.suppress(Exception):  # a live curve point is not worth a trial
+            queue.report_epoch(claim, record.epoch, record.values)
         report(
             Event(
-                "epoch", identity.name, spec.cell.label, spec.replicate,
-                epoch=record.epoch, epochs=epochs, images=n_train,
+                "epoch", identity.name, spec.cell.label, spec.replicate, epoch=record.epoch,
+                epochs=epochs, images=max(n_train - seen[0], 0), values=shown,
             )
         )  # fmt: skip
+        seen[0] = 0
 
     beat.start()
     try:
-        result = train_trial(study, spec, dataset, on_epoch=on_epoch)
+        result = train_trial(study, spec, dataset, on_epoch=on_epoch, on_progress=on_progress)
     except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
         beat.stop()
         queue.release(claim)
@@ -499,9 +552,20 @@ def _run_claim(
         Event(
             "finished", identity.name, spec.cell.label, spec.replicate,
             status=result.status if recorded else "taken-over",
-            test_loss=result.test_loss, seconds=result.seconds, message=message,
+            values=_shown_values(study, result.values), seconds=result.seconds,
+            message=message,
         )
     )  # fmt: skip
+
+
+def _shown_values(study: Study, values: dict[str, Any]) -> dict[str, float]:
+    """The few values progress displays show: the study's response, and the test loss."""
+    shown = {}
+    for column in dict.fromkeys((study.analysis.response, "test_loss")):
+        value = values.get(column)
+        if value is not None:
+            shown[column] = float(value)
+    return shown
 
 
 class _Heartbeat:

@@ -1,28 +1,31 @@
-"""The builder interface: how a cell of the grid becomes a Keras model.
+"""The builder protocol, and the built-in builders with their parameters, each declared once.
 
-A builder is a callable ``build(*, input_shape, seed, **kwargs) -> keras.Model`` whose keyword
-arguments are the study's model settings merged with one cell's factor levels, so a factor
-can be any of the builder's parameters (``activation``, but also ``depth``). The model maps an
-image batch to its reconstruction in [0, 1] and carries its own extra loss terms
-(``add_loss``); it may expose ``encoder`` and ``decoder`` sub-models, which ablate then uses to
-save what the model learned.
+A builder is a function ``build(*, input_shape, task, n_classes, seed, **parameters) ->
+keras.Model``: ``input_shape`` is one example's shape, ``task`` the study's task,
+``n_classes`` the number of classes (classification only), ``seed`` the trial's seed, and
+``parameters`` the study's ``model:`` settings merged with one cell's factor levels — so a
+factor can be any of the builder's parameters. ablate passes only the protocol arguments a
+builder's signature names. The model's output must fit the task (see :mod:`ablate.tasks`),
+and it adds any further loss terms with ``add_loss``.
 
-Besides the built-in ``vae``, a study may name a user's builder as ``"package.module:function"``;
-it then receives the study's ``model.options`` and the cell's levels.
-
-This module knows each built-in builder's parameters and their types without importing
-Keras, so that a study file is validated in milliseconds, before any training starts.
+Each built-in builder is declared here (:class:`ModelSpec`): its parameters with types,
+ranges, defaults and docs, the tasks it serves and the inputs it needs. Study files are
+validated against these declarations without importing Keras; the build functions receive
+every parameter resolved, so defaults live here and nowhere else. A study may also name a
+user's builder as ``"package.module:function"``; it then receives ``model.options``.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from ablate.parameters import Parameter, find
 
 #: Activations a convolution block accepts (names Keras resolves with ``keras.activations.get``).
 ACTIVATIONS = (
@@ -30,81 +33,31 @@ ACTIVATIONS = (
     "selu", "sigmoid", "silu", "softplus", "softsign", "swish", "tanh",
 )  # fmt: skip
 
-
-@dataclass(frozen=True)
-class Parameter:
-    """One keyword argument of a builder, with the values it accepts."""
-
-    name: str
-    kind: Literal["bool", "int", "float", "choice", "int_list"]
-    doc: str
-    minimum: float | None = None
-    maximum: float | None = None  # inclusive upper bound (keeps absurd sizes out)
-    below: float | None = None  # exclusive upper bound
-    choices: tuple[str, ...] = ()
-
-    def expected(self) -> str:
-        """What a valid value looks like, in words, for error messages."""
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
-        if self.kind == "int_list":
-            return f"a list of at least 3 integers from 1 to {self.maximum:g}"
-        noun = "an integer" if self.kind == "int" else "a number"
-        if self.minimum is not None and self.below is not None:
-            return f"{noun} from {self.minimum:g} up to (not including) {self.below:g}"
-        if self.minimum is not None and self.maximum is not None:
-            return f"{noun} from {self.minimum:g} to {self.maximum:g}"
-        if self.minimum is not None:
-            return f"{noun} of at least {self.minimum:g}"
-        return noun
-
-    def accepts(self, value: Any) -> bool:
-        """Whether ``value`` (as parsed from YAML) is valid for this parameter."""
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "choice":
-            return isinstance(value, str) and value in self.choices
-        if self.kind == "int_list":
-            return (
-                isinstance(value, (list, tuple))
-                and len(value) >= 3
-                and all(is_int(v) and self._within(v) and v >= 1 for v in value)
-            )
-        if not is_number(value) or (self.kind == "int" and not is_int(value)):
-            return False
-        return self._within(value)
-
-    def _within(self, value: float) -> bool:
-        return (
-            (self.minimum is None or value >= self.minimum)
-            and (self.maximum is None or value <= self.maximum)
-            and (self.below is None or value < self.below)
-        )
-
-
-def is_int(value: Any) -> bool:
-    """An integer, and not a bool (YAML's true is not 1 here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float, and not a bool."""
-    return is_int(value) or (isinstance(value, float) and math.isfinite(value))
+_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
-class BuilderSpec:
-    """A named builder: where its code lives and which parameters it takes."""
+class ModelSpec:
+    """A named builder: where its code lives, its parameters, its tasks and its inputs."""
 
     name: str
     target: str  # "module:function", imported only when a model is built
+    doc: str
     parameters: tuple[Parameter, ...] | None  # None: a user's builder, not checked ahead
-    setting_names: tuple[str, ...] = ()  # parameters set in the study's `model:` section
+    tasks: tuple[str, ...] = ()  # the tasks it serves, the default first; () = any
+    input_rank: int | None = None  # dimensions of one example it needs (3: H, W, C)
+    input_doc: str = ""  # those dimensions in words
+    exclusive: tuple[tuple[str, str], ...] = ()  # parameters that cannot both be in use
+
+    @property
+    def default_task(self) -> str:
+        return self.tasks[0] if self.tasks else "reconstruction"
 
     def parameter(self, name: str) -> Parameter | None:
-        return next((p for p in self.parameters or () if p.name == name), None)
+        return find(self.parameters or (), name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters or ()}
 
     def check_importable(self) -> str | None:
         """Why the builder's module cannot be imported (None if it can), without importing it."""
@@ -120,33 +73,88 @@ class BuilderSpec:
         module, _, function = self.target.partition(":")
         return getattr(importlib.import_module(module), function)
 
+    def build(
+        self,
+        *,
+        input_shape: tuple[int, ...],
+        task: str | None = None,
+        n_classes: int | None = None,
+        seed: int | None = None,
+        **parameters: Any,
+    ) -> Any:
+        """The model for these parameters (defaults filled in from the declaration)."""
+        function = self.load()
+        protocol: dict[str, Any] = {
+            "input_shape": tuple(input_shape),
+            "task": task or self.default_task,
+            "seed": seed,
+        }
+        if n_classes is not None:
+            protocol["n_classes"] = n_classes
+        accepted = _accepted(function, protocol)
+        return function(**accepted, **{**self.defaults(), **parameters})
 
-VAE = BuilderSpec(
+
+def _accepted(function: Callable[..., Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """The protocol arguments ``function`` takes (all of them if it takes ``**kwargs``)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return protocol
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return protocol
+    return {k: v for k, v in protocol.items() if k in signature.parameters}
+
+
+VAE = ModelSpec(
     name="vae",
-    target="ablate.model:build_vae",
+    target="ablate.models.vae:build_vae",
+    doc="the reference study's dense convolutional variational autoencoder (model-spec.md)",
+    tasks=("reconstruction",),
+    input_rank=3,
+    input_doc="height, width, channels: an image with a channel axis",
     parameters=(
-        Parameter("units", "int_list", "filters per coder stage", maximum=4096),
-        Parameter("depth", "int", "convolution blocks per dense block", minimum=1, maximum=64),
-        Parameter("latent_dim", "int", "dimension of the latent space", minimum=1, maximum=4096),
-        Parameter("kl_weight", "float", "weight of the KL term", minimum=0, maximum=1e6),
-        Parameter("dropout_rate", "float", "rate of every Dropout layer", minimum=0, below=1),
-        Parameter("batch_norm", "bool", "BatchNormalization in every convolution block"),
-        Parameter("dropout", "bool", "Dropout in every convolution block"),
-        Parameter("spatial_attention", "bool", "spatial attention in every convolution block"),
-        Parameter("activation", "choice", "activation closing every block", choices=ACTIVATIONS),
+        Parameter(
+            "units",
+            "int_list",
+            (35, 25, 15, 5),
+            "filters per coder stage",
+            maximum=4096,
+            factor=False,
+        ),
+        Parameter("depth", "int", 3, "convolution blocks per dense block", minimum=1, maximum=64),
+        Parameter("latent_dim", "int", 2, "dimension of the latent space", minimum=1, maximum=4096),
+        Parameter("kl_weight", "float", 0.001, "weight of the KL term", minimum=0, maximum=1e6),
+        Parameter("dropout_rate", "float", 0.2, "rate of every Dropout layer", minimum=0, below=1),
+        Parameter("batch_norm", "bool", False, "BatchNormalization in every convolution block"),
+        Parameter("dropout", "bool", False, "Dropout in every convolution block"),
+        Parameter(
+            "spatial_attention", "bool", False, "spatial attention in every convolution block"
+        ),
+        Parameter(
+            "activation",
+            "choice",
+            "relu",
+            "activation closing every convolution block",
+            choices=ACTIVATIONS,
+        ),
+        Parameter(
+            "output_batch_norm",
+            "bool",
+            True,
+            "BatchNormalization before the decoder's final sigmoid, as in the reference "
+            "(off: the last convolution gets a bias instead)",
+        ),
     ),
-    setting_names=("units", "depth", "latent_dim", "kl_weight", "dropout_rate"),
 )
 
-BUILDERS: dict[str, BuilderSpec] = {VAE.name: VAE}
-
-_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+BUILDERS: dict[str, ModelSpec] = {VAE.name: VAE}
 
 
-def builder_spec(name: str) -> BuilderSpec | None:
+def builder_spec(name: str) -> ModelSpec | None:
     """A built-in builder by name, or a user's builder written as "package.module:function"."""
     if name in BUILDERS:
         return BUILDERS[name]
     if _TARGET_RE.match(name):
-        return BuilderSpec(name=name, target=name, parameters=None)
+        return ModelSpec(name=name, target=name, doc="a user's builder", parameters=None)
     return None

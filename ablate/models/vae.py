@@ -88,19 +88,21 @@ class VariationalAutoencoder(keras.Model):
 
 def build_vae(
     *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    seed: int | None = None,
-    units: Sequence[int] = (35, 25, 15, 5),
-    depth: int = 3,
-    latent_dim: int = 2,
-    kl_weight: float = 0.001,
-    dropout_rate: float = 0.2,
-    batch_norm: bool = False,
-    dropout: bool = False,
-    spatial_attention: bool = False,
-    activation: str = "relu",
+    input_shape: Sequence[int],
+    seed: int | None,
+    units: Sequence[int],
+    depth: int,
+    latent_dim: int,
+    kl_weight: float,
+    dropout_rate: float,
+    batch_norm: bool,
+    dropout: bool,
+    spatial_attention: bool,
+    activation: str,
+    output_batch_norm: bool,
 ) -> VariationalAutoencoder:
-    """The reference VAE for one cell; its factor levels arrive as keyword arguments."""
+    """The reference VAE for one cell; every parameter arrives resolved (defaults and their
+    meaning: ``ablate.models.registry.VAE``), the cell's factor levels among them."""
     block = {
         "batch_norm": batch_norm,
         "dropout": dropout,
@@ -111,6 +113,7 @@ def build_vae(
     down_units = sorted(units, reverse=True)
 
     image = keras.Input(tuple(input_shape), name="image")  # (28, 28, 1)
+    channels = int(input_shape[-1])
     h = _coder(image, down_units, depth, encoder=True, **block)  # (7, 7, units[-1])
     grid_shape = tuple(h.shape[1:])
     n = grid_shape[0] * grid_shape[1] * grid_shape[2]  # 7·7·5 = 245
@@ -125,7 +128,10 @@ def build_vae(
     g = _dense_bn_relu(z, latent_dim)
     g = _dense_bn_relu(g, n)
     g = layers.Reshape(grid_shape)(g)  # (7, 7, units[-1])
-    reconstruction = _coder(g, down_units[::-1], depth, encoder=False, **block)  # (28, 28, 1)
+    reconstruction = _coder(  # (28, 28, 1)
+        g, down_units[::-1], depth, encoder=False, channels=channels,
+        output_batch_norm=output_batch_norm, **block,
+    )  # fmt: skip
     decoder = keras.Model(z, reconstruction, name="decoder")
 
     return VariationalAutoencoder(encoder, decoder, Sampling(kl_weight, seed=seed))
@@ -155,8 +161,15 @@ def _dense_block(x: Any, filters: int, depth: int, **block: Any) -> Any:
     return c
 
 
-def _coder(x: Any, units: Sequence[int], depth: int, *, encoder: bool, **block: Any) -> Any:
-    """Encoder (units descending, stride-2 convs) or decoder (ascending, transposed convs)."""
+def _coder(
+    x: Any, units: Sequence[int], depth: int, *, encoder: bool, channels: int = 1,
+    output_batch_norm: bool = True, **block: Any,
+) -> Any:  # fmt: skip
+    """Encoder (units descending, stride-2 convs) or decoder (ascending, transposed convs).
+
+    The decoder ends in ``channels`` sigmoid maps, batch-normalised first as in the reference
+    unless ``output_batch_norm`` is off.
+    """
     x = layers.Conv2D(units[0], 3, padding="same", use_bias=False)(x)
     x = layers.ReLU()(x)  # always ReLU, whatever the activation factor says
     resample = layers.Conv2D if encoder else layers.Conv2DTranspose
@@ -167,8 +180,9 @@ def _coder(x: Any, units: Sequence[int], depth: int, *, encoder: bool, **block: 
         x = layers.Conv2D(units[-1], 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         return layers.ReLU()(x)
-    x = layers.Conv2D(1, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.Conv2D(channels, 3, padding="same", use_bias=not output_batch_norm)(x)
+    if output_batch_norm:
+        x = layers.BatchNormalization()(x)
     return layers.Activation("sigmoid")(x)
 
 

@@ -1,97 +1,41 @@
-"""Results on disk: parquet tables exported from storage, written atomically, read back checked.
-
-A results folder ``results/<study>/`` holds
-
-- ``study.yaml``: the resolved study (a valid study file);
-- ``manifest.json``: schema version, ablate version, where the storage is (password masked);
-- ``optuna.journal``: the trial storage, unless the study uses a database (``--storage``);
-- ``trials.parquet``: one row per finished (cell, replicate);
-- ``epochs.parquet``: one row per trial and epoch;
-- ``outputs/<trial_key>.npz``: what each complete trial's model learned (latent codes of test
-  digits, reconstructions, a decoded walk over the latent plane), for the charts.
+"""Exporting a study's results from its storage: trials.parquet, epochs.parquet, model outputs.
 
 The storage is the record of truth and the parquet files are exported from it, so a crash
-while writing costs nothing: each file is written to a temporary name, synced, and renamed
-over the old one, which stays intact until the new one is complete.
+while writing costs nothing (see :func:`ablate.results.files.write_atomic`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.config import Study, load_study
-from ablate.errors import AblateError
+from ablate.results.files import (
+    EPOCHS_FILE,
+    OUTPUTS_DIR,
+    SCHEMA_VERSION,
+    TRIALS_FILE,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
-    from ablate.storage import Record, TrialQueue
+    from ablate.engine.queue import Record, TrialQueue
+    from ablate.study import Study
 
-SCHEMA_VERSION = 1
-STUDY_FILE = "study.yaml"
-MANIFEST_FILE = "manifest.json"
-TRIALS_FILE = "trials.parquet"
-EPOCHS_FILE = "epochs.parquet"
-OUTPUTS_DIR = "outputs"
-SPOOL_DIR = "spool"  # results a worker could not record while the storage was unreachable
-
-#: Numeric result columns of trials.parquet that ``ablate analyze`` can take as a response.
-RESPONSES = (
-    "test_loss", "test_recon_loss", "test_kl_loss", "train_loss", "seconds",
-    "train_seconds", "images_per_second",
-)  # fmt: skip
-
-EPOCH_COLUMNS = (
-    "epoch", "train_loss", "train_recon_loss", "train_kl_loss", "test_loss",
-    "test_recon_loss", "test_kl_loss", "learning_rate", "train_seconds", "eval_seconds",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Results:
-    """A study's results as tables; ``study`` is None for a bare parquet or CSV file."""
-
-    trials: pd.DataFrame
-    epochs: pd.DataFrame | None
-    study: Study | None
-    source: Path
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-def prepare_results_dir(study: Study, storage_url: str | None) -> Path:
-    """Create the results folder and save the resolved study and the manifest beside it."""
-    from ablate.storage import JOURNAL_FILE, mask_url
-
-    directory = study.results_dir
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise AblateError(
-            f"cannot create the results folder {directory} ({err.strerror}); choose another "
-            "place with `results:` in the study file."
-        ) from None
-    write_atomic(directory / STUDY_FILE, study.to_yaml().encode())
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "ablate_version": _ablate_version(),
-        "study": study.name,
-        "fingerprint": study.fingerprint(),
-        "storage": mask_url(storage_url) if storage_url else JOURNAL_FILE,
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    write_atomic(directory / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
-    return directory
+#: Columns of trials.parquet after the task's values, and their types.
+PROVENANCE: dict[str, str] = {
+    "epochs": "int64", "params": "Int64", "trainable_params": "Int64", "seconds": "float64",
+    "build_seconds": "float64", "train_seconds": "float64", "eval_seconds": "float64",
+    "images_per_second": "float64", "attempts": "int64", "error": "string",
+    "traceback": "string", "backend": "string", "device": "string", "host": "string",
+    "worker": "string", "versions": "string", "started_at": "datetime64[us, UTC]",
+    "finished_at": "datetime64[us, UTC]", "optuna_trial": "int64",
+}  # fmt: skip
+#: Per-epoch columns besides the task's values.
+EPOCH_TIMES = ("learning_rate", "train_seconds", "eval_seconds")
 
 
 def export(queue: TrialQueue, directory: Path) -> int:
@@ -104,7 +48,7 @@ def export(queue: TrialQueue, directory: Path) -> int:
         "ablate.fingerprint": study.fingerprint(),
     }
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
-    write_parquet(epochs_frame(records), directory / EPOCHS_FILE, meta)
+    write_parquet(epochs_frame(records, study), directory / EPOCHS_FILE, meta)
     outputs = directory / OUTPUTS_DIR
     for record in records:
         target = outputs / f"{record.key}.npz"
@@ -115,9 +59,11 @@ def export(queue: TrialQueue, directory: Path) -> int:
 
 
 def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
-    """One row per finished (cell, replicate): its levels, losses and provenance."""
+    """One row per finished (cell, replicate): its levels, the task's values, provenance."""
     import pandas as pd
 
+    values = value_columns(records, study)
+    details = sorted({k for r in records for k in r.result.details})
     rows = []
     for r in records:
         res = r.result
@@ -130,11 +76,9 @@ def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
             "status": r.status,
         }
         row.update({name: r.levels[name] for name in study.factor_names})
+        row.update({c: res.value(c) for c in values})
+        row.update({f"test_{k}": _json(res.details.get(k)) for k in details})
         row.update(
-            test_recon_loss=res.test_recon_loss,
-            test_kl_loss=res.test_kl_loss,
-            test_loss=res.test_loss,
-            train_loss=res.train_loss,
             epochs=res.epochs,
             params=res.params,
             trainable_params=res.trainable_params,
@@ -156,64 +100,64 @@ def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
             optuna_trial=r.trial_number,
         )
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=_trial_columns(study))
-    return _typed(frame, study)
-
-
-def epochs_frame(records: list[Record]) -> pd.DataFrame:
-    """One row per trial and epoch, failed and diverged trials included."""
-    import pandas as pd
-
-    rows = [
-        {"trial_key": r.key, "replicate": r.replicate, **_epoch_dict(e)}
-        for r in records
-        for e in r.result.history
-    ]
-    frame = pd.DataFrame(rows, columns=["trial_key", "replicate", *EPOCH_COLUMNS])
-    for col in EPOCH_COLUMNS:
-        frame[col] = frame[col].astype("int64" if col == "epoch" else "float64")
-    return frame.astype({"trial_key": "string", "replicate": "int64"})
-
-
-def _epoch_dict(e: Any) -> dict[str, Any]:
-    return {c: getattr(e, c) for c in EPOCH_COLUMNS}
-
-
-def _trial_columns(study: Study) -> list[str]:
-    return [
-        "trial_key", "cell", "cell_index", "replicate", "seed", "status",
-        *study.factor_names,
-        "test_recon_loss", "test_kl_loss", "test_loss", "train_loss", "epochs", "params",
-        "trainable_params", "seconds", "build_seconds", "train_seconds", "eval_seconds",
-        "images_per_second", "attempts", "error", "traceback", "backend", "device", "host",
-        "worker", "versions", "started_at", "finished_at", "optuna_trial",
+    columns = [
+        "trial_key", "cell", "cell_index", "replicate", "seed", "status", *study.factor_names,
+        *values, *(f"test_{k}" for k in details), *PROVENANCE,
     ]  # fmt: skip
-
-
-def _typed(frame: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Stable column types, also for an empty table: booleans stay booleans, text is text."""
     types: dict[str, str] = {
         "trial_key": "string", "cell": "string", "cell_index": "int64", "replicate": "int64",
-        "seed": "int64", "status": "string", "epochs": "int64", "params": "Int64",
-        "trainable_params": "Int64", "attempts": "int64", "error": "string",
-        "traceback": "string", "backend": "string", "device": "string", "host": "string",
-        "worker": "string", "versions": "string", "optuna_trial": "int64",
+        "seed": "int64", "status": "string", **{c: "float64" for c in values},
+        **{f"test_{k}": "string" for k in details}, **PROVENANCE,
     }  # fmt: skip
-    for col in ("test_recon_loss", "test_kl_loss", "test_loss", "train_loss", "seconds",
-                "build_seconds", "train_seconds", "eval_seconds", "images_per_second"):  # fmt: skip
-        types[col] = "float64"
     for f in study.factors:
         types[f.name] = {"bool": "bool", "string": "string"}.get(
             f.kind, "int64" if all(isinstance(v, int) for v in f.levels) else "float64"
         )
-    frame = frame.astype(types)
-    for col in ("started_at", "finished_at"):
-        frame[col] = frame[col].astype("datetime64[us, UTC]")
-    return frame
+    return pd.DataFrame(rows, columns=columns).astype(types)
+
+
+def value_columns(records: list[Record], study: Study) -> list[str]:
+    """The task's test values in declared order, then further ones the trials recorded (per
+    class: test_recall_0, test_recall_1, …, in numeric order), then the training loss."""
+    declared = list(study.task_spec.result_columns)
+    extra = {c for r in records for c in r.result.values} - {*declared, "train_loss"}
+    return [*declared, *sorted(extra, key=_natural), "train_loss"]
+
+
+def epochs_frame(records: list[Record], study: Study) -> pd.DataFrame:
+    """One row per trial and epoch, failed and diverged trials included."""
+    import pandas as pd
+
+    values = list(study.task_spec.epoch_columns)
+    rows = [
+        {
+            "trial_key": r.key,
+            "replicate": r.replicate,
+            "epoch": e.epoch,
+            **{c: e.get(c) for c in values},
+            **{c: getattr(e, c) for c in EPOCH_TIMES},
+        }
+        for r in records
+        for e in r.result.history
+    ]
+    columns = ["trial_key", "replicate", "epoch", *values, *EPOCH_TIMES]
+    types = {"trial_key": "string", "replicate": "int64", "epoch": "int64"}
+    types.update({c: "float64" for c in (*values, *EPOCH_TIMES)})
+    return pd.DataFrame(rows, columns=columns).astype(types)
+
+
+def _natural(column: str) -> tuple[str, int]:
+    """test_recall_10 after test_recall_9."""
+    stem, _, number = column.rpartition("_")
+    return (stem, int(number)) if number.isdigit() else (column, -1)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _label(levels: dict[str, Any], study: Study) -> str:
-    from ablate.grid import Cell
+    from ablate.study.grid import Cell
 
     return Cell(0, tuple((n, levels[n]) for n in study.factor_names)).label
 
@@ -236,152 +180,3 @@ def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, str]) -> 
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     write_atomic(path, sink.getvalue().to_pybytes())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: the old file stays intact on any failure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise AblateError(
-            f"could not write {path} ({err.strerror or err}); the previous version of the file, "
-            "if any, is intact, and every finished trial is kept in the study's storage. Free "
-            f"some space or fix the folder's permissions, then run `ablate export {path.parent}`."
-        ) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-def load_results(path: str | Path) -> Results:
-    """A results folder (with its study) or a bare parquet/CSV table."""
-    p = Path(path)
-    if p.is_dir():
-        study = load_study(p)
-        _check_manifest(p)
-        trials_path = p / TRIALS_FILE
-        if not trials_path.is_file():
-            raise AblateError(
-                f"{p} has no {TRIALS_FILE} yet: no trial of this study has finished, or it was "
-                f"never exported. Run `ablate export {p}` (or `ablate run` the study)."
-            )
-        trials = read_table(trials_path)
-        epochs_path = p / EPOCHS_FILE
-        epochs = read_table(epochs_path) if epochs_path.is_file() else None
-        missing = [n for n in study.factor_names if n not in trials.columns]
-        if missing:
-            raise AblateError(
-                f"{trials_path} lacks the factor columns {', '.join(missing)} of its study.yaml; "
-                f"it does not belong to this study. Run `ablate export {p}` to rewrite it."
-            )
-        return Results(trials=trials, epochs=epochs, study=study, source=p)
-    if not p.exists():
-        raise AblateError(f"{p}: no such file or folder.")
-    return Results(trials=read_table(p), epochs=None, study=None, source=p)
-
-
-def _check_manifest(directory: Path) -> None:
-    path = directory / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        return  # written by hand or copied without it: the parquet metadata still tells
-    except (OSError, ValueError) as err:
-        raise AblateError(
-            f"{path} cannot be read ({_short(err)}); `ablate export` rewrites it."
-        ) from None
-    check_schema_version(manifest.get("schema_version"), str(directory))
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A parquet or CSV file as a DataFrame, refusing damaged or newer-schema files clearly."""
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            return pd.read_csv(path)
-        except Exception as err:
-            raise AblateError(f"{path} cannot be read as CSV ({_short(err)}).") from None
-    if suffix not in (".parquet", ".pq"):
-        raise AblateError(
-            f"{path}: ablate reads results folders, .parquet and .csv files; this is neither."
-        )
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as err:
-        raise AblateError(
-            f"{path} is not a readable parquet file ({_short(err)}); it may be truncated or "
-            "damaged. If it is in a results folder, `ablate export` rewrites it from storage."
-        ) from None
-    meta = table.schema.metadata or {}
-    version = meta.get(b"ablate.schema_version")
-    if version is not None:
-        check_schema_version(version.decode(errors="replace"), str(path))
-    return table.to_pandas()
-
-
-def check_schema_version(version: object, what: str) -> None:
-    """Refuse results of another schema version, naming it and the way out."""
-    try:
-        number = int(str(version))
-    except ValueError:
-        number = None
-    if number == SCHEMA_VERSION:
-        return
-    if number is not None and number > SCHEMA_VERSION:
-        raise AblateError(
-            f"{what} was written by a newer ablate (results schema version {number}; this one "
-            f"reads version {SCHEMA_VERSION}); upgrade ablate to read it."
-        )
-    raise AblateError(
-        f"{what} has results schema version {version}, which this ablate does not read (it "
-        f"reads version {SCHEMA_VERSION}). If the study's storage is at hand, `ablate export` "
-        "rewrites the results in the current version; otherwise read them with the ablate "
-        "that wrote them."
-    )
-
-
-def load_outputs(directory: Path, key: str) -> dict[str, np.ndarray] | None:
-    """A trial's saved model outputs (None if it has none); never unpickles anything."""
-    import numpy as np
-
-    path = Path(directory) / OUTPUTS_DIR / f"{key}.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except Exception as err:
-        raise AblateError(
-            f"{path} cannot be read ({_short(err)}); delete it and run `ablate export "
-            f"{directory}` to write it again from storage."
-        ) from None
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:200]
-
-
-def _ablate_version() -> str:
-    try:
-        return metadata.version("ablate")
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ablate.design import (
+from ablate.errors import AblateError
+from ablate.results import Results
+from ablate.stats.matrix import (
     CODINGS,
     Coding,
     Design,
@@ -40,8 +42,7 @@ from ablate.design import (
     factor_infos,
     reference_grid,
 )
-from ablate.errors import AblateError
-from ablate.results import Results
+from ablate.tasks import goal_of
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -125,6 +126,10 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
     if missing.any():
         excluded["missing response"] = int(missing.sum())
         frame, y_raw = frame[~missing], y_raw[~missing]
+    goal = goal_of(response, results.study.task_spec if results.study else None)
+    against = against_baseline(results, response, y_raw.to_numpy(dtype=float), goal)
+    if against is not None and against["not_beating"]:
+        notes.append(against["note"])
     label = response
     if opts.log:
         if (y_raw <= 0).any():
@@ -163,7 +168,36 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
             "cells."
         )
     opts = replace(opts, response=response, factors=tuple(names))  # as resolved
-    return _fit(results, frame, y, label, opts, factors, design, n, p, excluded, notes)
+    analysis = _fit(results, frame, y, label, opts, factors, design, n, p, excluded, notes)
+    analysis.fit.update(goal=goal, baseline=against)
+    return analysis
+
+
+def against_baseline(
+    results: Results, response: str, y: NDArray[np.float64], goal: str | None
+) -> dict[str, Any] | None:
+    """The response's trivial baseline (what a model that learned nothing scores), the best
+    trial, and how many trials fail to beat the baseline; None without a baseline."""
+    if response not in results.baselines or goal is None or len(y) == 0:
+        return None
+    value, what = results.baselines[response]
+    better = y < value if goal == "min" else y > value
+    best = float(y.min() if goal == "min" else y.max())
+    failing = int((~better).sum())
+    if failing == 0:
+        verdict = f"every one of the {len(y)} trials beats it (best {best:.4g})"
+    elif failing == len(y):
+        verdict = (
+            f"NO trial beats it (best {best:.4g}): these models did not learn, and the effects "
+            "below compare models that failed"
+        )
+    else:
+        verdict = f"{failing} of {len(y)} trials do not beat it (best {best:.4g})"
+    note = (
+        f"trivial baseline: a model that learned nothing scores {response} = {value:.4g} ({what}; "
+        f"{'lower' if goal == 'min' else 'higher'} is better); {verdict}."
+    )
+    return {"value": value, "what": what, "best": best, "not_beating": failing, "note": note}
 
 
 def _merge(options: Options | None, overrides: dict[str, Any]) -> Options:
@@ -782,29 +816,34 @@ def lenth_pse(effects: NDArray[np.float64], alpha: float = 0.05) -> dict[str, fl
 
 
 def learning_curves(
-    results: Results, factors: tuple[FactorInfo, ...]
+    results: Results, factors: tuple[FactorInfo, ...], metric: str = "loss"
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Per-epoch losses of every complete trial, and their median per factor level and epoch.
+    """Per-epoch values of one metric for every complete trial, and their median per level.
 
-    Returns (per_trial, per_level): per_trial has trial_key, epoch, train_loss, test_loss and
-    the factor columns (as level labels); per_level has factor, level, epoch and the median
-    train and test losses over the trials at that level (the median, because one diverging
-    trial can move a mean of losses by orders of magnitude). None without an epochs table.
+    Returns (per_trial, per_level): per_trial has trial_key, epoch, train, test (the
+    ``train_<metric>`` and ``test_<metric>`` columns of epochs.parquet) and the factor columns
+    (as level labels); per_level has factor, level, epoch and the median train and test values
+    over the trials at that level (the median, because one diverging trial can move a mean of
+    losses by orders of magnitude). None without an epochs table or without that metric.
     """
-    if results.epochs is None or results.epochs.empty:
+    epochs = results.epochs
+    if epochs is None or epochs.empty or f"test_{metric}" not in epochs.columns:
         return None
     trials = results.trials
     if "status" in trials.columns:
         trials = trials[trials["status"] == "complete"]
     names = [f.name for f in factors]
-    per_trial = results.epochs.merge(trials[["trial_key", *names]], on="trial_key")
+    values = epochs.rename(columns={f"train_{metric}": "train", f"test_{metric}": "test"})
+    if "train" not in values.columns:
+        values["train"] = np.nan
+    per_trial = values.merge(trials[["trial_key", *names]], on="trial_key")
     for f in factors:
         per_trial[f.name] = [f.level_label(v) for v in per_trial[f.name]]
-    per_trial = per_trial[["trial_key", "epoch", "train_loss", "test_loss", *names]]
+    per_trial = per_trial[["trial_key", "epoch", "train", "test", *names]]
     levels = []
     for f in factors:
         grouped = per_trial.groupby([f.name, "epoch"], sort=False)
-        means = grouped[["train_loss", "test_loss"]].median().reset_index()
+        means = grouped[["train", "test"]].median().reset_index()
         means = means.rename(columns={f.name: "level"})
         means.insert(0, "factor", f.name)
         levels.append(means)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.analysis import Analysis
+from ablate.stats.analysis import Analysis
 
 FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
@@ -244,8 +244,15 @@ def _design_lines(a: Analysis) -> list[str]:
         if fit["replicates_min"] == fit["replicates_max"]
         else f"{fit['replicates_min']} to {fit['replicates_max']}"
     )
-    lines = [
-        f"response: {a.response}",
+    goal = {"min": " (lower is better)", "max": " (higher is better)"}.get(fit.get("goal"), "")
+    lines = [f"response: {a.response}{goal}"]
+    if fit.get("baseline"):
+        b = fit["baseline"]
+        lines.append(
+            f"trivial baseline: {b['value']:.4g} ({b['what']}); best trial {b['best']:.4g}; "
+            f"{b['not_beating']} of {a.n_used} trials do not beat it"
+        )
+    lines += [
         f"trials used: {a.n_used} (left out: {left_out})",
         f"cells: {fit['cells']} with {reps} trial(s) each",
     ]

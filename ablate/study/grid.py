@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ablate.config import Level, Study
+from ablate.study.settings import Level, Study
 
 
 @dataclass(frozen=True)

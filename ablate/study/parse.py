@@ -3,243 +3,38 @@
 A study file describes one factorial experiment: the model, the factors and their levels,
 training, data, replicates and where results go. ``load_study`` parses and validates it;
 any problem raises :class:`StudyFileError` naming the file, the key (with its line), what
-was expected and what was found. ``Study.to_dict`` gives the resolved study (every default
-filled in), which ablate saves beside the results.
+was expected and what was found.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 import yaml
 
-from ablate.builders import (
-    BUILDERS,
-    BuilderSpec,
-    Parameter,
-    builder_spec,
-    is_int,
-    is_number,
-)
+from ablate.data.sources import SOURCES, Source, source
 from ablate.errors import StudyFileError
-
-Level = bool | int | float | str
-FactorKind = Literal["bool", "number", "string"]
-
-DATASETS = ("mnist", "mnist-sample")
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-MAX_TRIALS = 100_000
+from ablate.models.registry import BUILDERS, ModelSpec, builder_spec
+from ablate.parameters import Parameter, is_int, is_number
+from ablate.study.settings import (
+    MAX_TRIALS,
+    OPTIMIZERS,
+    AnalysisSettings,
+    DataSettings,
+    Factor,
+    ModelSettings,
+    RunSettings,
+    Study,
+    TrainingSettings,
+)
+from ablate.tasks import COMMON_GOALS, TASKS
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One factor of the grid and its levels, in the order the study file lists them."""
-
-    name: str
-    levels: tuple[Level, ...]
-
-    @property
-    def kind(self) -> FactorKind:
-        first = self.levels[0]
-        if isinstance(first, bool):
-            return "bool"
-        return "string" if isinstance(first, str) else "number"
-
-    def ordered_levels(self) -> tuple[Level, ...]:
-        """Levels in analysis order: false < true, numbers ascending, strings as listed."""
-        if self.kind == "string":
-            return self.levels
-        return tuple(sorted(self.levels))
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """The model's fixed settings; factors override them cell by cell."""
-
-    builder: str = "vae"
-    units: tuple[int, ...] = (35, 25, 15, 5)
-    depth: int = 3
-    latent_dim: int = 2
-    kl_weight: float = 0.001
-    dropout_rate: float = 0.2
-    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a user's builder
-
-    @property
-    def spec(self) -> BuilderSpec:
-        spec = builder_spec(self.builder)
-        assert spec is not None, self.builder  # validated when the study was parsed
-        return spec
-
-    def builder_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the builder, before a cell's levels are merged in."""
-        if self.spec.parameters is None:
-            return dict(self.options)
-        return {name: getattr(self, name) for name in self.spec.setting_names}
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.spec.parameters is None:
-            return {"builder": self.builder, "options": dict(self.options)}
-        return {"builder": self.builder, **self.builder_kwargs(), "units": list(self.units)}
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """How each trial trains: the reference's Adam with inverse-time decay by default."""
-
-    epochs: int = 25
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float = 0.005
-    decay: float | Literal["reference"] = "reference"
-    min_learning_rate: float = 0.0001
-    eval_batch_size: int = 256  # 1024 doubled a worker's peak memory (3.3 GB, reference model)
-    validate_each_epoch: bool = True
-    save_outputs: bool = True  # keep each trained model's latent codes and reconstructions
-
-    def decay_rate(self) -> float:
-        """Per-step inverse-time decay d in lr_t = lr / (1 + d·t).
-
-        "reference" is the reference study's d = 2·(lr − min_lr)/epochs (its Keras 2 ``decay``).
-        """
-        if self.decay == "reference":
-            return 2.0 * (self.learning_rate - self.min_learning_rate) / self.epochs
-        return float(self.decay)
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Which dataset, where from, and how much of it (None: all)."""
-
-    dataset: str = "mnist"
-    path: str | None = None
-    train_size: int | None = None
-    test_size: int | None = None
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How trials are spread over worker processes and how failures are retried."""
-
-    workers: int | None = None  # None: chosen for the machine
-    workers_per_gpu: int = 2
-    threads_per_worker: int | None = None  # None: the cores divided among the workers
-    retries: int = 1  # extra attempts for a trial that raises or diverges
-    lost_retries: int = 5  # extra attempts for a trial whose worker died under it
-    heartbeat_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Defaults for ``ablate analyze``: the response and the baseline level per factor."""
-
-    response: str = "test_loss"
-    baseline: tuple[tuple[str, Level], ...] = ()
-
-
-@dataclass(frozen=True)
-class Study:
-    """A validated study: the grid, how to train each cell, and where results go."""
-
-    name: str
-    factors: tuple[Factor, ...]
-    description: str = ""
-    model: ModelSettings = field(default_factory=ModelSettings)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
-    data: DataSettings = field(default_factory=DataSettings)
-    replicates: int = 1
-    seed: int = 768
-    results: str = "results"
-    run: RunSettings = field(default_factory=RunSettings)
-    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
-    source: str | None = field(default=None, compare=False)
-
-    @property
-    def results_dir(self) -> Path:
-        return Path(self.results) / self.name
-
-    @property
-    def factor_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.factors)
-
-    def factor(self, name: str) -> Factor:
-        return next(f for f in self.factors if f.name == name)
-
-    @property
-    def n_cells(self) -> int:
-        n = 1
-        for f in self.factors:
-            n *= len(f.levels)
-        return n
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved study as plain data, in study-file layout (a valid study file)."""
-        out: dict[str, Any] = {"name": self.name}
-        if self.description:
-            out["description"] = self.description
-        out["model"] = self.model.to_dict()
-        out["factors"] = {f.name: list(f.levels) for f in self.factors}
-        out["training"] = asdict(self.training)
-        out["data"] = asdict(self.data)
-        out["replicates"] = self.replicates
-        out["seed"] = self.seed
-        out["results"] = self.results
-        run = asdict(self.run)
-        run["workers"] = "auto" if self.run.workers is None else self.run.workers
-        run["threads_per_worker"] = (
-            "auto" if self.run.threads_per_worker is None else self.run.threads_per_worker
-        )
-        out["run"] = run
-        out["analysis"] = {
-            "response": self.analysis.response,
-            "baseline": dict(self.analysis.baseline),
-        }
-        return out
-
-    def to_yaml(self) -> str:
-        header = (
-            "# Resolved study: the study file as ablate ran it, every default filled in.\n"
-            "# It is itself a valid study file.\n"
-        )
-        dumped = yaml.safe_dump(
-            self.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=None
-        )
-        return header + dumped
-
-    def experiment(self) -> dict[str, Any]:
-        """What defines the trials' outcomes; results from a different experiment don't mix.
-
-        Replicates may grow (new seeds join the study) and the data path may move, so
-        neither is part of it; run, analysis and what is kept besides the losses
-        (``save_outputs``) are not either.
-        """
-        d = self.to_dict()
-        data = {k: v for k, v in d["data"].items() if k != "path"}
-        training = {k: v for k, v in d["training"].items() if k != "save_outputs"}
-        return {
-            "model": d["model"],
-            "factors": d["factors"],
-            "training": training,
-            "data": data,
-            "seed": d["seed"],
-        }
-
-    def fingerprint(self) -> str:
-        blob = json.dumps(self.experiment(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing
 
 
 def load_study(path: str | Path) -> Study:
@@ -389,8 +184,8 @@ class _Reader:
             data,
             (),
             (
-                "name", "description", "model", "factors", "training", "data", "replicates",
-                "seed", "results", "run", "analysis",
+                "name", "description", "task", "model", "factors", "training", "data",
+                "replicates", "seed", "results", "run", "analysis",
             ),
             required=("name", "factors"),
         )  # fmt: skip
@@ -405,10 +200,12 @@ class _Reader:
         description = top.get("description", "") or ""
         if not isinstance(description, str):
             self.expect(("description",), "text", description)
-        model = self.model(top.get("model"))
-        factors = self.factors(top["factors"], model)
+        spec, given = self.model_section(top.get("model"))
+        task = self.task(top, spec)
+        factors = self.factors(top["factors"], spec, given)
+        model = self.model(spec, given, factors)
         training = self.training(top.get("training"))
-        data_settings = self.data(top.get("data"))
+        data_settings = self.data(top.get("data"), task)
         replicates = self.integer(top, (), "replicates", 1, 1, 10_000)
         seed = self.integer(top, (), "seed", 768, 0, 2**32 - 1 - 10_000)
         results = top.get("results", "results")
@@ -423,10 +220,11 @@ class _Reader:
                 f"the grid has {n_trials:,} trials (cells times replicates), more than the "
                 f"{MAX_TRIALS:,} ablate runs in one study; split it into several studies",
             )
-        analysis = self.analysis(top.get("analysis"), factors)
+        analysis = self.analysis(top.get("analysis"), factors, task)
         return Study(
             name=name,
             description=description.strip(),
+            task=task,
             model=model,
             factors=factors,
             training=training,
@@ -439,7 +237,21 @@ class _Reader:
             source=self.source,
         )
 
-    def model(self, data: Any) -> ModelSettings:
+    def task(self, top: dict[str, Any], spec: ModelSpec) -> str:
+        """The study's task: as written, else the builder's own."""
+        task = top.get("task", spec.default_task)
+        if not isinstance(task, str) or task not in TASKS:
+            self.expect(("task",), "one of " + ", ".join(TASKS), task)
+        if spec.tasks and task not in spec.tasks:
+            self.fail(
+                ("task",),
+                f"the {spec.name} model serves {', '.join(spec.tasks)}, not {task}; choose "
+                "another model (model.builder) or remove task:",
+            )
+        return task
+
+    def model_section(self, data: Any) -> tuple[ModelSpec, dict[str, Any]]:
+        """The builder and the settings the ``model:`` section gives (checked, not resolved)."""
         path = ("model",)
         builder = data.get("builder", "vae") if isinstance(data, dict) else "vae"
         spec = builder_spec(builder) if isinstance(builder, str) else None
@@ -456,34 +268,56 @@ class _Reader:
                 isinstance(k, str) and _IDENTIFIER_RE.match(k) for k in options
             ):
                 self.expect((*path, "options"), "a mapping of keyword arguments", options)
-            self._given_model_keys = set(options)
-            return ModelSettings(builder=builder, options=tuple(options.items()))
-        d = self.section(data, path, ("builder", *spec.setting_names), required=())
-        defaults = ModelSettings()
-        values: dict[str, Any] = {"builder": builder}
-        for name in spec.setting_names:
+            return spec, {k: _hashable(v) for k, v in options.items()}
+        names = tuple(p.name for p in spec.parameters)
+        d = self.section(data, path, ("builder", *names), required=())
+        given = {}
+        for name, value in d.items():
+            if name == "builder":
+                continue
             param = spec.parameter(name)
             assert param is not None
-            value = d.get(name, getattr(defaults, name))
             if not param.accepts(value):
                 self.expect((*path, name), param.expected(), value)
-            values[name] = tuple(value) if param.kind == "int_list" else value
-        self._given_model_keys = set(d)
-        return ModelSettings(**values)
+            given[name] = param.normalise(value)
+        return spec, given
 
-    def factors(self, data: Any, model: ModelSettings) -> tuple[Factor, ...]:
+    def model(
+        self, spec: ModelSpec, given: dict[str, Any], factors: tuple[Factor, ...]
+    ) -> ModelSettings:
+        """The fixed settings: what ``model:`` gives, every other non-factor default filled in."""
+        varied = {f.name for f in factors}
+        if spec.parameters is None:
+            return ModelSettings(builder=spec.name, parameters=tuple(given.items()))
+        for a, b in spec.exclusive:
+            in_use = [
+                n for n in (a, b) if n in varied or (n in given and given[n] != spec.defaults()[n])
+            ]
+            if len(in_use) == 2:
+                where = " and ".join(
+                    f"{n} ({'a factor' if n in varied else 'set under model:'})" for n in in_use
+                )
+                self.fail(
+                    ("factors",) if a in varied or b in varied else ("model", b),
+                    f"{where} describe the same part of the model; use one of the two",
+                )
+        values = {
+            p.name: given.get(p.name, p.default) for p in spec.parameters if p.name not in varied
+        }
+        return ModelSettings(builder=spec.name, parameters=tuple(values.items()))
+
+    def factors(self, data: Any, spec: ModelSpec, given: dict[str, Any]) -> tuple[Factor, ...]:
         path = ("factors",)
         if not isinstance(data, dict) or not data:
             self.expect(path, "a mapping of factor names to lists of levels", data)
-        spec = model.spec
         factors = []
         for name, levels in data.items():
             fpath = (*path, str(name))
             if not isinstance(name, str) or not _IDENTIFIER_RE.match(name):
                 self.expect(fpath, "a factor name made of letters, digits and '_'", name)
             param = spec.parameter(name)
-            if spec.parameters is not None and (param is None or param.kind == "int_list"):
-                allowed = tuple(p.name for p in spec.parameters if p.kind != "int_list")
+            if spec.parameters is not None and (param is None or not param.factor):
+                allowed = tuple(p.name for p in spec.parameters if p.factor)
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.fail(
@@ -491,7 +325,7 @@ class _Reader:
                     f"'{name}' is not a parameter of the {spec.name} model{hint}; a factor can "
                     f"be any of {', '.join(allowed)}",
                 )
-            if name in self._given_model_keys:
+            if name in given:
                 self.fail(
                     fpath,
                     f"'{name}' is both a factor and fixed under model:; remove one of the two",
@@ -557,26 +391,70 @@ class _Reader:
             )
         return settings
 
-    def data(self, data: Any) -> DataSettings:
+    def data(self, data: Any, task: str) -> DataSettings:
         path = ("data",)
         d = self.section(data, path, tuple(DataSettings.__dataclass_fields__), required=())
-        dataset = self.choice(d, path, "dataset", "mnist", DATASETS)
+        dataset = d.get("dataset", "mnist")
+        found = source(dataset) if isinstance(dataset, str) else None
+        if found is None:
+            self.expect(
+                (*path, "dataset"),
+                f"one of {', '.join(SOURCES)}, or your own function as 'package.module:function'",
+                dataset,
+            )
         data_path = d.get("path")
         if data_path is not None:
             if not isinstance(data_path, str) or not data_path.strip():
                 self.expect((*path, "path"), "a file or folder path (text)", data_path)
-            if dataset != "mnist":
-                self.fail((*path, "path"), "only dataset mnist reads from a path; remove it")
+            if found.path == "none":
+                reads = [s.name for s in SOURCES.values() if s.path != "none"]
+                self.fail(
+                    (*path, "path"),
+                    f"dataset {dataset} does not read a path (only {', '.join(reads)} do); "
+                    "remove it",
+                )
             p = Path(data_path).expanduser()
             if not p.is_absolute() and self.source not in ("<study>",):
                 p = Path(self.source).parent / p
             data_path = str(p)
+        elif found.path == "required":
+            self.fail((*path, "path"), f"dataset {dataset} reads a file: set data.path to it")
+        if found.task is not None and found.task != task:
+            self.fail(
+                (*path, "dataset"),
+                f"dataset {dataset} is made for the {found.task} task, not {task}",
+            )
         return DataSettings(
             dataset=dataset,
             path=data_path,
+            options=self.options(d.get("options"), (*path, "options"), found),
             train_size=self.integer(d, path, "train_size", None, 1, 10**9),
             test_size=self.integer(d, path, "test_size", None, 1, 10**9),
         )
+
+    def options(
+        self, data: Any, path: tuple[str, ...], found: Source
+    ) -> tuple[tuple[str, Any], ...]:
+        """A source's options: checked against its declaration (a user's function: any)."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.expect(path, "a mapping of option names to values", data)
+        if found.options is None:
+            if not all(isinstance(k, str) and _IDENTIFIER_RE.match(k) for k in data):
+                self.expect(path, "keyword arguments (names of letters, digits and '_')", data)
+            return tuple((k, _hashable(v)) for k, v in data.items())
+        names = tuple(p.name for p in found.options)
+        if data and not names:
+            self.fail(path, f"dataset {found.name} takes no options; remove them")
+        self.section(data, path, names, required=())
+        values = []
+        for param in found.options:
+            value = data.get(param.name, param.default)
+            if not param.accepts(value):
+                self.expect((*path, param.name), param.expected(), value)
+            values.append((param.name, param.normalise(value)))
+        return tuple(values)
 
     def run(self, data: Any) -> RunSettings:
         path = ("run",)
@@ -593,12 +471,20 @@ class _Reader:
             ),
         )
 
-    def analysis(self, data: Any, factors: tuple[Factor, ...]) -> AnalysisSettings:
+    def analysis(self, data: Any, factors: tuple[Factor, ...], task: str) -> AnalysisSettings:
         path = ("analysis",)
         d = self.section(data, path, ("response", "baseline"), required=())
-        response = d.get("response", "test_loss")
-        if not isinstance(response, str) or not _IDENTIFIER_RE.match(response):
-            self.expect((*path, "response"), "a column name such as test_loss", response)
+        spec = TASKS[task]
+        response = d.get("response", spec.default_response)
+        if not isinstance(response, str) or not (
+            spec.is_response(response) or response in COMMON_GOALS
+        ):
+            self.expect(
+                (*path, "response"),
+                f"a response of the {task} task: {', '.join(spec.result_columns)} (or "
+                f"{', '.join(COMMON_GOALS)})",
+                response,
+            )
         baseline = d.get("baseline") or {}
         if not isinstance(baseline, dict):
             self.expect((*path, "baseline"), "a mapping of factor names to levels", baseline)
@@ -649,3 +535,12 @@ def _describe(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     return f"a {type(value).__name__}"
+
+
+def _hashable(value: Any) -> Any:
+    """Lists as tuples and mappings as sorted pairs, so settings stay hashable and frozen."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    return value

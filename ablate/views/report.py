@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.analysis import Analysis
 from ablate.results import Results, write_atomic
-from ablate.tables import Section, markdown, sections
+from ablate.stats.analysis import Analysis
+from ablate.stats.tables import Section, markdown, sections
 
 _CAPTIONS = {
     "coefficients": "Coefficients with their intervals; red: significant after adjustment.",
@@ -41,7 +41,7 @@ def write_report(
     results: Results, analysis: Analysis, out_dir: Path, picks: tuple[str, ...] = ("best", "worst")
 ) -> Report:
     """Write report.html and report.md (and the charts, in plots/) into ``out_dir``."""
-    from ablate.plots import draw_all, save_figures
+    from ablate.views.plots import draw_all, save_figures
 
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = draw_all(results, analysis, picks)
@@ -64,7 +64,7 @@ def _title(results: Results, a: Analysis) -> str:
 
 def _caption(stem: str) -> str:
     if stem.startswith("learned_"):
-        return "What the trained model learned: reconstructions, latent space, decoded walk."
+        return "What the trained model learned (reconstructions, confusion matrix or predictions)."
     return _CAPTIONS.get(stem, stem)
 
 

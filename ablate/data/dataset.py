@@ -1,0 +1,117 @@
+"""One dataset type for arrays of any shape, and the checks every dataset passes before training.
+
+A :class:`Dataset` is four arrays — ``x_train, y_train, x_test, y_test`` — and optional class
+names: images, sequences or tables alike. :func:`check_dataset` refuses, before anything
+trains, a dataset that does not fit itself (different lengths of x and y, NaN or infinite
+values, train and test examples of different shapes), its task (see :mod:`ablate.tasks`) or
+its model (an image array without a channel axis for a model that needs one); every message
+names the array, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ablate.errors import AblateError
+from ablate.tasks.base import check_finite
+
+if TYPE_CHECKING:
+    from ablate.models.registry import ModelSpec
+    from ablate.tasks import Task
+
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A study's data: inputs ``x`` (float32) and targets ``y`` for training and test."""
+
+    name: str
+    source: str  # where it was read from, for logs and results
+    x_train: np.ndarray  # (n_train, ...) float32, e.g. (n, 28, 28, 1) images in [0, 1]
+    y_train: np.ndarray  # (n_train,) labels, or targets
+    x_test: np.ndarray  # (n_test, ...) like x_train
+    y_test: np.ndarray
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int | None:
+        """The number of classes: from the class names, else the largest integer label + 1."""
+        if self.class_names is not None:
+            return len(self.class_names)
+        labels = (self.y_train, self.y_test)
+        if all(np.issubdtype(y.dtype, np.integer) and y.ndim == 1 for y in labels):
+            return int(max(y.max(initial=-1) for y in labels)) + 1
+        return None
+
+    def describe(self) -> str:
+        sizes = f"{len(self.x_train):,} train, {len(self.x_test):,} test"
+        shape = "×".join(str(d) for d in self.input_shape) or "scalar"
+        return f"{self.name} ({sizes}; inputs {shape}) from {self.source}"
+
+
+def as_inputs(x: np.ndarray, name: str) -> np.ndarray:
+    """Inputs as float32: unsigned bytes are images and are scaled to [0, 1]."""
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x, dtype=np.float32) / np.float32(255.0)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_):
+        raise AblateError(f"{name} holds {x.dtype} values; inputs must be numbers.")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def subset(
+    x: np.ndarray, y: np.ndarray, size: int | None, part: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``size`` examples (all when None); asking for more than exist is an error."""
+    if size is None:
+        return x, y
+    if size > len(x):
+        raise AblateError(
+            f"data.{part}_size is {size:,} but the dataset has only {len(x):,} {part} examples; "
+            f"lower data.{part}_size or remove it to use them all."
+        )
+    return x[:size], y[:size]
+
+
+def check_dataset(data: Dataset, task: Task, model: ModelSpec | None = None) -> None:
+    """Refuse a dataset that does not fit itself, the task or the model (exit code 2)."""
+    for part in ("train", "test"):
+        x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+        if len(x) == 0:
+            raise AblateError(f"x_{part} is empty; the dataset needs {part} examples.")
+        if y is not None and len(y) != len(x):
+            raise AblateError(
+                f"y_{part} has {len(y):,} entries but x_{part} has {len(x):,} examples; every "
+                "example needs exactly one target."
+            )
+        check_finite(f"x_{part}", x)
+        if y is not None and np.issubdtype(y.dtype, np.floating):
+            check_finite(f"y_{part}", y)
+    if data.x_train.shape[1:] != data.x_test.shape[1:]:
+        raise AblateError(
+            f"x_train's examples have shape {data.x_train.shape[1:]} but x_test's have "
+            f"{data.x_test.shape[1:]}; training and test examples must have the same shape."
+        )
+    if model is not None and model.input_rank is not None:
+        rank = len(data.input_shape)
+        if rank != model.input_rank:
+            raise AblateError(
+                f"x_train has shape {data.x_train.shape}: examples of {rank} dimension"
+                f"{'s' if rank != 1 else ''}, but the {model.name} model needs "
+                f"{model.input_rank} ({model.input_doc})"
+                + (
+                    f"; an image array without a channel axis gets one with x[..., None], "
+                    f"shape {(*data.x_train.shape, 1)}"
+                    if rank == model.input_rank - 1
+                    else ""
+                )
+                + "."
+            )
+    task.check_data(data)

@@ -1,0 +1,1 @@
+"""Models: the built-in model builders, their declared parameters, and users' own builders."""

@@ -1,0 +1,1 @@
+"""The views: charts drawn from an analysis, and the self-contained report."""

@@ -1,0 +1,250 @@
+"""Effect charts: data from the analysis in, matplotlib figures out; no statistics here.
+
+Every number drawn comes from an :class:`~ablate.stats.analysis.Analysis`; this module only
+lays them out, with the factor names of the study file, axis labels with units, and one
+colour per factor level throughout (:mod:`ablate.views.style`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ablate.stats.analysis import Analysis
+from ablate.stats.matrix import FactorInfo
+from ablate.views.style import MUTED, PLAIN, SIGNIFICANT, figure, level_colors
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def coefficient_chart(a: Analysis) -> Figure:
+    """Each coefficient with its interval, sorted, a zero line, significant terms in red.
+
+    Coefficients that carry the overall level (the intercept, or the reference coding's level
+    columns of the categorical factor) get a panel of their own so that their scale does not
+    flatten the others.
+    """
+    table = a.coefficients
+    level_like = table["term"].isin(a.design.intercept_columns)
+    main = table[~level_like].sort_values("coef")
+    side = table[level_like].sort_values("coef")
+    rows = max(len(main), len(side), 1)
+    fig = figure(1.3 + 0.3 * rows)
+    if len(side):
+        ax, ax2 = fig.subplots(1, 2, width_ratios=(3, 1.25))
+    else:
+        ax, ax2 = fig.subplots(1, 1), None
+    _coef_panel(ax, main, a, "effects of factors and interactions")
+    if ax2 is not None:
+        _coef_panel(ax2, side, a, "overall level" if len(side) == 1 else "level columns")
+    fig.supxlabel(f"coefficient ({a.response} units)", fontsize="medium")
+    interval = "no intervals: saturated model" if a.saturated else f"{_pct(a)}% intervals"
+    fig.suptitle(
+        f"Coefficients on {a.response} ({interval}; red: adjusted p < {a.options.alpha:g})",
+        fontsize="medium",
+    )
+    return fig
+
+
+def _pct(a: Analysis) -> str:
+    return f"{100 * (1 - a.options.alpha):g}"
+
+
+def _coef_panel(ax: Axes, table: pd.DataFrame, a: Analysis, title: str) -> None:
+    y = np.arange(len(table))
+    coef = table["coef"].to_numpy(float)
+    low, high = table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float)
+    significant = (table["p_adj"] < a.options.alpha).to_numpy()
+    if not a.saturated:
+        ax.hlines(y, low, high, color=MUTED, linewidth=1.6, zorder=1)
+    ax.scatter(coef[~significant], y[~significant], s=36, facecolor="white", edgecolor=PLAIN,
+               linewidth=1.4, zorder=2, label="not significant")  # fmt: skip
+    ax.scatter(coef[significant], y[significant], s=36, color=SIGNIFICANT, zorder=3,
+               label="significant")  # fmt: skip
+    ax.axvline(0.0, color="0.3", linewidth=0.8, linestyle="--")
+    ax.set_yticks(y, list(table["term"]))
+    ax.set_ylim(-0.7, max(len(table), 1) - 0.3)
+    ax.set_title(title, fontsize="small")
+    ax.grid(axis="x", color="0.92")
+
+
+def pareto_chart(a: Analysis) -> Figure:
+    """|t| of every effect (Lenth's |pseudo-t| when saturated), largest first, with the line."""
+    s = a.screening
+    kind = "pseudo-t (Lenth)" if a.lenth is not None else "t"
+    values = s["t_or_pseudo_t"].abs().to_numpy(float)
+    fig = figure(1.2 + 0.28 * len(s))
+    ax = fig.subplots()
+    y = np.arange(len(s))[::-1]  # largest at the top
+    colors = [SIGNIFICANT if v else PLAIN for v in s["active"]]
+    ax.barh(y, values, color=colors, height=0.7)
+    ax.set_yticks(y, list(s["term"]))
+    if a.pareto_critical is not None:
+        ax.axvline(a.pareto_critical, color="0.2", linestyle="--", linewidth=1)
+        ax.annotate(
+            f"critical |{kind.split()[0]}| = {a.pareto_critical:.2f}",
+            (a.pareto_critical, 1.0), xycoords=("data", "axes fraction"),
+            xytext=(4, -12), textcoords="offset points", fontsize="small",
+        )  # fmt: skip
+    ax.set_xlabel(f"|{kind}| of the standardised effect (dimensionless)")
+    ax.set_title(f"Pareto chart of effects on {a.response} (red: beyond the critical line)")
+    ax.grid(axis="x", color="0.92")
+    return fig
+
+
+def half_normal_plot(a: Analysis, label_top: int = 5) -> Figure:
+    """|effect| against half-normal quantiles; the large (active) effects are labelled."""
+    s = a.screening
+    fig = figure(4.6)
+    ax = fig.subplots()
+    q = s["half_normal_q"].to_numpy(float)
+    e = s["abs_effect"].to_numpy(float)
+    active = s["active"].to_numpy(bool)
+    if (~active).any():
+        ax.scatter(q[~active], e[~active], s=28, color=PLAIN, label="inactive")
+    if active.any():
+        ax.scatter(q[active], e[active], s=36, color=SIGNIFICANT, label="active")
+    if a.screening_se:
+        top = float(np.nanmax(q)) if len(q) else 1.0
+        ax.plot([0, top], [0, top * a.screening_se], color="0.4", linestyle="--", linewidth=1,
+                label="noise line (slope = effect SE)")  # fmt: skip
+    labelled = s.index[active] if active.any() else s.index[:label_top]
+    _label_points(ax, q[labelled], e[labelled], [s.loc[i, "term"] for i in labelled])
+    ax.set_xlabel("half-normal quantile")
+    ax.set_ylabel(f"|effect| ({a.response} units, high − low)")
+    ax.set_title(f"Half-normal plot of effects on {a.response}")
+    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    ax.grid(color="0.94")
+    return fig
+
+
+def _label_points(ax: Axes, x: Sequence[float], y: Sequence[float], labels: list[str]) -> None:
+    """Labels to the left of their points, nudged apart vertically so that none overlap."""
+    order = np.argsort(y)
+    span = (max(y) - min(y)) if len(y) else 1.0
+    gap = max(span, 1e-12) * 0.06
+    placed: list[float] = []
+    for i in order:
+        ty = y[i]
+        while any(abs(ty - p) < gap for p in placed):
+            ty += gap
+        placed.append(ty)
+        ax.annotate(labels[i], (x[i], y[i]), xytext=(x[i] - 0.05, ty), fontsize="small",
+                    ha="right", va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})  # fmt: skip
+
+
+def main_effects_plot(a: Analysis) -> Figure:
+    """Marginal mean of the response at every level of every factor, one shared axis."""
+    m = a.marginal_means
+    names = [f.name for f in a.factors]
+    fig = figure(3.2)
+    axes = np.atleast_1d(
+        fig.subplots(
+            1, len(names), sharey=True, width_ratios=[len(f.levels) + 1 for f in a.factors]
+        )
+    )
+    for ax, f in zip(axes, a.factors, strict=True):
+        rows = m[m["factor"] == f.name]
+        x = np.arange(len(rows))
+        colors = level_colors(f)
+        ax.plot(x, rows["emmean"], color="0.5", linewidth=1, zorder=1)
+        for xi, (_, r) in zip(x, rows.iterrows(), strict=True):
+            if not np.isnan(r["ci_low"]):
+                ax.vlines(xi, r["ci_low"], r["ci_high"], color=colors[r["level"]], linewidth=2)
+            ax.scatter(xi, r["emmean"], s=40, color=colors[r["level"]], zorder=2)
+        ax.axhline(a.fit["mean"], color="0.3", linestyle=":", linewidth=0.8)
+        ax.set_xticks(x, list(rows["level"]), rotation=30 if len(rows) > 2 else 0)
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.set_title(f.name, fontsize="small")
+        ax.grid(axis="y", color="0.94")
+    axes[0].set_ylabel(f"marginal mean of {a.response}")
+    fig.suptitle(
+        f"Main effects on {a.response}: marginal means with {_pct(a)}% intervals "
+        "(dotted: overall mean)",
+        fontsize="medium",
+    )
+    return fig
+
+
+def interaction_matrix(a: Analysis) -> Figure:
+    """For every pair of factors, the observed mean response: x one factor, lines the other."""
+    factors = a.factors
+    k = len(factors)
+    im = a.interaction_means
+    fig = figure(max(2.0 * k, 3.0))
+    axes = np.atleast_2d(fig.subplots(k, k, sharey=True, squeeze=False))
+    for i, row_f in enumerate(factors):  # lines: levels of row_f
+        for j, col_f in enumerate(factors):  # x axis: levels of col_f
+            ax = axes[i, j]
+            if i == j:
+                ax.text(0.5, 0.5, row_f.name, ha="center", va="center", fontsize="medium",
+                        transform=ax.transAxes, wrap=True)  # fmt: skip
+                ax.set_xticks([])
+                ax.tick_params(left=False, labelleft=False)
+                continue
+            if j == (1 if i == 0 else 0):  # the first chart of each row carries the y scale
+                ax.tick_params(labelleft=True)
+            data = _pair_means(im, row_f, col_f)
+            xs = [col_f.level_label(v) for v in col_f.levels]
+            colors = level_colors(row_f)
+            for level in [row_f.level_label(v) for v in row_f.levels]:
+                sub = data[data["line"] == level].set_index("x").reindex(xs)
+                ax.plot(range(len(xs)), sub["mean"], marker="o", markersize=3,
+                        color=colors[level], label=level)  # fmt: skip
+            bottom = i == k - 1 or (i == k - 2 and j == k - 1)  # the diagonal ends column k
+            ax.set_xticks(range(len(xs)), xs if bottom else [], fontsize="x-small",
+                          rotation=45 if len(xs) > 2 else 0)  # fmt: skip
+            ax.tick_params(axis="y", labelsize="x-small")
+            ax.grid(color="0.94")
+            if j == (0 if i else 1):
+                ax.legend(title=row_f.name, fontsize="xx-small", title_fontsize="xx-small",
+                          frameon=False, loc="best")  # fmt: skip
+    fig.supylabel(f"observed mean {a.response}", fontsize="small")
+    fig.suptitle(
+        f"Interaction plots of {a.response}: in row r, column c, the x axis is factor c and "
+        "the lines are the levels of factor r",
+        fontsize="small",
+    )
+    return fig
+
+
+def _pair_means(im: pd.DataFrame, lines: FactorInfo, x: FactorInfo) -> pd.DataFrame:
+    """The interaction means of (lines, x), whichever order the analysis stored them in."""
+    direct = im[(im["factor_a"] == lines.name) & (im["factor_b"] == x.name)]
+    if len(direct):
+        return direct.rename(columns={"level_a": "line", "level_b": "x"})
+    flipped = im[(im["factor_a"] == x.name) & (im["factor_b"] == lines.name)]
+    return flipped.rename(columns={"level_b": "line", "level_a": "x"})
+
+
+def residual_plots(a: Analysis) -> Figure:
+    """Normal QQ plot of the studentized residuals, and residuals against fitted values."""
+    r = a.residuals
+    fig = figure(3.4)
+    qq, rf = fig.subplots(1, 2)
+    if a.saturated or r["studentized"].isna().all():
+        for ax in (qq, rf):
+            ax.text(0.5, 0.5, "saturated model: no residuals", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
+        return fig
+    qq.scatter(r["normal_q"], r["studentized"], s=16, color=PLAIN)
+    lim = float(np.nanmax(np.abs(np.r_[r["normal_q"], r["studentized"]])))
+    qq.plot([-lim, lim], [-lim, lim], color="0.4", linestyle="--", linewidth=1)
+    qq.set_xlabel("normal quantile")
+    qq.set_ylabel("studentized residual (SD units)")
+    qq.set_title("Normal QQ plot", fontsize="small")
+    rf.scatter(r["fitted"], r["residual"], s=16, color=PLAIN)
+    rf.axhline(0, color="0.4", linestyle="--", linewidth=1)
+    rf.set_xlabel(f"fitted {a.response}")
+    rf.set_ylabel(f"residual ({a.response} units)")
+    rf.set_title("Residuals against fitted values", fontsize="small")
+    for ax in (qq, rf):
+        ax.grid(color="0.94")
+    fig.suptitle(f"Residual diagnostics of the model of {a.response}", fontsize="medium")
+    return fig

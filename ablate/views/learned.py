@@ -1,0 +1,143 @@
+"""What a trained model learned, drawn from the outputs saved with its trial, task by task.
+
+- reconstruction: test inputs over their reconstructions; with an encoder, the latent space
+  coloured by label and a decoded walk across a 2-d latent plane;
+- classification: the confusion matrix (shares of each true class) and every class's recall;
+- regression: predicted against true targets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ablate.views.style import PLAIN, TAB10, figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
+    """The figure for whatever the trial saved (see the module's docstring)."""
+    if "confusion" in outputs:
+        fig = _classification(outputs)
+    elif "y_pred" in outputs:
+        fig = _regression(outputs)
+    else:
+        fig = _reconstruction(outputs)
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def _reconstruction(outputs: dict[str, np.ndarray]) -> Figure:
+    """Test inputs over their reconstructions, the latent space by label, a decoded walk."""
+    has_latent = "latent" in outputs and outputs["latent"].shape[1] >= 2
+    has_walk = "walk" in outputs
+    fig = figure(5.6 if has_latent or has_walk else 1.9)
+    if has_latent or has_walk:
+        grid = fig.add_gridspec(2, 2, height_ratios=(1, 3.2))
+        recon_ax = fig.add_subplot(grid[0, :])
+        latent_ax = fig.add_subplot(grid[1, 0]) if has_latent else None
+        walk_ax = fig.add_subplot(grid[1, 1]) if has_walk else None
+    else:
+        recon_ax, latent_ax, walk_ax = fig.subplots(1, 1), None, None
+    if "originals" in outputs:
+        originals, recons = outputs["originals"], outputs["reconstructions"]
+        pairs = np.concatenate([_row(originals), _row(recons)])
+        colour = pairs.ndim == 3
+        recon_ax.imshow(pairs, cmap=None if colour else "gray_r", vmin=0, vmax=255)
+        height = originals.shape[1]
+        recon_ax.set_yticks([height / 2, 1.5 * height], ["test input", "reconstruction"],
+                            fontsize="x-small")  # fmt: skip
+        recon_ax.set_title(f"{len(originals)} test inputs and their reconstructions",
+                           fontsize="small")  # fmt: skip
+    recon_ax.set_xticks([])
+    if latent_ax is not None:
+        z = outputs["latent"].astype(float)
+        labels = outputs.get("labels")
+        if labels is None:
+            latent_ax.scatter(z[:, 0], z[:, 1], s=3, color=PLAIN)
+        else:
+            for i, label in enumerate(np.unique(labels)[:20]):
+                sel = labels == label
+                latent_ax.scatter(z[sel, 0], z[sel, 1], s=3, color=TAB10[i % len(TAB10)],
+                                  label=str(label))  # fmt: skip
+            latent_ax.legend(title="label", fontsize="xx-small", title_fontsize="xx-small",
+                             markerscale=3, frameon=False, ncols=1, loc="upper left",
+                             bbox_to_anchor=(1.0, 1.0))  # fmt: skip
+        latent_ax.set_xlabel("z₁ (latent mean)")
+        latent_ax.set_ylabel("z₂ (latent mean)")
+        latent_ax.set_title(f"latent space of {len(z):,} test inputs", fontsize="small")
+    if walk_ax is not None:
+        walk = outputs["walk"]
+        side = round(len(walk) ** 0.5)
+        mosaic = np.block([[walk[r * side + c] for c in range(side)] for r in range(side)])
+        xs, ys = outputs["walk_x"], outputs["walk_y"]
+        walk_ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255,
+                       extent=(xs[0], xs[-1], ys[-1], ys[0]), aspect="auto")  # fmt: skip
+        walk_ax.set_xlabel("z₁")
+        walk_ax.set_ylabel("z₂")
+        walk_ax.set_title("images decoded across the latent plane", fontsize="small")
+    return fig
+
+
+def _row(images: np.ndarray) -> np.ndarray:
+    """(n, H, W[, 3]) -> (H, W·n[, 3]), side by side."""
+    return np.concatenate(list(images), axis=1)
+
+
+def _classification(outputs: dict[str, np.ndarray]) -> Figure:
+    """The confusion matrix as shares of each true class, and the recall of every class."""
+    confusion = outputs["confusion"].astype(float)
+    k = len(confusion)
+    names = [str(n) for n in outputs.get("class_names", np.arange(k))]
+    support = confusion.sum(axis=1, keepdims=True)
+    shares = np.divide(confusion, support, out=np.zeros_like(confusion), where=support > 0)
+    fig = figure(max(3.4, 0.32 * k + 1.6))
+    matrix_ax, recall_ax = fig.subplots(1, 2, width_ratios=(1.25, 1))
+    image = matrix_ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    if k <= 12:
+        for i in range(k):
+            for j in range(k):
+                if confusion[i, j]:
+                    matrix_ax.text(j, i, f"{int(confusion[i, j])}", ha="center", va="center",
+                                   fontsize="xx-small",
+                                   color="white" if shares[i, j] > 0.5 else "0.2")  # fmt: skip
+    matrix_ax.set_xticks(range(k), names, rotation=90 if k > 5 else 0, fontsize="x-small")
+    matrix_ax.set_yticks(range(k), names, fontsize="x-small")
+    matrix_ax.set_xlabel("predicted class")
+    matrix_ax.set_ylabel("true class")
+    matrix_ax.set_title("confusion matrix (colour: share of the true class)", fontsize="small")
+    fig.colorbar(image, ax=matrix_ax, shrink=0.8)
+    recall = outputs.get("recall", np.diag(shares))
+    y = np.arange(k)[::-1]
+    recall_ax.barh(y, np.nan_to_num(recall), color=PLAIN, height=0.7)
+    recall_ax.axvline(1 / k, color="0.3", linestyle=":", linewidth=1, label=f"chance (1/{k})")
+    recall_ax.set_yticks(y, names, fontsize="x-small")
+    recall_ax.set_xlim(0, 1)
+    recall_ax.set_xlabel("recall (share of the class found)")
+    balanced = float(np.nanmean(recall))
+    recall_ax.set_title(f"per-class recall; mean {balanced:.3f} (balanced accuracy)",
+                        fontsize="small")  # fmt: skip
+    recall_ax.legend(fontsize="xx-small", frameon=False, loc="lower right")
+    recall_ax.grid(axis="x", color="0.92")
+    return fig
+
+
+def _regression(outputs: dict[str, np.ndarray]) -> Figure:
+    """Predicted against true targets (the first output), with the line of perfect fit."""
+    truth = outputs["y_true"].reshape(len(outputs["y_true"]), -1)[:, 0]
+    predicted = outputs["y_pred"].reshape(len(outputs["y_pred"]), -1)[:, 0]
+    fig = figure(4.2)
+    ax = fig.subplots()
+    ax.scatter(truth, predicted, s=6, alpha=0.5, color=PLAIN)
+    low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="0.3", linestyle="--", linewidth=1,
+            label="perfect prediction")  # fmt: skip
+    ax.set_xlabel("true target")
+    ax.set_ylabel("predicted target")
+    ax.set_title(f"predictions for {len(truth):,} test examples", fontsize="small")
+    ax.legend(fontsize="x-small", frameon=False)
+    ax.grid(color="0.94")
+    return fig

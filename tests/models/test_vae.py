@@ -1,0 +1,145 @@
+"""The VAE against model-spec.md: parameter counts, shapes, and the custom layers' maths."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ablate.engine import backend
+
+keras = backend.import_keras()
+
+from ablate.models.registry import VAE  # noqa: E402
+from ablate.models.vae import Sampling, SpatialAttention  # noqa: E402
+
+# model-spec.md: count_params() of the whole model, and the trainable part, by (bn, sa).
+SPEC_COUNTS = {
+    (True, True): (219_033, 217_553),
+    (True, False): (218_421, 216_941),
+    (False, True): (218_073, 217_073),
+    (False, False): (217_461, 216_461),
+}
+
+
+def _vae(**overrides: object) -> keras.Model:
+    """The VAE with the declared defaults, some overridden, on MNIST-shaped input."""
+    return VAE.build(input_shape=(28, 28, 1), **overrides)
+
+
+def _trainable(model: keras.Model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.slow
+def test_every_cell_of_the_reference_grid_matches_the_spec() -> None:
+    for bn, do, sa, act in itertools.product(
+        (True, False), (True, False), (True, False), ("elu", "relu", "selu", "sigmoid")
+    ):
+        model = _vae(batch_norm=bn, dropout=do, spatial_attention=sa, activation=act)
+        assert (model.count_params(), _trainable(model)) == SPEC_COUNTS[(bn, sa)], (bn, do, sa)
+        assert model.encoder.output_shape == [(None, 2), (None, 2)]
+        assert model.decoder.output_shape == (None, 28, 28, 1)
+        assert model.output_shape == (None, 28, 28, 1)
+
+
+def test_encoder_reaches_7x7x5_and_layers_follow_the_flags() -> None:
+    model = _vae(batch_norm=True, dropout=True, spatial_attention=True, activation="selu")
+    flatten = next(layer for layer in model.encoder.layers if layer.name.startswith("flatten"))
+    assert flatten.input.shape[1:] == (7, 7, 5)
+    kinds = [type(layer).__name__ for layer in model.encoder.layers]
+    # 2 dense blocks of depth 3 in the encoder, each conv block with all three optional layers
+    assert kinds.count("SpatialAttention") == 6
+    assert kinds.count("Dropout") == 6
+    acts = [a for a in model.encoder.layers if type(a).__name__ == "Activation"]
+    assert len(acts) == 6 and all(a.activation.__name__ == "selu" for a in acts)
+    plain = _vae(batch_norm=False, dropout=False, spatial_attention=False)
+    plain_kinds = [type(layer).__name__ for layer in plain.encoder.layers]
+    assert "SpatialAttention" not in plain_kinds and "Dropout" not in plain_kinds
+    # BatchNormalization stays where the spec fixes it: encoder end and the bottleneck (3)
+    assert plain_kinds.count("BatchNormalization") == 3
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_spatial_attention_matches_a_hand_computation() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 5, 3)).astype("float32")  # batch, H, W, C
+    layer = SpatialAttention()
+    layer.build(x.shape)
+    kernel = rng.normal(size=(5, 5, 2, 1)).astype("float32")
+    bias = np.array([0.3], dtype="float32")
+    layer.conv.set_weights([kernel, bias])
+    assert layer.count_params() == 51
+
+    pooled = np.stack([x.max(axis=-1), x.mean(axis=-1)], axis=-1)  # (2, 6, 5, 2)
+    padded = np.pad(pooled, ((0, 0), (2, 2), (2, 2), (0, 0)))  # "same" for a 5x5 kernel
+    logits = np.zeros(x.shape[:3])
+    for b, i, j in itertools.product(range(2), range(6), range(5)):
+        window = padded[b, i : i + 5, j : j + 5, :]  # (5, 5, 2)
+        logits[b, i, j] = np.sum(window * kernel[..., 0]) + bias[0]  # cross-correlation
+    expected = x * _sigmoid(logits)[..., None]
+
+    got = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sampling_adds_the_weighted_kl_and_samples_around_mu() -> None:
+    mu = np.array([[0.5, -1.0], [2.0, 0.0], [0.0, 0.3]], dtype="float32")
+    log_var = np.array([[0.0, -2.0], [1.0, 0.5], [-0.5, 0.0]], dtype="float32")
+    layer = Sampling(kl_weight=0.001, seed=3)
+    z = keras.ops.convert_to_numpy(layer([mu, log_var]))
+    kl = -0.5 * np.sum(1 + log_var - mu**2 - np.exp(log_var), axis=-1)  # per image
+    assert len(layer.losses) == 1
+    assert float(layer.losses[0]) == pytest.approx(0.001 * kl.mean(), rel=1e-6)
+    assert z.shape == mu.shape and not np.allclose(z, mu)
+    # with log_var very negative the noise vanishes: z == mu
+    z0 = keras.ops.convert_to_numpy(layer([mu, np.full_like(log_var, -60.0)]))
+    np.testing.assert_allclose(z0, mu, atol=1e-6)
+
+
+def test_same_seed_same_initial_weights() -> None:
+    keras.utils.set_random_seed(5)
+    a = _vae(units=(8, 6, 4, 2), depth=1).get_weights()
+    keras.utils.set_random_seed(5)
+    b = _vae(units=(8, 6, 4, 2), depth=1).get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+_JAX_CHECK = """
+import os, sys, numpy as np
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+from ablate.models.registry import VAE
+assert keras.backend.backend() == "jax"
+m = VAE.build(input_shape=(28, 28, 1), units=(8, 6, 4, 2), depth=1, batch_norm=True,
+              spatial_attention=True, dropout=True)
+assert m.count_params() == int(sys.argv[1]), m.count_params()
+m.compile(optimizer="adam", loss="binary_crossentropy")
+x = np.random.default_rng(0).random((16, 28, 28, 1)).astype("float32")
+loss = m.fit(x, x, batch_size=8, epochs=1, verbose=0).history["loss"][0]
+assert np.isfinite(loss), loss
+print("ok", loss)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_the_model_builds_and_trains_under_jax() -> None:
+    tf_model = _vae(
+        units=(8, 6, 4, 2), depth=1, batch_norm=True, spatial_attention=True, dropout=True
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _JAX_CHECK, str(tf_model.count_params())],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("ok")

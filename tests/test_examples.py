@@ -1,0 +1,64 @@
+"""The README's worked examples, run exactly as a user runs them: the real `ablate` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import ROOT
+
+ABLATE = Path(sys.executable).with_name("ablate")  # the console script: no cwd on sys.path
+
+
+def _ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ABLATE), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ABLATE.exists(), reason="needs the installed `ablate` command")
+def test_the_readme_user_classifier_example_runs_end_to_end(tmp_path: Path) -> None:
+    folder = tmp_path / "classifier"
+    shutil.copytree(ROOT / "examples" / "classifier", folder,
+                    ignore=shutil.ignore_patterns("results", "digits.npz"))  # fmt: skip
+    made = subprocess.run([sys.executable, "make_digits.py"], cwd=folder, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    run = _ablate("run", "digits.yaml", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    assert "digits: 8/8 complete" in run.stdout
+    results = folder / "results" / "digits"
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert {"test_accuracy", "test_balanced_accuracy", "test_recall_9", "test_confusion"} <= set(
+        trials.columns
+    )
+    baselines = json.loads((results / "baselines.json").read_text())["responses"]
+    chance = baselines["test_balanced_accuracy"]["value"]
+    assert chance == pytest.approx(0.1)
+    assert (trials["test_balanced_accuracy"] > 3 * chance).all()  # every model learned
+    assert (trials["test_accuracy"] > baselines["test_accuracy"]["value"] + 0.4).all()
+
+    analysis = _ablate("analyze", "results/digits", "--response", "test_accuracy", cwd=folder)
+    assert analysis.returncode == 0, analysis.stderr
+    assert "response: test_accuracy (higher is better)" in analysis.stdout
+    assert "trivial baseline" in analysis.stdout
+    assert "0 of 8 trials do not beat it" in analysis.stdout
+    for term in ("dropout", "activation[relu]", "activation[tanh]"):
+        assert term in analysis.stdout
+
+    plotted = _ablate("plot", "results/digits", cwd=folder)
+    assert plotted.returncode == 0, plotted.stderr
+    for chart in ("learned_best.png", "learned_worst.png", "learning_curves.png"):
+        assert (results / "plots" / chart).read_bytes()[:4] == b"\x89PNG"
+
+    report = _ablate("report", "results/digits", cwd=folder)
+    assert report.returncode == 0, report.stderr
+    page = (results / "report.html").read_text()
+    assert "confusion matrix" in page.lower() and 'id="chart-learned_best"' in page
