@@ -325,7 +325,7 @@ def test_every_output_format() -> None:
         (lambda f: f.assign(dropout=True), {"factors": FACTORS}, "'dropout' has 1 level"),
         (lambda f: f.iloc[::5], {"factors": FACTORS, "interactions": 2}, "too few"),
         (lambda f: f.assign(sa2=f["spatial_attention"]), {"factors": [*FACTORS, "sa2"]},
-         "singular"),
+         "sa2 is aliased with spatial_attention"),
         (lambda f: f, {}, "--factors"),
         (lambda f: f, {"factors": FACTORS, "baselines": (("activation", "gelu"),)},
          "not one of its levels"),
