@@ -50,6 +50,7 @@ class Structure:
     clear: tuple[str, ...]  # main effects and 2fi aliased with no other of them
     d_efficiency: float | None  # of the main-effects model (pydoe's definition)
     estimable: tuple[str, ...]  # what the main-effects and main+2fi models can estimate
+    max_correlation: float | None = None  # between columns of different main effects
 
     @property
     def resolution(self) -> int | None:
@@ -71,17 +72,20 @@ class Structure:
     def lines(self) -> list[str]:
         """The structure as lines of text (the chains indented under their heading)."""
         out = [f"{self.title}: {self.runs} distinct runs of the {self.cells}-cell grid."]
-        if (
-            self.relation is not None
-            and self.kind != "full factorial"
-            and self.letters != self.factors
-        ):
-            out.append(f"letters: {self.legend()}")
         relation = self.defining_relation()
         if relation:
+            if self.letters != self.factors:
+                out.append(f"letters: {self.legend()}")
             out.append(f"defining relation: {relation}")
         if self.d_efficiency is not None and self.kind == "general":
             out.append(f"D-efficiency of the main-effects model: {self.d_efficiency:.2f}%")
+        if self.max_correlation is not None and self.kind != "full factorial":
+            out.append(
+                "correlation between the main effects' columns: none (they are orthogonal)"
+                if self.max_correlation < 1e-6
+                else f"correlation between the main effects' columns: up to |r| = "
+                f"{self.max_correlation:.3f}"
+            )
         if self.chains:
             out.append("aliases up to two-factor interactions:")
             out += [f"  {c}" for c in self.chains]
@@ -112,6 +116,8 @@ def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
     relation = defining_relation(coded(frame, factors)) if two_level else None
     estimable = tuple(_estimable(frame, factors))
     d_eff = _main_effects_efficiency(frame, factors)
+    main = correlations(build_design(frame, list(factors), "sum", 1))
+    max_r = float(main["r"].abs().max()) if len(main) else 0.0
     if runs == cells:
         kind, title = "full factorial", f"full factorial ({_grid(factors)})"
         chains: tuple[str, ...] = ()
@@ -134,7 +140,7 @@ def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
         else:
             chains, clear = (), ()
     return Structure(kind, title, runs, cells, names, abc, relation, chains, clear, d_eff,
-                     estimable)  # fmt: skip
+                     estimable, max_r)  # fmt: skip
 
 
 def _grid(factors: Sequence[FactorInfo]) -> str:

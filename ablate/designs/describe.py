@@ -3,6 +3,8 @@ what its trials can estimate (computed from the runs, as ``ablate analyze`` does
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from ablate.designs.aliases import structure
@@ -26,7 +28,9 @@ def describe_design(study: Study) -> list[str]:
     frame = pd.DataFrame(list(built.runs) * study.replicates, columns=names)
     found = structure(frame, factor_infos(study.factors))
     lines.append("As run (runs x replicates), computed from the runs:")
-    lines += [f"  {line}" for line in found.lines()]
+    for line in found.lines():
+        indent = "  " + " " * (len(line) - len(line.lstrip()))
+        lines.append(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent=indent + "  "))
     return lines
 
 

@@ -100,11 +100,9 @@ def by_runs(k: int, runs: int) -> Fraction:
 
 
 def smallest_runs_message(k: int, runs: int) -> str:
-    smallest = 1 << (k - largest_p(k))
-    return (
-        f"a regular fraction of {k} two-level factors has a power of two runs, from "
-        f"{smallest} to {1 << (k - 1)}, not {runs}"
-    )
+    sizes = [1 << m for m in range(k - largest_p(k), k)]
+    shown = ", ".join(map(str, sizes[:-1])) + f" or {sizes[-1]}"
+    return f"a regular fraction of {k} two-level factors has {shown} runs, not {runs}"
 
 
 def minimum_aberration(k: int, p: int) -> Fraction:

@@ -275,18 +275,11 @@ def _design_sections(a: Analysis) -> list[Section]:
     out = []
     st = a.structure
     if st is not None and st.kind != "full factorial" and a.aliases is not None:
-        al = a.aliases
         out.append(
             Section(
                 "aliases",
                 "Aliases of the estimated terms (effect coding, up to 3-factor interactions)",
-                pd.DataFrame(
-                    {
-                        "term": al["term"].map(lambda t: t.replace(":", "×")),
-                        "aliased with": al["aliases"].map(lambda v: v or "none"),
-                        "partially aliased with": al["partial"].map(lambda v: v or "none"),
-                    }
-                ),
+                _alias_rows(a.aliases),
             )
         )
     if a.correlations is not None and len(a.correlations):
@@ -305,6 +298,43 @@ def _design_sections(a: Analysis) -> list[Section]:
             )
         )
     return out
+
+
+def _alias_rows(aliases: pd.DataFrame) -> pd.DataFrame:
+    """The alias table for reading: long lists continue on rows of their own (blank term),
+    and a column that is empty for every term is left out."""
+    full = aliases["aliases"].astype(str)
+    partial = aliases["partial"].astype(str)
+    columns = {"aliased with": full.any(), "partially aliased with": partial.any()}
+    shown = sum(columns.values())
+    first = min(max(len(t) for t in aliases["term"]), _FIRST_COLUMN_MAX)
+    width = max((_WIDTH - first - 2 * shown) // max(shown, 1), 24)
+    rows = []
+    for term, f, p in zip(aliases["term"], full, partial, strict=True):
+        terms = ["+ " + x for x in f.removeprefix("+ ").split(" + ")] if f else []
+        cells = {
+            "aliased with": _pack(terms, width),
+            "partially aliased with": _pack(p.split("; ") if p else [], width),
+        }
+        height = max([1] + [len(v) for k, v in cells.items() if columns[k]])
+        for i in range(height):
+            row = {"term": term.replace(":", "×") if i == 0 else ""}
+            for k, v in cells.items():
+                if columns[k]:
+                    row[k] = v[i] if i < len(v) else ("none" if i == 0 else "")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["term", *[k for k, keep in columns.items() if keep]])
+
+
+def _pack(parts: list[str], width: int) -> list[str]:
+    """Parts joined by spaces into lines of at most ``width`` characters (one part may exceed)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def _pct(a: Analysis) -> str:
@@ -399,7 +429,7 @@ def text(table: pd.DataFrame) -> str:
     out = [line(heads), "-" * len(line(heads))]
     for row in cells:
         if len(row[0]) > first:
-            out.append(row[0])
+            out.append(textwrap.fill(row[0], _WIDTH, subsequent_indent="  "))
             row = ["", *row[1:]]
         out.append(line(row))
     return "\n".join(out)
