@@ -139,11 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     plan.add_argument("--power", type=float, default=0.8, help="power to reach (default 0.8)")
     plan.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
-    noise = plan.add_mutually_exclusive_group(required=True)
-    noise.add_argument("--sd", type=_positive_float, help="the noise SD (seed to seed)")
-    noise.add_argument(
-        "--pilot", help="results of a pilot run: its pure error gives the noise, its trial "
-        "times the expected wall time",
+    plan.add_argument(
+        "--sd", type=_positive_float, help="the noise SD, seed to seed (overrides a pilot's)"
+    )
+    plan.add_argument(
+        "--pilot", help="results of a pilot run: its pure error gives the noise (unless --sd), "
+        "its trial times the expected wall time",
     )  # fmt: skip
     plan.add_argument("--response", help="response column (default: the study's)")
     plan.add_argument(
@@ -421,10 +422,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         study = dataclasses.replace(
             study, analysis=dataclasses.replace(study.analysis, response=args.response)
         )
+    if args.sd is None and not args.pilot:
+        raise AblateError(
+            "ablate plan needs the noise: --sd S (the seed-to-seed SD of the response), or "
+            "--pilot RESULTS (a pilot run's results, whose replicates measure it)."
+        )
+    noise = Noise(args.sd, "--sd")
     if args.pilot:
-        noise = noise_from_pilot(args.pilot, study, args.response)
-    else:
-        noise = Noise(args.sd, "--sd")
+        measured = noise_from_pilot(args.pilot, study, args.response)
+        if args.sd is not None:  # the pilot's times, the noise given
+            measured = dataclasses.replace(measured, sd=args.sd, source="--sd", warning="")
+        noise = measured
     plan = plan_replicates(
         study, args.effect, power=args.power, alpha=args.alpha, noise=noise, model=args.model,
         workers=args.workers,

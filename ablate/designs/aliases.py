@@ -134,7 +134,8 @@ def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
         title = "orthogonal two-level design (not a regular fraction: partial aliasing)"
         chains, clear = _partial_chains(frame, factors)
     else:
-        kind, title = "general", "non-orthogonal design"
+        correlated = "correlated" if max_r > 1e-6 else "orthogonal"
+        kind, title = "general", f"general design (main effects {correlated})"
         if two_level:
             chains, clear = _partial_chains(frame, factors)
         else:
@@ -249,14 +250,18 @@ class Dependency:
         if len(self.others) == 1:
             name, coef = self.others[0]
             sign = "-" if coef < 0 else ""
-            factor = "" if abs(abs(coef) - 1) < 1e-6 else f"{abs(coef):.3g}·"
-            return f"{self.term} is aliased with {name} ({self.term} = {sign}{factor}{name})"
-        combo = " ".join(f"{'-' if c < 0 else '+'} {abs(c):.3g}·{n}" for n, c in self.others[:6])
+            return f"{self.term} is aliased with {name} ({self.term} = {sign}{_times(coef)}{name})"
+        combo = " ".join(f"{'-' if c < 0 else '+'} {_times(c)}{n}" for n, c in self.others[:6])
         more = " …" if len(self.others) > 6 else ""
         return (
             f"{self.term} is not estimable: in these runs it is a combination of other terms "
             f"of the model ({combo.lstrip('+ ')}{more})"
         )
+
+
+def _times(c: float) -> str:
+    """A coefficient as a factor: nothing for ±1, else ``0.5·``."""
+    return "" if abs(abs(c) - 1) < 1e-6 else f"{abs(c):.3g}·"
 
 
 def dependency(design: Design) -> Dependency | None:

@@ -21,7 +21,7 @@ from ablate.errors import AblateError
 
 MAX_FACTORS = 20  # pydoe's limit for searching generators
 SEARCH_BUDGET = 3000  # sets of generators fracfact_opt tries exhaustively (about 4 s)
-ROMAN = {3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 
 
 @dataclass(frozen=True)

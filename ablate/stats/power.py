@@ -41,6 +41,7 @@ class Noise:
     source: str
     seconds_per_trial: float | None = None  # mean over the pilot's complete trials
     time_source: str = ""
+    warning: str = ""  # one run that dominates the pilot's pure error, and σ without it
 
 
 @dataclass(frozen=True)
@@ -187,12 +188,14 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
     factors = [n for n in study.factor_names if n in pilot.trials.columns]
     a = analyze(pilot, response=column, factors=factors, importance=False)
     lof = a.lack_of_fit
+    warning = ""
     if lof is not None and "pure error" in set(lof["source"]):
         row = lof.set_index("source").loc["pure error"]
-        sd, source = (
-            math.sqrt(row["mean_sq"]),
-            (f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"),
+        sd = math.sqrt(row["mean_sq"])
+        source = (
+            f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"
         )
+        warning = _dominant_run(a.cells, [f.name for f in a.factors], row)
     elif a.fit["df_resid"] > 0:
         sd = a.fit["resid_sd"]
         source = (
@@ -220,7 +223,28 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
                     f", scaled by {scale:.3g} for {study.training.epochs} epochs instead of "
                     f"{pilot.study.training.epochs}"
                 )
-    return Noise(sd, source, seconds, time_source)
+    return Noise(sd, source, seconds, time_source, warning)
+
+
+def _dominant_run(cells: pd.DataFrame, names: list[str], pure: pd.Series) -> str:
+    """A warning when one run holds most of the pure error (a seed that blew up, say), with
+    σ from the other runs."""
+    repeated = cells[cells["n"] > 1]
+    if len(repeated) < 3 or not pure["sum_sq"] > 0:
+        return ""
+    ss = (repeated["n"] - 1) * repeated["sd"] ** 2
+    top = ss.idxmax()
+    share = ss[top] / pure["sum_sq"]
+    if share <= 0.5:
+        return ""
+    rest_df = pure["df"] - (repeated.loc[top, "n"] - 1)
+    rest = math.sqrt((pure["sum_sq"] - ss[top]) / rest_df) if rest_df > 0 else math.nan
+    run = " ".join(f"{n}={repeated.loc[top, n]}" for n in names)
+    return (
+        f"one run ({run}) holds {100 * share:.0f}% of the pure error (its trials' SD is "
+        f"{repeated.loc[top, 'sd']:.4g}); look at its trials before trusting σ: without it, "
+        f"σ = {rest:.4g} (pass --sd {rest:.4g} if that run is a fluke)"
+    )
 
 
 def render_plan(plan: ReplicatePlan) -> str:
@@ -230,6 +254,7 @@ def render_plan(plan: ReplicatePlan) -> str:
         f"Study {plan.study}: {plan.design}; {plan.runs} runs.",
         f"Model: {what} ({plan.parameters} coefficients). Response: {plan.response}.",
         f"Noise: σ = {plan.noise.sd:.4g}, from {plan.noise.source}.",
+        *([f"Warning: {plan.noise.warning}."] if plan.noise.warning else []),
         f"Goal: detect a difference of {plan.effect:g} in {plan.response} between two levels "
         f"of any factor (two-sided t test, α = {plan.alpha:g}) with power {plan.power:g}.",
         "",

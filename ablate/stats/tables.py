@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -311,7 +312,7 @@ def _alias_rows(aliases: pd.DataFrame) -> pd.DataFrame:
     width = max((_WIDTH - first - 2 * shown) // max(shown, 1), 24)
     rows = []
     for term, f, p in zip(aliases["term"], full, partial, strict=True):
-        terms = ["+ " + x for x in f.removeprefix("+ ").split(" + ")] if f else []
+        terms = [t.strip() for t in re.split(r" (?=[+-] )", f)] if f else []
         cells = {
             "aliased with": _pack(terms, width),
             "partially aliased with": _pack(p.split("; ") if p else [], width),
@@ -448,7 +449,8 @@ def markdown(table: pd.DataFrame) -> str:
 _LATEX = {
     "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "−": "$-$", "→": r"$\to$", "²": r"$^2$", "<": r"$<$", ">": r"$>$",
+    "−": "$-$", "→": r"$\to$", "²": r"$^2$", "<": r"$<$", ">": r"$>$", "×": r"$\times$",
+    "±": r"$\pm$", "…": r"\ldots{}",
 }  # fmt: skip
 
 

@@ -374,6 +374,10 @@ def test_montgomery_8_1_effects_aliases_and_the_reduced_model() -> None:
     text = render(a)
     assert "A (+ B×C×D)" in text and "Aliases of the estimated terms" in text
     assert "defining relation: I = ABCD" in text
+    assert "### Aliases of the estimated terms" in render(a, "markdown")
+    assert r"B$\times$C$\times$D" in render(a, "latex")
+    assert json.loads(render(a, "json"))["structure"]["defining_relation"] == "I = ABCD"
+    assert render(a, "csv", table="aliases").splitlines()[0] == "term,aliases,partial,label"
     # the book's model: 70.75 + 9.5 x1 + 7 x3 + 8.25 x4 - 9.25 x1x3 + 9.5 x1x4 (A, C, D project
     # to a full 2^3, so its AC and AD are estimable)
     reduced = analyze(_bare(_example_8_1()), factors=list("ACD"), response="rate", coding="sum",

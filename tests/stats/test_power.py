@@ -7,6 +7,7 @@ were computed with statsmodels' FTestPowerF2 and checked against SciPy's noncent
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -112,3 +113,27 @@ def test_plan_refuses_what_it_cannot_answer() -> None:
     assert out.returncode == 2 and "positive number" in out.stderr
     out = run_cli("plan", "studies/quick.yaml", "--effect", "0.01")
     assert out.returncode == 2 and "--sd" in out.stderr and "--pilot" in out.stderr
+
+
+def test_a_pilot_run_that_blew_up_is_named_with_the_noise_without_it(tmp_path: Path) -> None:
+    study = parse_study(FIVE)
+    rng = np.random.default_rng(1)
+    rows = []
+    grid = list(itertools.product(*(f.levels for f in study.factors)))
+    for levels in grid * 2:  # two replicates of the 32 runs
+        row = dict(zip(study.factor_names, levels, strict=True))
+        loss = 0.5 + 0.05 * row["batch_norm"] + rng.normal(0, 0.01)
+        rows.append({**row, "test_loss": loss, "status": "complete", "seconds": 2.0})
+    rows[-1]["test_loss"] = 90.0  # one seed of one run diverged without a NaN
+    pilot = tmp_path / "pilot.csv"
+    pd.DataFrame(rows).to_csv(pilot, index=False)
+    noise = noise_from_pilot(pilot, study)
+    frame = pd.DataFrame(rows)
+    names = list(study.factor_names)
+    within = frame.groupby(names)["test_loss"].agg(["var", "size"]).dropna()
+    ss = ((within["size"] - 1) * within["var"]).sort_values()
+    df = int((within["size"] - 1).sum())
+    assert noise.sd == pytest.approx(math.sqrt(ss.sum() / df))
+    without = math.sqrt(ss.iloc[:-1].sum() / (df - 1))
+    assert f"σ = {without:.4g}" in noise.warning and "holds 100% of the pure error" in noise.warning
+    assert noise.seconds_per_trial == 2.0
