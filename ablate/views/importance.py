@@ -44,4 +44,5 @@ def importance_chart(a: Analysis) -> Figure:
     ax.set_title(f"Importance of each factor for {a.response}, three readings of the same trials")
     ax.legend(loc="lower right", fontsize="small", frameon=False)
     ax.grid(axis="x", color="0.92")
+    ax.set_axisbelow(True)  # grid lines behind the bars
     return fig
