@@ -145,6 +145,15 @@ VAE = ModelSpec(
             "BatchNormalization before the decoder's final sigmoid, as in the reference "
             "(off: the last convolution gets a bias instead)",
         ),
+        Parameter(
+            "batch_norm_momentum",
+            "float",
+            0.99,
+            "momentum of every BatchNormalization's moving statistics (Keras's default, as in "
+            "the reference; lower settles them in fewer steps, for short trainings)",
+            minimum=0,
+            below=1,
+        ),
     ),
 )
 

@@ -100,6 +100,7 @@ def build_vae(
     spatial_attention: bool,
     activation: str,
     output_batch_norm: bool,
+    batch_norm_momentum: float,
 ) -> VariationalAutoencoder:
     """The reference VAE for one cell; every parameter arrives resolved (defaults and their
     meaning: ``ablate.models.registry.VAE``), the cell's factor levels among them."""
@@ -109,6 +110,7 @@ def build_vae(
         "dropout_rate": dropout_rate,
         "spatial_attention": spatial_attention,
         "activation": activation,
+        "momentum": batch_norm_momentum,
     }
     down_units = sorted(units, reverse=True)
 
@@ -118,15 +120,15 @@ def build_vae(
     grid_shape = tuple(h.shape[1:])
     n = grid_shape[0] * grid_shape[1] * grid_shape[2]  # 7·7·5 = 245
     h = layers.Flatten()(h)
-    h = _dense_bn_relu(h, n)
-    h = _dense_bn_relu(h, latent_dim)
+    h = _dense_bn_relu(h, n, batch_norm_momentum)
+    h = _dense_bn_relu(h, latent_dim, batch_norm_momentum)
     mu = layers.Dense(latent_dim, name="z_mean")(h)
     log_var = layers.Dense(latent_dim, name="z_log_var")(h)
     encoder = keras.Model(image, [mu, log_var], name="encoder")
 
     z = keras.Input((latent_dim,), name="z")
-    g = _dense_bn_relu(z, latent_dim)
-    g = _dense_bn_relu(g, n)
+    g = _dense_bn_relu(z, latent_dim, batch_norm_momentum)
+    g = _dense_bn_relu(g, n, batch_norm_momentum)
     g = layers.Reshape(grid_shape)(g)  # (7, 7, units[-1])
     reconstruction = _coder(  # (28, 28, 1)
         g, down_units[::-1], depth, encoder=False, channels=channels,
@@ -139,14 +141,14 @@ def build_vae(
 
 def _conv_block(
     x: Any, filters: int, *, batch_norm: bool, dropout: bool, dropout_rate: float,
-    spatial_attention: bool, activation: str,
+    spatial_attention: bool, activation: str, momentum: float,
 ) -> Any:  # fmt: skip
     """Conv2D(3×3, same, no bias) -> [attention] -> [BatchNorm] -> [Dropout] -> activation."""
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     if spatial_attention:
         x = SpatialAttention()(x)
     if batch_norm:
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=momentum)(x)
     if dropout:
         x = layers.Dropout(dropout_rate)(x)
     return layers.Activation(activation)(x)
@@ -163,7 +165,7 @@ def _dense_block(x: Any, filters: int, depth: int, **block: Any) -> Any:
 
 def _coder(
     x: Any, units: Sequence[int], depth: int, *, encoder: bool, channels: int = 1,
-    output_batch_norm: bool = True, **block: Any,
+    output_batch_norm: bool = True, momentum: float = 0.99, **block: Any,
 ) -> Any:  # fmt: skip
     """Encoder (units descending, stride-2 convs) or decoder (ascending, transposed convs).
 
@@ -174,19 +176,19 @@ def _coder(
     x = layers.ReLU()(x)  # always ReLU, whatever the activation factor says
     resample = layers.Conv2D if encoder else layers.Conv2DTranspose
     for k in range(1, len(units) - 1):
-        x = _dense_block(x, units[k], depth, **block)
+        x = _dense_block(x, units[k], depth, momentum=momentum, **block)
         x = resample(units[k], 3, strides=2, padding="same", use_bias=False)(x)  # H/2 or H·2
     if encoder:
         x = layers.Conv2D(units[-1], 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=momentum)(x)
         return layers.ReLU()(x)
     x = layers.Conv2D(channels, 3, padding="same", use_bias=not output_batch_norm)(x)
     if output_batch_norm:
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=momentum)(x)
     return layers.Activation("sigmoid")(x)
 
 
-def _dense_bn_relu(x: Any, units: int) -> Any:
+def _dense_bn_relu(x: Any, units: int, momentum: float) -> Any:
     x = layers.Dense(units, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=momentum)(x)
     return layers.ReLU()(x)

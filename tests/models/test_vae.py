@@ -64,6 +64,18 @@ def test_encoder_reaches_7x7x5_and_layers_follow_the_flags() -> None:
     assert plain_kinds.count("BatchNormalization") == 3
 
 
+def test_batch_norm_momentum_reaches_every_batch_normalization_and_no_count() -> None:
+    def momenta(model: keras.Model) -> set[float]:
+        layers = model.encoder.layers + model.decoder.layers
+        return {round(x.momentum, 6) for x in layers if type(x).__name__ == "BatchNormalization"}
+
+    reference = _vae(batch_norm=True)
+    assert momenta(reference) == {0.99}  # Keras's default, the reference's
+    quick = _vae(batch_norm=True, batch_norm_momentum=0.9)
+    assert momenta(quick) == {0.9}
+    assert quick.count_params() == reference.count_params() == SPEC_COUNTS[(True, False)][0]
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
