@@ -383,7 +383,9 @@ class _WorkerPool:
 
 
 class _ThrottledExport:
-    """Export the parquet files after a trial finishes, at most every ``every`` seconds.
+    """Export the parquet files after a trial finishes, at most every ``every`` seconds, and
+    at most a tenth of the time (a large study's export takes seconds: the workers share the
+    cores with it).
 
     A failed export (a full disk, say) does not stop the run: every result is in the storage,
     and the next export, at the latest at the end of the run, writes the files again.
@@ -396,13 +398,13 @@ class _ThrottledExport:
         self._directory = directory
         self._progress = progress
         self._every = every
-        self._last = 0.0
+        self._next = 0.0  # monotonic time of the next export allowed
         self._failing = False
 
     def __call__(self) -> None:
-        if time.monotonic() - self._last < self._every:
+        if time.monotonic() < self._next:
             return
-        self._last = time.monotonic()
+        start = time.monotonic()
         try:
             export(self._queue, self._directory)
         except AblateError as err:
@@ -411,6 +413,9 @@ class _ThrottledExport:
             self._failing = True
         else:
             self._failing = False
+        finally:
+            took = time.monotonic() - start
+            self._next = start + max(self._every, 10 * took)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +491,7 @@ def work(
             report(Event("recovered", identity.name, label=label, message="its worker died"))
         claim = queue.claim(identity)
         if claim is None:
-            if not queue.summary().running:
+            if not queue.busy():
                 return trained
             time.sleep(min(study.run.heartbeat_seconds, 5.0))
             continue

@@ -3,18 +3,29 @@
 By default a study's trials live in an Optuna journal file in its results folder (no server;
 its lock is an ``flock`` that the kernel releases if a process dies holding it); any
 SQLAlchemy URL, typically PostgreSQL, lets workers on several machines share one study.
+
+The journal is Optuna's own file format, written and read through :class:`JournalFile`,
+which adds what ablate's queue needs to stay fast however long the journal grows: it hands
+every record it reads to observers (the queue's index follows the journal that way instead
+of rescanning every trial), lets a claim hold the lock across reading and writing, and lets
+filling the queue sync to disk once instead of once per trial.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from optuna.storages.journal import JournalFileBackend
 
 from ablate.engine.secrets import first_line, mask_url, remember_secret
 from ablate.errors import AblateError
@@ -45,8 +56,7 @@ def open_storage(url: str | None, results_dir: Path) -> Any:
                     "first copied to %s)",
                     cut,
                 )
-            backend = optuna.storages.journal.JournalFileBackend(path, lock_obj=JournalLock(path))
-            return optuna.storages.JournalStorage(backend)
+            return optuna.storages.JournalStorage(JournalFile(path))
         except (ValueError, KeyError, TypeError) as err:  # a line that is not a journal record
             raise AblateError(
                 f"the study's journal {results_dir / JOURNAL_FILE} is damaged ({first_line(err)}"
@@ -61,8 +71,8 @@ def open_storage(url: str | None, results_dir: Path) -> Any:
     remember_secret(url)
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        # Optuna's cache keeps finished trials in memory: each later read fetches only the
-        # unfinished ones, so claiming stays cheap however many trials are done.
+        # Optuna's cache keeps finished trials in memory, so that exporting again fetches only
+        # the unfinished ones; workers never read all trials (the queue has its own index).
         return optuna.storages.get_storage(rdb)
     except ImportError as err:
         raise AblateError(
@@ -107,23 +117,113 @@ def cut_incomplete_record(path: Path) -> Path | None:
 
 
 class JournalLock:
-    """A journal lock the kernel releases when its holder dies (Optuna's lock-file API)."""
+    """A journal lock the kernel releases when its holder dies (Optuna's lock-file API).
+
+    Re-entrant within a thread, so that a claim can hold it across reading the journal and
+    writing its record (which takes it again); other threads and processes wait.
+    """
 
     def __init__(self, path: str) -> None:
         self._path = path + ".flock"
         self._fd: int | None = None
+        self._owner: int | None = None  # the holding thread
+        self._depth = 0
 
     def acquire(self) -> bool:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return True
         fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
+        self._fd, self._owner, self._depth = fd, me, 1
         return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
+        if self._owner != threading.get_ident() or self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            fd, self._fd, self._owner = self._fd, None, None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file backend as ablate uses it (same file, same records).
+
+    - :meth:`observe`: every record read from the file is also handed to a callback, in
+      order and once, so that an index can follow the journal at the cost of what changed;
+    - :meth:`exclusive`: hold the journal's lock across a read and a write (a claim);
+    - :meth:`deferred_sync`: records appended meanwhile are synced to disk once, at the end
+      (filling the queue: a record lost to a power cut is simply enqueued again).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.lock = JournalLock(path)
+        super().__init__(path, lock_obj=self.lock)
+        self._observers: list[weakref.WeakMethod[Callable[[dict[str, Any]], None]]] = []
+        self._deferred = 0
+        self._unsynced = False
+
+    def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Hand every record read from now on to ``callback`` (a bound method, held weakly:
+        an index that is no longer used stops observing)."""
+        self._observers.append(weakref.WeakMethod(callback))  # type: ignore[arg-type]
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        for log in super().read_logs(log_number_from):
+            for ref in self._observers:
+                callback = ref()
+                if callback is not None:
+                    callback(log)
+            yield log
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        self.lock.acquire()
+        try:
+            with open(self.path, "ab") as f:
+                f.write(data)
+                f.flush()
+                if self._deferred:
+                    self._unsynced = True
+                else:
+                    os.fsync(f.fileno())
+        finally:
+            self.lock.release()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        self.lock.acquire()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
+            if not self._deferred and self._unsynced:
+                self._unsynced = False
+                with open(self.path, "ab") as f:
+                    os.fsync(f.fileno())
+
+
+def rdb_engine(storage: Any) -> Any:
+    """The SQLAlchemy engine of an RDB storage (cached or not); None for other storages."""
+    return getattr(getattr(storage, "_backend", storage), "engine", None)
+
+
+def journal_file(storage: Any) -> JournalFile | None:
+    """ablate's journal backend of a journal storage; None for other storages."""
+    backend = getattr(storage, "_backend", None)
+    return backend if isinstance(backend, JournalFile) else None
 
 
 @contextlib.contextmanager
@@ -135,7 +235,6 @@ def opened_queue(study: Study, url: str | None, *, create: bool = True) -> Itera
     try:
         yield TrialQueue.open(study, storage, create=create)
     finally:
-        rdb = getattr(storage, "_backend", storage)
-        engine = getattr(rdb, "engine", None)
+        engine = rdb_engine(storage)
         if engine is not None:
             engine.dispose()

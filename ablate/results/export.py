@@ -1,7 +1,8 @@
 """Exporting a study's results from its storage: trials.parquet, epochs.parquet, model outputs.
 
 The storage is the record of truth and the parquet files are exported from it, so a crash
-while writing costs nothing (see :func:`ablate.results.files.write_atomic`).
+while writing costs nothing (see :func:`ablate.results.files.write_atomic`). Model outputs
+are copied from the storage's output store (:mod:`ablate.engine.outputs`) once per trial.
 """
 
 from __future__ import annotations
@@ -49,13 +50,30 @@ def export(queue: TrialQueue, directory: Path) -> int:
     }
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
     write_parquet(epochs_frame(records, study), directory / EPOCHS_FILE, meta)
-    outputs = directory / OUTPUTS_DIR
-    for record in records:
-        target = outputs / f"{record.key}.npz"
-        if record.outputs is not None and not target.exists():
-            outputs.mkdir(exist_ok=True)
-            write_atomic(target, record.outputs)
+    export_outputs(queue, records, directory / OUTPUTS_DIR)
     return len(records)
+
+
+def export_outputs(queue: TrialQueue, records: list[Record], folder: Path) -> int:
+    """Copy the saved model outputs of complete trials that ``folder`` lacks from the storage's
+    output store (or, for studies recorded by an older ablate, from the storage itself);
+    returns how many were written."""
+    present = {p.stem for p in folder.glob("*.npz")} if folder.is_dir() else set()
+    wanted = [r for r in records if r.status == "complete" and r.key not in present]
+    if not wanted:
+        return 0
+    stored = queue.outputs.keys()
+    written = 0
+    for record in wanted:
+        target = folder / f"{record.key}.npz"
+        if record.key in stored:
+            folder.mkdir(exist_ok=True)
+            written += queue.outputs.copy_to(record.key, target)
+        elif record.outputs is not None:
+            folder.mkdir(exist_ok=True)
+            write_atomic(target, record.outputs)
+            written += 1
+    return written
 
 
 def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
