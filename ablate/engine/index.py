@@ -9,9 +9,9 @@ reading every trial of a large study for them made each claim cost as much as th
 
 - :class:`MemoryIndex` (the journal): the trials in memory, kept current by following the
   journal's records as they are read (:meth:`JournalFile.observe`), so that a refresh re-reads
-  only the trials that changed; a claim holds the journal's lock while it picks the lowest
-  waiting trial and records its claim, so that concurrent workers never collide. With any
-  other Optuna storage it re-reads every trial (correct, not fast).
+  only the trials that changed; claims take turns (:meth:`JournalFile.claiming`) to pick the
+  lowest waiting trial and record the claim, so that concurrent workers do not collide. With
+  any other Optuna storage it re-reads every trial (correct, not fast).
 - :class:`SqlIndex` (a database): ablate's ``ablate_trials`` table beside Optuna's
   (:mod:`ablate.engine.tables`): a claim reserves the next waiting row with
   ``FOR UPDATE SKIP LOCKED``, then moves the trial to RUNNING in Optuna. A row is written
@@ -29,10 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ablate.engine.retry import call_with_retry
 from ablate.engine.storage import journal_file, rdb_engine
+
+if TYPE_CHECKING:
+    from ablate.study.grid import TrialSpec
 
 #: Optuna trial state name -> the index's state.
 _STATES = {"WAITING": "waiting", "RUNNING": "running", "COMPLETE": "complete"}
@@ -52,6 +55,9 @@ class Entry:
     worker: dict[str, Any] = field(default_factory=dict)
     heartbeat: dict[str, Any] = field(default_factory=dict)
     beat: float | None = None  # time of the last sign of life: heartbeat, else start
+    #: whether a lower-numbered live trial of the same key was seen when it was taken (None:
+    #: not looked at then)
+    earlier: bool | None = None
 
 
 def outcome_of(attrs: dict[str, Any]) -> str | None:
@@ -100,11 +106,8 @@ class TrialIndex(Protocol):
     def reserve(self, entry: Entry, worker: dict[str, Any]) -> bool:
         """Reserve one waiting trial for ``worker`` (then ``start`` it); False if taken."""
 
-    def claimed(self, entry: Entry, worker: dict[str, Any]) -> None:
-        """Record who holds a trial just started."""
-
-    def added(self, trial_ids: list[int]) -> None:
-        """Trials just created in Optuna."""
+    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
+        """Trials just created in Optuna, WAITING: (trial id, spec, attempt) each."""
 
     def finished(self, trial_id: int, state: str, outcome: str) -> None:
         """A trial just finished in Optuna (state complete or fail)."""
@@ -224,25 +227,32 @@ class MemoryIndex:
         return None
 
     def take(self, worker: dict[str, Any], start: Starter) -> Entry | None:
-        # Under the journal's lock no other process appends, so the lowest waiting trial seen
-        # after the refresh is still waiting when this claim's record is written.
-        hold = self._journal.exclusive() if self._journal else contextlib.nullcontext()
+        # One claim at a time: the lowest waiting trial seen after the refresh is still
+        # waiting when this claim's record is written (unless a spooled result is recorded on
+        # it that very moment: then the next one is taken).
+        hold = self._journal.claiming() if self._journal else contextlib.nullcontext()
         with hold:
             self.refresh()
             while (entry := self._first_waiting()) is not None:
-                if start(entry):
+                with self._batch():  # who holds it, then the claim: one sync to disk
+                    started = self.reserve(entry, worker) and start(entry)
+                if started:
                     return replace(entry, state="running", worker=worker)
                 heapq.heappop(self._waiting)  # taken meanwhile (a storage shared otherwise)
                 self.refresh()
         return None
 
+    def _batch(self) -> contextlib.AbstractContextManager[None]:
+        return self._journal.batch() if self._journal else contextlib.nullcontext()
+
     def reserve(self, entry: Entry, worker: dict[str, Any]) -> bool:
-        return True  # Optuna's WAITING -> RUNNING decides
-
-    def claimed(self, entry: Entry, worker: dict[str, Any]) -> None:
+        # Who holds it, written before the claim (a waiting trial takes attributes): if the
+        # claim then fails, the next claimant's own record replaces it. Optuna's WAITING ->
+        # RUNNING decides.
         call_with_retry(self._storage.set_trial_user_attr, entry.trial_id, "worker", worker)
+        return True
 
-    def added(self, trial_ids: list[int]) -> None:
+    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
         pass  # the next refresh reads them
 
     def finished(self, trial_id: int, state: str, outcome: str) -> None:
@@ -281,12 +291,12 @@ class SqlIndex:
     """Entries as rows of ``ablate_trials`` in the study's database (see the module)."""
 
     def __init__(self, storage: Any, study_id: int, engine: Any) -> None:
-        from ablate.engine.tables import ensure_tables
+        from ablate.engine.tables import ensure_tables, tables_engine
 
         self._storage = storage
         self._study_id = study_id
-        self._engine = engine
-        call_with_retry(ensure_tables, engine)
+        self._engine = tables_engine(engine)
+        call_with_retry(ensure_tables, self._engine)
         call_with_retry(self._add_missing)
 
     # -- writing ------------------------------------------------------------------------------
@@ -343,6 +353,68 @@ class SqlIndex:
         call_with_retry(run)
 
     def take(self, worker: dict[str, Any], start: Starter) -> Entry | None:
+        if self._engine.dialect.name == "postgresql":
+            reserve_next = self._reserve_next_pg(worker)
+        else:
+            reserve_next = self._reserve_next_portable(worker)
+
+        while True:
+            taken = call_with_retry(reserve_next)
+            if taken is None:
+                return None
+            if taken is False:
+                continue  # taken by another between the two statements (no SKIP LOCKED here)
+            row, earlier = taken
+            entry = replace(
+                _entry(row), state="running", worker=worker, beat=time.time(), earlier=earlier
+            )
+            if start(entry):
+                return entry
+            self.sync(entry.trial_id)  # not WAITING in Optuna: the row was behind
+
+    def _reserve_next_pg(self, worker: dict[str, Any]) -> Callable[[], Any]:
+        """One statement: reserve the lowest waiting row that no other claim holds
+        (``FOR UPDATE SKIP LOCKED``), and say whether a lower-numbered live trial of its key
+        exists."""
+        import sqlalchemy as sa
+
+        from ablate.engine.tables import TRIALS
+
+        other = TRIALS.alias("other")
+        following = (
+            sa.select(TRIALS.c.trial_id)
+            .where(TRIALS.c.study_id == self._study_id, TRIALS.c.state == "waiting")
+            .order_by(TRIALS.c.number)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        earlier = (
+            sa.exists()
+            .where(
+                other.c.study_id == TRIALS.c.study_id,
+                other.c.trial_key == TRIALS.c.trial_key,
+                other.c.number < TRIALS.c.number,
+                other.c.state != "fail",
+            )
+            .label("earlier")
+        )
+
+        def run() -> Any:
+            statement = (
+                sa.update(TRIALS)
+                .where(TRIALS.c.trial_id == following)
+                .values(state="running", worker=json.dumps(worker), beat=time.time(),
+                        heartbeat=None)
+                .returning(*TRIALS.c, earlier)
+            )  # fmt: skip
+            with self._engine.begin() as conn:
+                row = conn.execute(statement).first()
+            return None if row is None else (row, bool(row.earlier))
+
+        return run
+
+    def _reserve_next_portable(self, worker: dict[str, Any]) -> Callable[[], Any]:
         import sqlalchemy as sa
 
         from ablate.engine.tables import TRIALS
@@ -364,18 +436,21 @@ class SqlIndex:
                     .values(state="running", worker=json.dumps(worker), beat=time.time(),
                             heartbeat=None)
                 ).rowcount  # fmt: skip
-                return row if taken == 1 else False
+                if taken != 1:
+                    return False
+                earlier = conn.execute(
+                    sa.select(TRIALS.c.trial_id)
+                    .where(
+                        TRIALS.c.study_id == self._study_id,
+                        TRIALS.c.trial_key == row.trial_key,
+                        TRIALS.c.number < row.number,
+                        TRIALS.c.state != "fail",
+                    )
+                    .limit(1)
+                ).first()
+                return row, earlier is not None
 
-        while True:
-            row = call_with_retry(reserve_next)
-            if row is None:
-                return None
-            if row is False:
-                continue  # taken by another between the two statements (no SKIP LOCKED here)
-            entry = replace(_entry(row), state="running", worker=worker, beat=time.time())
-            if start(entry):
-                return entry
-            self.sync(entry.trial_id)  # not WAITING in Optuna: the row was behind
+        return reserve_next
 
     def reserve(self, entry: Entry, worker: dict[str, Any]) -> bool:
         import sqlalchemy as sa
@@ -390,17 +465,28 @@ class SqlIndex:
         )
         return self._execute(statement) == 1
 
-    def claimed(self, entry: Entry, worker: dict[str, Any]) -> None:
-        pass  # the reservation wrote the worker
+    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
+        import sqlalchemy as sa
 
-    def added(self, trial_ids: list[int]) -> None:
-        rows = []
-        for trial_id in trial_ids:
-            entry = entry_of(call_with_retry(self._storage.get_trial, trial_id))
-            if entry is not None:
-                rows.append(_row(entry, self._study_id))
-        if rows:
-            self._insert(rows)
+        from ablate.engine.tables import OPTUNA_TRIALS
+
+        if not created:
+            return
+        ids = [trial_id for trial_id, _, _ in created]
+
+        def numbers() -> dict[int, int]:
+            with self._engine.connect() as conn:
+                query = sa.select(OPTUNA_TRIALS.c.trial_id, OPTUNA_TRIALS.c.number)
+                return dict(conn.execute(query.where(OPTUNA_TRIALS.c.trial_id.in_(ids))).all())
+
+        number = call_with_retry(numbers)
+        self._insert(
+            [
+                _row(Entry(trial_id, number[trial_id], spec.key, spec.cell.label, "waiting",
+                           attempt), self._study_id)
+                for trial_id, spec, attempt in created
+            ]
+        )  # fmt: skip
 
     def finished(self, trial_id: int, state: str, outcome: str) -> None:
         import sqlalchemy as sa

@@ -88,13 +88,15 @@ class SqlOutputs:
     """Rows of ``ablate_outputs`` in the study's database."""
 
     def __init__(self, engine: Any, study_id: int) -> None:
-        from ablate.engine.tables import ensure_tables
+        from ablate.engine.tables import ensure_tables, tables_engine
 
-        self._engine = engine
+        self._engine = tables_engine(engine)
         self._study_id = study_id
-        call_with_retry(ensure_tables, engine)
+        call_with_retry(ensure_tables, self._engine)
 
     def put(self, key: str, data: bytes) -> None:
+        # Committed without waiting for the disk: the result recorded next, in Optuna, waits
+        # for both (see ablate.engine.tables.tables_engine).
         import sqlalchemy as sa
 
         from ablate.engine.tables import OUTPUTS

@@ -219,23 +219,16 @@ class TrialQueue:
         """Enqueue every spec whose key has no trial yet; returns how many were added."""
         existing = self.keys()
         missing = [spec for spec in specs if spec.key not in existing]
-        journal = journal_file(self.storage)
         # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
         # meanwhile is enqueued again by the next run, as any missing one is.
-        batch = journal.deferred_sync() if journal is not None else contextlib.nullcontext()
-        created: list[int] = []
-        with batch:
+        with self._batch():
             for spec in missing:
-                created.append(self._create(spec, attempt=1))
-                if len(created) == 500:
-                    self.index.added(created)
-                    created = []
-        self.index.added(created)
+                self._enqueue(spec, attempt=1)
         return len(missing)
 
     def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
         trial_id = self._create(spec, attempt)
-        self.index.added([trial_id])
+        self.index.added([(trial_id, spec, attempt)])
         return trial_id
 
     def _create(self, spec: TrialSpec, attempt: int) -> int:
@@ -268,7 +261,6 @@ class TrialQueue:
             if self._is_duplicate(entry):
                 self.drop_waiting(entry.trial_id)
                 continue
-            self.index.claimed(entry, who)
             return Claim(
                 trial_id=entry.trial_id,
                 number=entry.number,
@@ -289,7 +281,14 @@ class TrialQueue:
             return False  # claimed and finished by another worker meanwhile
 
     def _is_duplicate(self, entry: Entry) -> bool:
-        """Whether a lower-numbered trial of the same key is waiting, running or complete."""
+        """Whether a lower-numbered trial of the same key is waiting, running or complete.
+
+        (In a database, a second coordinator filling the queue writes a trial's index row just
+        after creating it; a claim in between misses it, and the key may then complete twice,
+        which ``ablate doctor`` reports; the first result is the one used.)
+        """
+        if entry.earlier is False:
+            return False  # looked at when it was taken
 
         def earlier(confirm: bool) -> bool:
             return any(
@@ -363,18 +362,13 @@ class TrialQueue:
         try:
             if result.outputs is not None:
                 self.outputs.put(claim.spec.key, result.outputs)
-            self._retry(
-                self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
-            )
-            if complete:
+            with self._batch():
                 self._retry(
-                    self.storage.set_trial_state_values,
-                    claim.trial_id,
-                    TrialState.COMPLETE,
-                    [self._objective(result)],
+                    self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
                 )
-            else:
-                self._retry(self.storage.set_trial_state_values, claim.trial_id, TrialState.FAIL)
+                state = TrialState.COMPLETE if complete else TrialState.FAIL
+                values = [self._objective(result)] if complete else None
+                self._retry(self.storage.set_trial_state_values, claim.trial_id, state, values)
         except (UpdateFinishedTrialError, KeyError):
             self.index.sync(claim.trial_id)
             return False
@@ -446,8 +440,9 @@ class TrialQueue:
         from optuna.trial import TrialState
 
         try:
-            self._set_outcome(trial_id, outcome)
-            self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
+            with self._batch():
+                self._set_outcome(trial_id, outcome)
+                self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
         except (UpdateFinishedTrialError, KeyError):
             self.index.sync(trial_id)
             return False
@@ -504,12 +499,16 @@ class TrialQueue:
             if not self._start(target):
                 self.index.sync(trial_id)
                 continue
-            self.index.claimed(target, worker)
             claim = Claim(trial_id, target.number, spec, int(entry["attrs"].get("attempt", 1)))
             if self.finish(claim, dataclasses.replace(result, outputs=outputs)):
                 path.unlink(missing_ok=True)
                 recorded.append(spec.cell.label)
         return recorded
+
+    def _batch(self) -> contextlib.AbstractContextManager[None]:
+        """Records written meanwhile reach the disk together (the journal; a no-op else)."""
+        journal = journal_file(self.storage)
+        return journal.batch() if journal is not None else contextlib.nullcontext()
 
     def _set_outcome(self, trial_id: int, outcome: str) -> None:
         self._retry(self.storage.set_trial_user_attr, trial_id, "outcome", outcome)

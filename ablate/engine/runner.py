@@ -485,17 +485,41 @@ def work(
 
     backend.import_keras()  # once per worker, so that no trial's time includes it
     dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
+    return serve(
+        queue,
+        identity,
+        report,
+        lambda claim: _run_claim(study, queue, claim, dataset, identity, report),
+        idle=min(study.run.heartbeat_seconds, 5.0),
+    )
+
+
+def serve(
+    queue: TrialQueue,
+    identity: WorkerIdentity,
+    report: Reporter,
+    run: Callable[[Claim], None],
+    idle: float,
+) -> int:
+    """Claim trials and ``run`` each (train and record it) until none is left; returns how
+    many. Trials whose worker is gone are handed back at most every ``idle`` seconds (they are
+    declared lost only after seconds of silence anyway), and while waiting for trials running
+    elsewhere, every ``idle`` seconds."""
     trained = 0
+    next_check = 0.0
     while True:
-        for label in queue.recover_lost():
-            report(Event("recovered", identity.name, label=label, message="its worker died"))
+        if time.monotonic() >= next_check:
+            for label in queue.recover_lost():
+                report(Event("recovered", identity.name, label=label, message="its worker died"))
+            next_check = time.monotonic() + idle
         claim = queue.claim(identity)
         if claim is None:
             if not queue.busy():
                 return trained
-            time.sleep(min(study.run.heartbeat_seconds, 5.0))
+            time.sleep(idle)
+            next_check = 0.0
             continue
-        _run_claim(study, queue, claim, dataset, identity, report)
+        run(claim)
         trained += 1
 
 

@@ -13,7 +13,7 @@ import pytest
 from ablate.engine.index import MemoryIndex, SqlIndex
 from ablate.engine.queue import TrialQueue
 from ablate.engine.records import EpochRecord, TrialResult
-from ablate.engine.storage import JournalLock, open_storage
+from ablate.engine.storage import open_storage
 from ablate.engine.workers import WorkerIdentity
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
@@ -92,21 +92,24 @@ def test_the_journal_index_follows_another_process_changes(tmp_path: Path) -> No
     )
 
 
-def test_the_journal_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(
-    tmp_path: Path,
-) -> None:
-    lock = JournalLock(str(tmp_path / "j"))
-    lock.acquire()
-    lock.acquire()  # the claim holds it while Optuna's write takes it again
-    lock.release()
+def test_claims_take_turns_across_processes(tmp_path: Path) -> None:
+    from ablate.engine.storage import JournalFile
+
+    journal = JournalFile(str(tmp_path / "optuna.journal"))
+    other = JournalFile(str(tmp_path / "optuna.journal"))  # as another process opens it
     got: list[float] = []
-    other = threading.Thread(target=lambda: (lock.acquire(), got.append(time.monotonic())))
-    other.start()
-    time.sleep(0.3)
-    assert not got  # still held by this thread
-    released = time.monotonic()
-    lock.release()
-    other.join(5)
+
+    def claim() -> None:
+        with other.claiming():
+            got.append(time.monotonic())
+
+    with journal.claiming():
+        thread = threading.Thread(target=claim)
+        thread.start()
+        time.sleep(0.3)
+        assert not got  # waits for this claim
+        released = time.monotonic()
+    thread.join(5)
     assert got and got[0] >= released
 
 
