@@ -15,7 +15,8 @@ server named) is filled with N trials, and the benchmark reports:
 - the median and 90th percentile of claim + finish time (the lost-worker check included)
   at the start (first 10% of trial numbers), middle (45-55%) and end (last 10%) of the study;
 - total queue time (all workers' claim, heartbeat, epoch and finish calls) and wall time;
-- storage size per trial (outputs apart), and where the outputs went;
+- storage size per trial (outputs apart; the empty study's size subtracted), and the size of
+  the outputs kept beside it (``stored-outputs/`` or the ``ablate_outputs`` table);
 - each worker's resident memory at the end (VmRSS) and its peak (VmHWM);
 - the time of `ablate status` and `ablate export` on the finished study (fresh processes);
 - duplicates (a key trained twice) and lost trials (never completed), both to be 0.
@@ -210,6 +211,14 @@ def _database_bytes(url: str) -> dict[str, int]:
     return {name: int(size) for name, size in rows}
 
 
+def _storage_bytes(url: str | None, directory: Path) -> int:
+    """The storage's size, its saved outputs apart: the journal, or the database's tables."""
+    if url is None:
+        return (directory / "optuna.journal").stat().st_size
+    tables = _database_bytes(url)
+    return sum(tables.values()) - tables.get("ablate_outputs", 0)
+
+
 def _cli(*args: str) -> float:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "ablate", *args], capture_output=True,
@@ -233,6 +242,9 @@ def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root:
     directory = prepare_results_dir(study, url)
     study_file = directory / "study.yaml"
     specs = expand_trials(study)[:n]
+    with opened_queue(study, url):
+        pass  # the study alone, for the size of its storage without trials
+    empty = _storage_bytes(url, directory)
     start = time.perf_counter()
     with opened_queue(study, url) as queue:
         queue.populate(specs)
@@ -264,14 +276,13 @@ def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root:
         summary = queue.summary()
     outputs_dir = directory / "outputs"
     exported = sum(p.stat().st_size for p in outputs_dir.glob("*.npz"))
+    storage_bytes, tables = _storage_bytes(url, directory), {}
+    outputs_in_storage = 0
     if server:
         tables = _database_bytes(url)
         outputs_in_storage = tables.get("ablate_outputs", 0)
-        storage_bytes = sum(tables.values()) - outputs_in_storage
     else:
-        tables = {}
-        storage_bytes = (directory / "optuna.journal").stat().st_size
-        outputs_in_storage = 0
+        outputs_in_storage = sum(p.stat().st_size for p in (directory / "stored-outputs").glob("*"))
     row = {
         "storage": "postgresql" if server else "journal",
         "trials": n,
@@ -286,8 +297,9 @@ def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root:
         "wall_seconds": wall,
         "populate_seconds": populate,
         "open_seconds": max(w["open_s"] for w in workers),
-        "storage_bytes": storage_bytes,
-        "bytes_per_trial": storage_bytes / n,
+        "storage_bytes": storage_bytes,  # outputs apart
+        "empty_storage_bytes": empty,
+        "bytes_per_trial": (storage_bytes - empty) / n,
         "outputs_in_storage_bytes": outputs_in_storage,
         "outputs_exported_bytes": exported,
         "tables": tables,

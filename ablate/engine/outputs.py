@@ -38,8 +38,9 @@ class OutputStore(Protocol):
     def keys(self) -> set[str]:
         """Trial keys with outputs kept."""
 
-    def copy_to(self, key: str, target: Path) -> bool:
-        """Write a key's outputs to ``target`` atomically; False if none are kept."""
+    def copy_into(self, folder: Path, keys: list[str]) -> int:
+        """Write these keys' outputs into ``folder`` as ``<key>.npz``, each atomically (keys
+        without outputs are skipped); returns how many were written."""
 
 
 def open_outputs(storage: Any, study_id: int, results_dir: Path) -> OutputStore:
@@ -67,21 +68,25 @@ class FileOutputs:
             return set()
         return {p.stem for p in self.folder.glob("*.npz")}
 
-    def copy_to(self, key: str, target: Path) -> bool:
-        source = self.folder / f"{key}.npz"
-        if not source.is_file():
-            return False
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        try:  # a hard link: no second copy on disk; atomic through the rename
-            os.link(source, tmp)
-            os.replace(tmp, target)
-        except OSError:  # another filesystem, or links not allowed
-            with contextlib.suppress(OSError):
+    def copy_into(self, folder: Path, keys: list[str]) -> int:
+        written = 0
+        for key in keys:
+            source = self.folder / f"{key}.npz"
+            if not source.is_file():
+                continue
+            target = folder / source.name
+            tmp = folder / f".{source.name}.{os.getpid()}.link"
+            with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            write_atomic(target, source.read_bytes())
-        return True
+            try:  # a hard link: no second copy on disk; atomic through the rename
+                os.link(source, tmp)
+                os.replace(tmp, target)
+            except OSError:  # another filesystem, or links not allowed
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                write_atomic(target, source.read_bytes(), sync=False)
+            written += 1
+        return written
 
 
 class SqlOutputs:
@@ -139,24 +144,24 @@ class SqlOutputs:
 
         return call_with_retry(run)
 
-    def copy_to(self, key: str, target: Path) -> bool:
+    def copy_into(self, folder: Path, keys: list[str]) -> int:
         import sqlalchemy as sa
 
         from ablate.engine.tables import OUTPUTS
 
-        def run() -> bytes | None:
+        def fetch(batch: list[str]) -> list[Any]:
             with self._engine.connect() as conn:
-                return conn.execute(
-                    sa.select(OUTPUTS.c.data).where(
-                        OUTPUTS.c.study_id == self._study_id, OUTPUTS.c.trial_key == key
-                    )
-                ).scalar()
+                query = sa.select(OUTPUTS.c.trial_key, OUTPUTS.c.data).where(
+                    OUTPUTS.c.study_id == self._study_id, OUTPUTS.c.trial_key.in_(batch)
+                )
+                return list(conn.execute(query))
 
-        data = call_with_retry(run)
-        if data is None:
-            return False
-        write_atomic(target, bytes(data))
-        return True
+        written = 0
+        for start in range(0, len(keys), 100):  # about 4 MB a query
+            for key, data in call_with_retry(fetch, keys[start : start + 100]):
+                write_atomic(folder / f"{key}.npz", bytes(data), sync=False)
+                written += 1
+        return written
 
 
 def legacy_outputs(attrs: dict[str, Any]) -> bytes | None:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from ablate.engine.index import Entry, TrialIndex, open_index, outcome_of
 from ablate.engine.outputs import OutputStore, legacy_outputs, open_outputs
+from ablate.engine.reading import read_trials
 from ablate.engine.records import TrialResult
 from ablate.engine.retry import call_with_retry
 from ablate.engine.storage import journal_file
@@ -561,7 +562,7 @@ class TrialQueue:
 
         workers = {e.trial_id: e.worker for e in self.index.entries()}
         by_key: dict[str, list[Any]] = {}
-        for t in self._trials():
+        for t in read_trials(self.storage, self.study_id):
             key = t.user_attrs.get("trial_key")
             if key is not None:
                 by_key.setdefault(key, []).append(t)

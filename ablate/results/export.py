@@ -17,6 +17,7 @@ from ablate.results.files import (
     OUTPUTS_DIR,
     SCHEMA_VERSION,
     TRIALS_FILE,
+    sync_folder,
     write_atomic,
 )
 
@@ -58,21 +59,21 @@ def export_outputs(queue: TrialQueue, records: list[Record], folder: Path) -> in
     """Copy the saved model outputs of complete trials that ``folder`` lacks from the storage's
     output store (or, for studies recorded by an older ablate, from the storage itself);
     returns how many were written."""
-    present = {p.stem for p in folder.glob("*.npz")} if folder.is_dir() else set()
+    # (an empty file is what a power cut can leave of a copy not yet on disk: written again)
+    files = folder.glob("*.npz") if folder.is_dir() else ()
+    present = {p.stem for p in files if p.stat().st_size}
     wanted = [r for r in records if r.status == "complete" and r.key not in present]
     if not wanted:
         return 0
     stored = queue.outputs.keys()
-    written = 0
+    folder.mkdir(exist_ok=True)
+    # Copies of what the storage keeps, so not synced one by one: the folder once, at the end.
+    written = queue.outputs.copy_into(folder, [r.key for r in wanted if r.key in stored])
     for record in wanted:
-        target = folder / f"{record.key}.npz"
-        if record.key in stored:
-            folder.mkdir(exist_ok=True)
-            written += queue.outputs.copy_to(record.key, target)
-        elif record.outputs is not None:
-            folder.mkdir(exist_ok=True)
-            write_atomic(target, record.outputs)
+        if record.key not in stored and record.outputs is not None:  # an older ablate's
+            write_atomic(folder / f"{record.key}.npz", record.outputs, sync=False)
             written += 1
+    sync_folder(folder)
     return written
 
 

@@ -271,3 +271,25 @@ def test_a_postgresql_row_behind_optuna_is_corrected(tmp_path: Path, postgres_ur
     assert first.spec.key not in keys and len(keys) == 3
     states = _rows(postgres_url, "SELECT state, count(*) FROM ablate_trials GROUP BY state")
     assert dict(states) == {"complete": 4}
+
+
+@pytest.mark.postgres
+def test_reading_a_postgresql_study_for_export_agrees_with_optuna(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from ablate.engine.reading import StoredTrial, read_trials
+
+    study = _study(tmp_path)
+    queue = _queue(study, postgres_url)
+    queue.populate(expand_trials(study))
+    me = WorkerIdentity("w1")
+    queue.finish(queue.claim(me), _realistic(2, None))
+    queue.finish(queue.claim(me), TrialResult(status="failed", error="x"))
+    queue.claim(me)  # one running, the rest waiting (and a retry enqueued)
+    narrow = read_trials(queue.storage, queue.study_id)
+    full = sorted(queue._trials(), key=lambda t: t.number)
+    assert all(isinstance(t, StoredTrial) for t in narrow) and len(narrow) == len(full) == 5
+    for a, b in zip(narrow, full, strict=True):
+        assert (a._trial_id, a.number, a.state) == (b._trial_id, b.number, b.state)
+        assert (a.datetime_start, a.datetime_complete) == (b.datetime_start, b.datetime_complete)
+        assert a.user_attrs == b.user_attrs
