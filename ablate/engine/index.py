@@ -14,10 +14,11 @@ reading every trial of a large study for them made each claim cost as much as th
   any other Optuna storage it re-reads every trial (correct, not fast).
 - :class:`SqlIndex` (a database): ablate's ``ablate_trials`` table beside Optuna's
   (:mod:`ablate.engine.tables`): a claim reserves the next waiting row with
-  ``FOR UPDATE SKIP LOCKED``, then moves the trial to RUNNING in Optuna. A row is written
-  after the Optuna change it mirrors; where a crash left one behind, the next look at it
-  (a failed claim, a lost-worker check) corrects it from Optuna, and trials without a row
-  (created by an older ablate, or cut off by a crash) are added on open.
+  ``FOR UPDATE SKIP LOCKED``, then moves the trial to RUNNING in Optuna (so that only one
+  worker tries each trial); every other change to a row is written after the Optuna change
+  it mirrors. Where a crash left a row behind, the next look at it (a failed claim, a
+  lost-worker check, a retry) corrects it from Optuna, and trials without a row (created by
+  an older ablate, or cut off by a crash) get one when the study is opened.
 """
 
 from __future__ import annotations
