@@ -66,13 +66,16 @@ def export_outputs(queue: TrialQueue, records: list[Record], folder: Path) -> in
     if not wanted:
         return 0
     stored = queue.outputs.keys()
+    copied = [r.key for r in wanted if r.key in stored]
+    legacy = [r for r in wanted if r.key not in stored and r.outputs is not None]  # older ablate
+    if not copied and not legacy:
+        return 0
     folder.mkdir(exist_ok=True)
     # Copies of what the storage keeps, so not synced one by one: the folder once, at the end.
-    written = queue.outputs.copy_into(folder, [r.key for r in wanted if r.key in stored])
-    for record in wanted:
-        if record.key not in stored and record.outputs is not None:  # an older ablate's
-            write_atomic(folder / f"{record.key}.npz", record.outputs, sync=False)
-            written += 1
+    written = queue.outputs.copy_into(folder, copied)
+    for record in legacy:
+        write_atomic(folder / f"{record.key}.npz", record.outputs, sync=False)
+        written += 1
     sync_folder(folder)
     return written
 
