@@ -8,9 +8,9 @@ Trials "train" instantly: K worker processes run ablate's worker loop
 (:func:`ablate.engine.runner.serve`: the lost-worker check, ``claim``) with a trial that
 sends one ``heartbeat``, one ``report_epoch`` per epoch and ``finish``es with a realistic
 result (a history of ``--epochs`` epochs, ``--outputs-kb`` of incompressible model outputs),
-until the queue is empty. For
-every (storage, N, K) a fresh study (a new journal, or a new database on the PostgreSQL
-server named) is filled with N trials, and the benchmark reports:
+until the queue is empty. For every (storage, N, K) a fresh study (a new journal, or a new
+database on the PostgreSQL server named: its role needs CREATEDB) is filled with N trials,
+and the benchmark reports:
 
 - the median and 90th percentile of claim + finish time (the lost-worker check included)
   at the start (first 10% of trial numbers), middle (45-55%) and end (last 10%) of the study;
@@ -22,7 +22,9 @@ server named) is filled with N trials, and the benchmark reports:
 - duplicates (a key trained twice) and lost trials (never completed), both to be 0.
 
 Results go to bench/results/scale-<date>.json with the machine and versions. It needs a
-quiet machine for timings; ``--trials 200 --workers 2`` checks that it works.
+quiet machine for timings; ``--trials 200 --workers 2`` checks that it works. The `ablate`
+commands run as ``python -m ablate``: set PYTHONPATH to the checkout if ablate is not
+installed from it.
 """
 
 from __future__ import annotations
