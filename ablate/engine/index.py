@@ -371,7 +371,9 @@ class SqlIndex:
             )
             if start(entry):
                 return entry
-            self.sync(entry.trial_id)  # not WAITING in Optuna: the row was behind
+            # Not WAITING in Optuna: the row was behind (a reservation that a server crash
+            # took back while Optuna's claim survived). Its holder is not this worker.
+            self.sync(entry.trial_id, holder=True)
 
     def _reserve_next_pg(self, worker: dict[str, Any]) -> Callable[[], Any]:
         """One statement: reserve the lowest waiting row that no other claim holds
@@ -500,7 +502,9 @@ class SqlIndex:
             .values(state=state, outcome=outcome)
         )
 
-    def sync(self, trial_id: int) -> None:
+    def sync(self, trial_id: int, holder: bool = False) -> None:
+        """Correct the row from Optuna; ``holder``: its worker too (Optuna's, else none),
+        where the row's is a failed claimant's."""
         import sqlalchemy as sa
 
         from ablate.engine.tables import TRIALS
@@ -509,8 +513,8 @@ class SqlIndex:
         if entry is None:
             return
         values: dict[str, Any] = {"state": entry.state, "outcome": entry.outcome}
-        if entry.worker:
-            values["worker"] = json.dumps(entry.worker)
+        if entry.worker or holder:
+            values["worker"] = json.dumps(entry.worker) if entry.worker else None
         self._execute(sa.update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(**values))
 
     def heartbeat(self, trial_id: int, payload: dict[str, Any]) -> bool:

@@ -100,8 +100,9 @@ class SqlOutputs:
         call_with_retry(ensure_tables, self._engine)
 
     def put(self, key: str, data: bytes) -> None:
-        # Committed without waiting for the disk: the result recorded next, in Optuna, waits
-        # for both (see ablate.engine.tables.tables_engine).
+        # Committed as Optuna's rows are, waiting for the disk (unlike ablate's other writes,
+        # see ablate.engine.tables.tables_engine): outputs acknowledged and then lost to a
+        # server crash would leave the result recorded next (after the restart) without them.
         import sqlalchemy as sa
 
         from ablate.engine.tables import OUTPUTS
@@ -117,6 +118,7 @@ class SqlOutputs:
                     set_={"data": upsert.excluded.data},
                 )
                 with self._engine.begin() as conn:
+                    conn.execute(sa.text("SET LOCAL synchronous_commit = on"))
                     conn.execute(upsert)
                 return
             where = (OUTPUTS.c.study_id == self._study_id) & (OUTPUTS.c.trial_key == key)

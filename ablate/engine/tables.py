@@ -97,11 +97,15 @@ def tables_engine(storage_engine: Any) -> Any:
     """The engine ablate writes its tables with: same database as the storage's engine, its
     own small pool, and on PostgreSQL commits that do not wait for the disk.
 
-    Safe because every such write either precedes an Optuna write of the same process, whose
-    synchronous commit flushes the write-ahead log up to it (a claim's reservation, a trial's
-    outputs), or can be lost without harm: a row left behind by a server crash is corrected
-    from Optuna when next met (a finished trial's row, a heartbeat). It halves the disk
-    flushes of a claim and a finish. Optuna's own commits keep waiting for the disk.
+    It halves the disk flushes of a claim and a finish, and is safe because nothing a user
+    keeps lives only in these writes: results, states and values are Optuna's rows, whose
+    commits keep waiting for the disk, and saved outputs are committed the same way
+    (:meth:`ablate.engine.outputs.SqlOutputs.put` asks for it). A server crash can take back
+    only the last fraction of a second of index changes, each corrected from Optuna: a
+    reservation (the row waits again while Optuna's trial runs; the next claim of it fails in
+    Optuna and corrects the row), a finished trial's row (still running: the lost-worker check
+    meets it, Optuna refuses to fail a finished trial, and the row is corrected), a heartbeat
+    (the next one), the rows of trials just enqueued (added when the study is next opened).
     """
     key = storage_engine.url.render_as_string(hide_password=False)
     engine = _engines.get(key)

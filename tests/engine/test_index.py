@@ -297,3 +297,35 @@ def test_reading_a_postgresql_study_for_export_agrees_with_optuna(
         assert (a._trial_id, a.number, a.state) == (b._trial_id, b.number, b.state)
         assert (a.datetime_start, a.datetime_complete) == (b.datetime_start, b.datetime_complete)
         assert a.user_attrs == b.user_attrs
+
+
+@pytest.mark.postgres
+def test_postgresql_index_rows_a_server_crash_takes_back_are_corrected(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """ablate's rows commit without waiting for the disk: a server crash may take back the
+    last ones while Optuna's survive (played here by writing the rows back). A reservation
+    taken back: the trial is not claimed twice, nor does its row name the failed claimant; a
+    finished trial's row taken back: the lost-worker check corrects it, and retries nothing."""
+    study = _study(tmp_path)
+    queue = _queue(study, postgres_url)
+    queue.populate(expand_trials(study))
+    first = queue.claim(WorkerIdentity("w1"))
+    where = f"WHERE trial_id = {first.trial_id}"
+    _rows(postgres_url, f"UPDATE ablate_trials SET state = 'waiting', worker = NULL {where}")
+    second = queue.claim(WorkerIdentity("w2"))
+    assert second is not None and second.trial_id != first.trial_id
+    assert _rows(postgres_url, f"SELECT state, worker FROM ablate_trials {where}") == [
+        ("running", None)
+    ]
+    assert queue.heartbeat(first, {"epoch": 1}) and queue.finish(first, COMPLETE)
+    _rows(postgres_url, f"UPDATE ablate_trials SET state = 'running', beat = 0 {where}")
+    assert queue.recover_lost() == []
+    assert _rows(postgres_url, f"SELECT state FROM ablate_trials {where}") == [("complete",)]
+    assert queue.finish(second, COMPLETE)
+    me = WorkerIdentity("w1")
+    keys = [first.spec.key, second.spec.key]
+    while (claim := queue.claim(me)) is not None:
+        keys.append(claim.spec.key)
+        queue.finish(claim, COMPLETE)
+    assert sorted(keys) == sorted(s.key for s in expand_trials(study))  # each once
