@@ -217,15 +217,22 @@ class TrialQueue:
     # -- filling ------------------------------------------------------------------------------
 
     def populate(self, specs: list[TrialSpec]) -> int:
-        """Enqueue every spec whose key has no trial yet; returns how many were added."""
-        existing = self.keys()
-        missing = [spec for spec in specs if spec.key not in existing]
+        """Enqueue every spec whose key has no trial yet, and the retry of a key whose attempts
+        all failed where a worker stopped before enqueuing it (if retries are left); returns
+        how many were added."""
+        by_key = _group_by_key(self.index.entries())
+        missing = [spec for spec in specs if spec.key not in by_key]
         # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
         # meanwhile is enqueued again by the next run, as any missing one is.
         with self._batch():
             for spec in missing:
                 self._enqueue(spec, attempt=1)
-        return len(missing)
+        stranded = [
+            spec
+            for spec in specs
+            if spec.key in by_key and all(e.state == "fail" for e in by_key[spec.key])
+        ]
+        return len(missing) + sum(self._requeue(spec) for spec in stranded)
 
     def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
         trial_id = self._create(spec, attempt)

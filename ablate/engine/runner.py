@@ -571,8 +571,12 @@ def _run_claim(
     try:
         result = train_trial(study, spec, dataset, on_epoch=on_epoch, on_progress=on_progress)
     except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
-        beat.stop()
-        queue.release(claim)
+        _handing_back.append(True)  # a second stop signal must not cut the hand-back short
+        try:
+            beat.stop()
+            queue.release(claim)
+        finally:
+            _handing_back.clear()
         raise
     beat.stop()
     try:
@@ -651,6 +655,7 @@ def _forward_warnings(name: str, report: Reporter) -> None:
 
 
 _stop_requested: list[float] = []  # when this worker was first asked to stop (monotonic)
+_handing_back: list[bool] = []  # non-empty while a stopping worker hands its trial back
 _GRACE = 20.0  # seconds a stopping worker gets to hand its trial back before it is ended
 
 
@@ -663,6 +668,8 @@ def _interrupt(signum: int, frame: Any) -> None:
     """
     if not _stop_requested:
         _stop_requested.append(time.monotonic())
+    if _handing_back:  # already stopping: the signal the kernel, the watchdog or the
+        return  # coordinator repeats would cut short the trial's hand-back (failed, not requeued)
     raise KeyboardInterrupt
 
 

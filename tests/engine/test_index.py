@@ -329,3 +329,25 @@ def test_postgresql_index_rows_a_server_crash_takes_back_are_corrected(
         keys.append(claim.spec.key)
         queue.finish(claim, COMPLETE)
     assert sorted(keys) == sorted(s.key for s in expand_trials(study))  # each once
+
+
+def test_a_retry_a_stopped_worker_never_enqueued_is_enqueued_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """A worker stopped between handing its trial back (failed, "interrupted") and enqueuing
+    the next attempt: the next run's filling of the queue enqueues it, once."""
+    study = _study(tmp_path)
+    specs = expand_trials(study)
+    queue = _queue(study)
+    queue.populate(specs)
+    stopped = queue.claim(WorkerIdentity("w1"))
+    assert queue._fail(stopped.trial_id, "interrupted")  # and no _requeue: the worker stopped
+    assert queue.summary().failed == 1
+    again = _queue(study)
+    assert again.populate(specs) == 1 and again.populate(specs) == 0
+    me = WorkerIdentity("w2")
+    keys = []
+    while (claim := again.claim(me)) is not None:
+        keys.append(claim.spec.key)
+        again.finish(claim, COMPLETE)
+    assert sorted(keys) == sorted(s.key for s in specs) and again.summary().complete == 4
