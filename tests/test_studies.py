@@ -1,0 +1,81 @@
+"""The shipped attention studies: valid as shipped, and a tiny version of each end to end
+through the real `ablate` command (run, analyze, plot, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from ablate.study import parse_study
+from tests.helpers import ROOT, run_cli
+
+STUDIES = {
+    "attention": ("reconstruction", "vae", {"attention": 5, "batch_norm": 2, "activation": 3}),
+    "multiscale": ("classification", "multiscale_cnn",
+                   {"multi_scale": 2, "attention": 2, "activation": 2}),
+    "lstm-attention": ("classification", "lstm_attention",
+                       {"attention": 3, "activation": 2, "units": 2}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_each_shipped_study_is_valid_with_replicates(name: str) -> None:
+    path = ROOT / "studies" / f"{name}.yaml"
+    study = parse_study(path.read_text(), source=str(path))
+    task, builder, levels = STUDIES[name]
+    assert (study.name, study.task, study.model.builder) == (name, task, builder)
+    assert {f.name: len(f.levels) for f in study.factors} == levels
+    assert study.replicates >= 2
+    assert study.results == "results"
+    if name == "attention":
+        assert set(study.factor("attention").levels) == {"none", "spatial", "channel", "cbam",
+                                                         "stn"}  # fmt: skip
+    if name == "lstm-attention":
+        assert study.analysis.response == "test_accuracy"
+        assert study.data.dataset == "attention-sequences"
+
+
+def _tiny(name: str, results: Path) -> dict[str, Any]:
+    """The shipped study with tiny data, one epoch and one replicate: same factors and levels."""
+    spec = yaml.safe_load((ROOT / "studies" / f"{name}.yaml").read_text())
+    spec.update(replicates=1, results=str(results), run={"heartbeat_seconds": 0.5})
+    spec["training"].update(epochs=1, batch_size=16)
+    if name == "lstm-attention":
+        spec["data"]["options"].update(n=64, n_test=32)
+    else:
+        spec["data"].update(train_size=64, test_size=32)
+    if name == "attention":
+        spec["model"].update(units=[6, 5, 4, 2], depth=1)
+    if name == "multiscale":
+        spec["model"].update(filters=[4, 4, 4, 3])
+    return spec
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_a_tiny_version_runs_end_to_end_through_the_cli(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(_tiny(name, tmp_path / "results")))
+    run = run_cli("run", str(path), "--workers", "2", timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results" / name
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert (trials["status"] == "complete").all() and len(trials) == parse_study(
+        path.read_text()
+    ).n_cells
+
+    analysis = run_cli("analyze", str(results))
+    assert analysis.returncode == 0, analysis.stderr
+    assert "trivial baseline" in analysis.stdout
+    plotted = run_cli("plot", str(results))
+    assert plotted.returncode == 0, plotted.stderr
+    for chart in ("learned_best.png", "attention_best.png", "attention_worst.png"):
+        assert (results / "plots" / chart).read_bytes()[:4] == b"\x89PNG", chart
+    report = run_cli("report", str(results))
+    assert report.returncode == 0, report.stderr
+    page = (results / "report.html").read_text()
+    assert 'id="chart-attention_best"' in page and "attended to" in page
