@@ -14,7 +14,7 @@ from ablate.study import parse_study
 from tests.helpers import ROOT, run_cli
 
 STUDIES = {
-    "attention": ("reconstruction", "vae", {"attention": 5, "batch_norm": 2, "activation": 3}),
+    "attention": ("reconstruction", "vae", {"attention": 5, "batch_norm": 2, "activation": 2}),
     "multiscale": ("classification", "multiscale_cnn",
                    {"multi_scale": 2, "attention": 2, "activation": 2}),
     "lstm-attention": ("classification", "lstm_attention",

@@ -13,7 +13,7 @@ One panel per kind the model saved (see :mod:`ablate.models.explain`):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-_HEIGHTS = {"spatial": 1.9, "channel": 2.0, "transformed": 1.9, "multiscale": 3.8,
+_HEIGHTS = {"spatial": 1.9, "channel": 2.2, "transformed": 1.9, "multiscale": 2.4,
             "temporal": 2.6}  # fmt: skip
 
 
@@ -41,41 +41,47 @@ def attention_figure(
     fig = figure(sum(_HEIGHTS[k] for k in kinds) + 0.5)
     grid = fig.add_gridspec(len(kinds), 1, height_ratios=[_HEIGHTS[k] for k in kinds])
     for row, kind in enumerate(kinds):
-        sub = grid[row].subgridspec(1, 1)
         values = outputs[f"attention_{kind}"]
         inputs = outputs.get("attention_inputs")
         if kind == "spatial":
-            _over_inputs(fig.add_subplot(sub[0]), inputs, values, "attention mask",
-                         "spatial attention of the first convolution block (1: kept, 0: "
-                         "suppressed)")  # fmt: skip
+            _over_inputs(fig.add_subplot(grid[row]), inputs, values, "mask", "spatial attention "
+                         "of the first convolution block (1: kept, 0: suppressed)")  # fmt: skip
         elif kind == "transformed":
-            _over_inputs(fig.add_subplot(sub[0]), inputs, values / 255.0, "transformed",
+            _over_inputs(fig.add_subplot(grid[row]), inputs, values / 255.0, "transformed",
                          "the spatial transformer's output (what the encoder sees)",
                          cmap="gray_r")  # fmt: skip
         elif kind == "channel":
-            _channels(fig.add_subplot(sub[0]), values)
+            _channels(fig.add_subplot(grid[row]), values)
         elif kind == "multiscale":
             _multiscale(fig, grid[row], inputs, values)
         else:
-            _temporal(fig.add_subplot(sub[0]), values, label_step)
+            _temporal(fig.add_subplot(grid[row]), values, label_step)
     fig.suptitle(title, fontsize="medium")
     return fig
 
 
 def _over_inputs(ax: Axes, inputs: np.ndarray | None, maps: np.ndarray, name: str, what: str,
                  cmap: str = "magma") -> None:  # fmt: skip
-    """Test inputs (top row) over one map each (bottom row), side by side."""
-    maps = maps.astype(float)
-    rows = [np.concatenate(list(maps), axis=1)]
+    """Test inputs (top row, grey) over one map each (bottom row, ``cmap`` from 0 to 1)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    colours = colormaps[cmap]
+    rows = [colours(np.clip(np.concatenate(list(maps.astype(float)), axis=1), 0, 1))[..., :3]]
     labels = [name]
     if inputs is not None and inputs.ndim == 3 and inputs.shape[1:] == maps.shape[1:]:
-        rows.insert(0, np.concatenate(list(inputs.astype(float) / 255.0), axis=1))
+        grey = 1.0 - np.concatenate(list(inputs), axis=1).astype(float) / 255.0  # ink is dark
+        rows.insert(0, np.repeat(grey[..., None], 3, axis=-1))
         labels.insert(0, "test input")
-    ax.imshow(np.concatenate(rows), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(np.concatenate(rows))  # RGB: the inputs grey, the maps in colour
     height = maps.shape[1]
     ax.set_yticks([height * (i + 0.5) for i in range(len(rows))], labels, fontsize="x-small")
     ax.set_xticks([])
     ax.set_title(f"{what}, {len(maps)} test inputs", fontsize="small")
+    if cmap != "gray_r":
+        scale = ScalarMappable(Normalize(0, 1), colours)
+        ax.figure.colorbar(scale, ax=ax, shrink=0.8, pad=0.01, aspect=12)
 
 
 def _channels(ax: Axes, weights: np.ndarray) -> None:
@@ -96,12 +102,11 @@ def _channels(ax: Axes, weights: np.ndarray) -> None:
     ax.grid(axis="y", color="0.92")
 
 
-def _multiscale(fig: Figure, cell: object, inputs: np.ndarray | None, a: np.ndarray) -> None:
+def _multiscale(fig: Figure, cell: Any, inputs: np.ndarray | None, a: np.ndarray) -> None:
     """Inputs over the largest channel weight at every position; mean weight per channel."""
-    sub = cell.subgridspec(1, 2, width_ratios=(2.4, 1))  # type: ignore[attr-defined]
-    _over_inputs(fig.add_subplot(sub[0]), _resized(inputs, a.shape[1:3]), a.max(axis=-1),
-                 "largest weight", "multi-scale attention map: the largest channel weight "
-                 "at each position")  # fmt: skip
+    sub = cell.subgridspec(1, 2, width_ratios=(2.6, 1))
+    _over_inputs(fig.add_subplot(sub[0]), _resized(inputs, a.shape[1:3]), a.max(axis=-1), "largest",
+                 "multi-scale attention: largest channel weight per position")  # fmt: skip
     ax = fig.add_subplot(sub[1])
     k = a.shape[-1]
     ax.bar(np.arange(k), a.reshape(-1, k).mean(axis=0), color=PLAIN, width=0.75)
@@ -109,7 +114,7 @@ def _multiscale(fig: Figure, cell: object, inputs: np.ndarray | None, a: np.ndar
     ax.set_xlabel("channel")
     ax.set_ylabel("mean weight")
     ax.set_title("mean weight per channel", fontsize="small")
-    ax.legend(fontsize="xx-small", frameon=False)
+    ax.legend(fontsize="xx-small", frameon=False, loc="best")
 
 
 def _resized(inputs: np.ndarray | None, size: tuple[int, ...]) -> np.ndarray | None:
