@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ablate.views.attention import attention_figure, has_attention
 from ablate.views.style import SIGNIFICANT
+
+
+def _panels(fig: Figure) -> list[Axes]:
+    """The figure's axes but its colour bars."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
 def _bars(ax: Axes) -> list[Rectangle]:
@@ -24,7 +31,7 @@ def test_temporal_bars_are_the_mean_weight_per_step_and_mark_the_label_step() ->
     outputs = {"attention_temporal": weights, "attention_labels": np.zeros(400, np.int32)}
     assert has_attention(outputs)
     fig = attention_figure(outputs, "best", label_step=2)
-    (ax,) = fig.axes
+    (ax,) = _panels(fig)
     bars = _bars(ax)
     assert len(bars) == 10
     np.testing.assert_allclose([b.get_height() for b in bars], weights.mean(axis=0), rtol=1e-5)
@@ -42,9 +49,14 @@ def test_image_panels_stack_inputs_over_their_maps() -> None:
         "attention_channel": rng.random((50, 6)).astype(np.float32),
     }
     fig = attention_figure(outputs, "worst")
-    spatial, channel = fig.axes
+    spatial, channel = _panels(fig)
     image = next(a for a in spatial.get_children() if isinstance(a, AxesImage))
-    assert image.get_array().shape == (56, 224)  # inputs over masks, 8 side by side
+    assert image.get_array().shape == (56, 224, 3)  # inputs over masks, 8 side by side, RGB
+    masks = np.concatenate(list(outputs["attention_spatial"]), axis=1)
+    np.testing.assert_allclose(image.get_array()[28:, :, :3],
+                               colormaps["magma"](masks)[..., :3], atol=1e-6)  # fmt: skip
+    grey = 1 - np.concatenate(list(outputs["attention_inputs"]), axis=1) / 255
+    np.testing.assert_allclose(image.get_array()[:28, :, 0], grey, atol=1e-6)
     np.testing.assert_allclose([b.get_height() for b in _bars(channel)],
                                outputs["attention_channel"].mean(axis=0), rtol=1e-5)  # fmt: skip
 
@@ -58,10 +70,9 @@ def test_multiscale_and_transformed_panels() -> None:
         "attention_transformed": rng.integers(0, 255, (8, 28, 28)).astype(np.uint8),
     }
     fig = attention_figure(outputs, "best")
-    transformed, maps, channels = fig.axes
-    assert next(c for c in maps.get_children() if isinstance(c, AxesImage)).get_array().shape == (
-        28, 112
-    )  # fmt: skip
+    transformed, maps, channels = _panels(fig)
+    image = next(c for c in maps.get_children() if isinstance(c, AxesImage))
+    assert image.get_array().shape == (28, 112, 3)  # inputs (14×14) over the largest weights
     np.testing.assert_allclose([b.get_height() for b in _bars(channels)],
                                a.reshape(-1, 5).mean(axis=0), rtol=1e-5)  # fmt: skip
     assert "transformer" in transformed.get_title()
