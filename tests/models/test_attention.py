@@ -139,6 +139,11 @@ def test_the_spatial_transformer_starts_as_the_identity_and_counts_its_parameter
     np.testing.assert_allclose(_numpy(layer.theta(x)), _theta(*IDENTITY_THETA, batch=2))
     # conv 5·5·1·8 + 8, conv 5·5·8·10 + 10, dense 7·7·10·32 + 32, dense 32·6 + 6
     assert layer.count_params() == 208 + 2010 + 15712 + 198 == 18_128
+    # θ = identity + 0.1 · Dense(6): a bias of 1 in the Dense moves θ by 0.1
+    last = layer.localisation[-1]
+    kernel, _ = last.get_weights()
+    last.set_weights([kernel, np.array([0, 0, 1, 0, 0, 0], dtype="float32")])
+    np.testing.assert_allclose(_numpy(layer.theta(x))[0], [1, 0, 0.1, 0, 1, 0], atol=1e-6)
 
 
 def test_additive_attention_weights_sum_to_one_and_weight_the_context() -> None:
