@@ -129,6 +129,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(handler=_cmd_doctor)
 
+    plan = sub.add_parser(
+        "plan", help="how many replicates a study's design needs to detect an effect of size D"
+    )
+    plan.add_argument("study", help="study file (YAML), or a results folder")
+    plan.add_argument(
+        "--effect", type=_positive_float, required=True, metavar="D",
+        help="the smallest difference in the response worth detecting, in its units",
+    )  # fmt: skip
+    plan.add_argument("--power", type=float, default=0.8, help="power to reach (default 0.8)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    plan.add_argument(
+        "--sd", type=_positive_float, help="the noise SD, seed to seed (overrides a pilot's)"
+    )
+    plan.add_argument(
+        "--pilot", help="results of a pilot run: its pure error gives the noise (unless --sd), "
+        "its trial times the expected wall time",
+    )  # fmt: skip
+    plan.add_argument("--response", help="response column (default: the study's)")
+    plan.add_argument(
+        "--model", choices=("main", "main+2fi"),
+        help="the model the analysis will fit (default: the design's, else main effects)",
+    )  # fmt: skip
+    plan.add_argument("--workers", type=_positive, help="workers to assume (default: automatic)")
+    plan.set_defaults(handler=_cmd_plan)
+
     report = sub.add_parser(
         "report",
         help="write a self-contained HTML report (and Markdown) with every table and chart",
@@ -183,6 +208,18 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
         help="add interactions up to this order (2: all pairs); default 1, main effects",
     )
     p.add_argument(
+        "--terms",
+        default="",
+        metavar="A:B,...",
+        help="interactions to add besides --interactions, e.g. a:c,a:d (one per alias chain "
+        "of a fraction)",
+    )
+    p.add_argument(
+        "--no-importance",
+        action="store_true",
+        help="leave out the importance table (fANOVA and PED-ANOVA through Optuna)",
+    )
+    p.add_argument(
         "--anova-type", type=int, choices=(2, 3), default=2, help="2 (default) or 3 (sum coding)"
     )
     p.add_argument("--robust", choices=("hc3",), help="heteroscedasticity-robust (HC3) errors")
@@ -214,6 +251,10 @@ def _analysis(args: argparse.Namespace) -> tuple[Results, Analysis]:
         robust=args.robust,
         adjust=args.adjust,
         log=args.log,
+        terms=tuple(
+            tuple(n.strip() for n in t.split(":")) for t in args.terms.split(",") if t.strip()
+        ),
+        importance=not args.no_importance,
     )
     results = load_results(args.results)
     return results, analyze(results, options)
@@ -230,6 +271,16 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
         type=_positive,
         help="trials that share one GPU (default: the study's run.workers_per_gpu, 2)",
     )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -359,6 +410,34 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
     for path in save_figures(draw_all(results, analysis, picks), out, args.format):
         print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from ablate.stats.power import Noise, noise_from_pilot, plan_replicates, render_plan
+    from ablate.study import load_study
+
+    study = load_study(args.study)
+    if args.response:
+        study = dataclasses.replace(
+            study, analysis=dataclasses.replace(study.analysis, response=args.response)
+        )
+    if args.sd is None and not args.pilot:
+        raise AblateError(
+            "ablate plan needs the noise: --sd S (the seed-to-seed SD of the response), or "
+            "--pilot RESULTS (a pilot run's results, whose replicates measure it)."
+        )
+    noise = Noise(args.sd, "--sd")
+    if args.pilot:
+        measured = noise_from_pilot(args.pilot, study, args.response)
+        if args.sd is not None:  # the pilot's times, the noise given
+            measured = dataclasses.replace(measured, sd=args.sd, source="--sd", warning="")
+        noise = measured
+    plan = plan_replicates(
+        study, args.effect, power=args.power, alpha=args.alpha, noise=noise, model=args.model,
+        workers=args.workers,
+    )  # fmt: skip
+    print(render_plan(plan))
     return 0
 
 

@@ -48,7 +48,7 @@ class Dataset:
             return len(self.class_names)
         labels = (self.y_train, self.y_test)
         if all(np.issubdtype(y.dtype, np.integer) and y.ndim == 1 for y in labels):
-            return int(max(y.max(initial=-1) for y in labels)) + 1
+            return max((int(y.max()) for y in labels if len(y)), default=-1) + 1
         return None
 
     def describe(self) -> str:

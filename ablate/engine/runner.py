@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.data import check_dataset, read_dataset
+from ablate.designs.build import with_table
+from ablate.designs.describe import describe_design, run_count
 from ablate.engine import backend
 from ablate.engine.progress import Event, Progress
 from ablate.engine.queue import Claim, TrialQueue
@@ -145,7 +147,7 @@ def run_study(
             "its package or add its folder to PYTHONPATH."
         )
     checked = check_data(study)  # before any worker starts: a bad dataset costs nothing
-    directory = prepare_results_dir(study, storage_url)
+    directory = prepare_results_dir(with_table(study), storage_url)  # the design's runs listed
     write_baselines(directory, checked.describe, checked.baselines)
     with opened_queue(study, storage_url, create=not join) as queue:
         queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
@@ -233,7 +235,8 @@ def check_data(study: Study) -> DataCheck:
 
 def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None) -> str:
     """What ``ablate run --dry-run`` says: the study is valid, and what a run would do."""
-    n_trials = study.n_cells * study.replicates
+    n_runs = run_count(study)
+    n_trials = n_runs * study.replicates
     import_beside(study)
     problem = study.model.spec.check_importable()
     checked = check_data(study)
@@ -242,8 +245,13 @@ def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None
     )
     response = study.analysis.response
     better = "higher" if goal_of(response, study.task_spec) == "max" else "lower"
+    runs = (
+        f"{study.n_cells} cells"
+        if study.design.type == "full"
+        else f"{n_runs} runs of the {study.n_cells}-cell grid"
+    )
     lines = [
-        f"{study.source}: valid. {study.n_cells} cells x {study.replicates} replicate(s) = "
+        f"{study.source}: valid. {runs} x {study.replicates} replicate(s) = "
         f"{n_trials} trials of {study.training.epochs} epoch(s).",
         f"Task {study.task} with the {study.model.builder} model on {checked.describe}.",
         f"Response {response} ({better} is better)"
@@ -256,6 +264,7 @@ def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None
         f"Results would go to {study.results_dir}; up to {len(slots)} worker(s) "
         f"({_describe_slots(slots)}).",
     ]
+    lines += describe_design(study)
     if problem:
         lines.append(f"Warning: the model builder cannot be loaded here: {problem}.")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ablate.designs.aliases import Structure, correlations, dependency, model_aliases, structure
 from ablate.errors import AblateError
 from ablate.results import Results
 from ablate.stats.matrix import (
@@ -64,6 +65,8 @@ class Options:
     adjust: str = "holm"
     log: bool = False
     alpha: float = 0.05
+    terms: tuple[tuple[str, ...], ...] = ()  # interactions named besides --interactions
+    importance: bool = True  # the linear model's importance beside Optuna's evaluators
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ class Analysis:
     fit: dict[str, Any]  # n_used, n_params, df_resid, r2, adj_r2, pred_r2, resid_sd, formula
     summary: str  # statsmodels' OLS summary table
     notes: tuple[str, ...] = field(default=())
+    structure: Structure | None = None  # what design the runs form (from the runs alone)
+    aliases: pd.DataFrame | None = None  # term, aliases, partial, label (effect coding)
+    correlations: pd.DataFrame | None = None  # column_a, column_b, r between terms' columns
+    importance: pd.DataFrame | None = None  # factor, linear, fanova, ped_anova
 
     @property
     def saturated(self) -> bool:
@@ -149,28 +156,44 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
             "nothing to analyse yet."
         )
     factors = factor_infos(frame, names, declared=declared, baselines=baselines)
-    design = build_design(frame, factors, opts.coding, opts.interactions)
+    design = build_design(frame, factors, opts.coding, opts.interactions, opts.terms)
     notes.extend(design.notes)
     y = y_raw.to_numpy(dtype=float)
     X = design.matrix.to_numpy(dtype=float)
     n, p = X.shape
-    if n < p:
-        raise AblateError(
-            f"{n} usable rows are too few to fit {p} coefficients (a fit needs at least as "
-            "many rows as coefficients); lower --interactions, analyse fewer factors, or run "
-            "more trials or replicates."
-        )
     if np.linalg.matrix_rank(X) < p:
-        raise AblateError(
-            "the design matrix is singular: some of its columns are combinations of others "
-            "(two factors that always vary together, or cells missing so that an interaction "
-            "cannot be estimated). Check --factors, lower --interactions, or run the missing "
-            "cells."
-        )
+        raise AblateError(_not_estimable(frame, factors, opts, n, p))
     opts = replace(opts, response=response, factors=tuple(names))  # as resolved
     analysis = _fit(results, frame, y, label, opts, factors, design, n, p, excluded, notes)
     analysis.fit.update(goal=goal, baseline=against)
+    if opts.importance:
+        from ablate.stats.importance import importance
+
+        table, why = importance(frame, y, factors, analysis.anova, goal, _seed(results))
+        notes = [*analysis.notes, *why]
+        analysis = replace(analysis, importance=table, notes=tuple(notes))
     return analysis
+
+
+def _seed(results: Results) -> int:
+    return results.study.seed if results.study is not None else 0
+
+
+def _not_estimable(
+    frame: pd.DataFrame, factors: tuple[FactorInfo, ...], opts: Options, n: int, p: int
+) -> str:
+    """Why the model cannot be fitted, naming the term and what it is aliased with."""
+    found = dependency(build_design(frame, factors, "sum", opts.interactions, opts.terms))
+    shape = structure(frame, factors)
+    runs = f"{shape.runs} distinct runs of the {shape.cells}-cell grid: {shape.title}"
+    few = f"{n} usable rows are too few for its {p} coefficients, and " if n < p else ""
+    what = found.text if found is not None else "some of its columns are combinations of others"
+    return (
+        f"the model cannot be fitted: {few}{what} in these runs ({runs}), so the data cannot "
+        "tell them apart. Fit one term of each alias chain (lower --interactions, and name the "
+        "interactions you want with --terms a:b), analyse fewer factors, or run the runs that "
+        "separate them (a fold-over, more runs of the design, the missing cells)."
+    )
 
 
 def against_baseline(
@@ -319,6 +342,18 @@ def _fit(
     coefficients["effect"] = [
         _effect_of_column(col, design, factors, effects) for col in coefficients["term"]
     ]
+    effect_coded = build_design(frame, factors, "sum", opts.interactions, opts.terms)
+    alias_table = model_aliases(frame, factors, effect_coded)
+    by_column = dict(zip(alias_table["term"], alias_table["aliases"], strict=True))
+    coefficients["aliases"] = [by_column.get(col, "") for col in coefficients["term"]]
+    effects["aliases"] = [by_column.get(_main_column(f, effect_coded), "")
+                          for f in factors if f.two_level]  # fmt: skip
+    runs = structure(frame, factors)
+    if runs.kind != "full factorial":
+        notes.append(
+            f"the runs form a {runs.title}: each effect estimates itself plus what it is "
+            "aliased with (see the alias table)."
+        )
     means = _marginal_means(frame, y, factors, grid, grid_rows, beta, cov, df_resid, t_crit)
     pairwise = _pairwise(factors, grid, grid_rows, beta, cov, df_resid, opts)
     anova, anova_notes = _anova(frame, y, factors, opts, rss, df_resid, sst)
@@ -396,7 +431,16 @@ def _fit(
         fit=fit,
         summary=summary,
         notes=tuple(notes),
+        structure=runs,
+        aliases=alias_table,
+        correlations=correlations(effect_coded),
     )
+
+
+def _main_column(f: FactorInfo, design: Design) -> str:
+    """The column of a two-level factor's main effect."""
+    term = next(t for t in design.terms if t.factors == (f.name,))
+    return term.columns[0]
 
 
 def _leverage(X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -621,7 +665,7 @@ def _anova(
 
     notes: list[str] = []
     coding: Coding = "sum" if opts.coding == "sum" else "treatment"
-    design = build_design(frame, factors, coding, opts.interactions)
+    design = build_design(frame, factors, coding, opts.interactions, opts.terms)
     X = design.matrix.to_numpy(dtype=float)
     index = {c: i for i, c in enumerate(design.columns)}
     terms = [t for t in design.terms if t.factors]
@@ -665,18 +709,13 @@ def _anova(
         notes.append(
             "ANOVA F and p are Wald tests with HC3 covariance; sums of squares are classical."
         )
-    if opts.anova_type == 2 and _unbalanced(frame, factors):
+    explained = sum(r["sum_sq"] for r in rows if r["term"] not in ("residual", "total"))
+    if opts.anova_type == 2 and abs(explained + rss_full - sst) > 1e-9 * max(sst, 1e-300):
         notes.append(
-            "the design is unbalanced (cells have different numbers of trials): Type II sums "
-            "of squares do not add up to the total."
+            "the design is unbalanced (cells with different numbers of trials, or runs whose "
+            "terms are not orthogonal): Type II sums of squares do not add up to the total."
         )
     return table, notes
-
-
-def _unbalanced(frame: pd.DataFrame, factors: tuple[FactorInfo, ...]) -> bool:
-    counts = frame.groupby([f.name for f in factors], observed=True).size()
-    full = math.prod(len(f.levels) for f in factors)
-    return len(counts) < full or counts.nunique() > 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -749,7 +788,7 @@ def _screening(
     """
     from scipy import stats
 
-    design = build_design(frame, factors, "sum", opts.interactions)
+    design = build_design(frame, factors, "sum", opts.interactions, opts.terms)
     X = design.matrix.to_numpy(dtype=float)
     n = len(y)
     q, r = np.linalg.qr(X)

@@ -177,8 +177,10 @@ def build_design(
     factors: Sequence[FactorInfo],
     coding: Coding = "reference",
     interactions: int = 1,
+    named: Sequence[tuple[str, ...]] = (),
 ) -> Design:
-    """The design matrix of ``coding`` with interactions up to order ``interactions``."""
+    """The design matrix of ``coding`` with interactions up to order ``interactions``, and
+    the interactions ``named`` besides (tuples of factor names, e.g. ``("a", "b")``)."""
     if coding not in CODINGS:
         raise AblateError(f"unknown coding {coding!r}; choose one of {', '.join(CODINGS)}.")
     if not 1 <= interactions <= max(1, len(factors)):
@@ -186,6 +188,14 @@ def build_design(
             f"--interactions {interactions} is impossible with {len(factors)} factors; "
             f"choose from 1 (main effects only) to {len(factors)}."
         )
+    order = {f.name: i for i, f in enumerate(factors)}
+    for term in named:
+        unknown = [n for n in term if n not in order]
+        if unknown or len(set(term)) != len(term) or len(term) < 2:
+            raise AblateError(
+                f"--terms {':'.join(term)}: an interaction names two or more different factors "
+                f"of the analysis ({', '.join(order)}), joined by ':'."
+            )
     notes: list[str] = []
     # Per factor: the columns of its main effect, and the columns interactions are built from.
     main: dict[str, list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]]] = {}
@@ -225,15 +235,23 @@ def build_design(
                 f"{f.name}: its levels are measured against {f.name}"
                 f"[{f.level_label(f.baseline)}] (its baseline)."
             )
-    for order in range(2, interactions + 1):
-        for combo in itertools.combinations([f.name for f in factors], order):
-            cols = []
-            for parts in itertools.product(*(contrast[name] for name in combo)):
-                label = ":".join(p[0] for p in parts)
-                cols.append((label, _product([p[1] for p in parts])))
-            encoders.extend(cols)
-            terms.append(Term(combo, tuple(c for c, _ in cols)))
-    if interactions > 1 and coding in ("reference", "treatment"):
+    combos = [
+        combo
+        for size in range(2, interactions + 1)
+        for combo in itertools.combinations([f.name for f in factors], size)
+    ]
+    for term in named:  # interactions beyond those of --interactions, in factor order
+        combo = tuple(sorted(term, key=order.__getitem__))
+        if len(combo) > interactions and combo not in combos:
+            combos.append(combo)
+    for combo in combos:
+        cols = []
+        for parts in itertools.product(*(contrast[name] for name in combo)):
+            label = ":".join(p[0] for p in parts)
+            cols.append((label, _product([p[1] for p in parts])))
+        encoders.extend(cols)
+        terms.append(Term(combo, tuple(c for c, _ in cols)))
+    if (interactions > 1 or combos) and coding in ("reference", "treatment"):
         notes.append(
             "with 0/1 (treatment-style) columns and interactions, a main-effect coefficient is a "
             "simple effect: the factor's effect with the factors it interacts with at their "
@@ -250,7 +268,7 @@ def build_design(
         terms=tuple(terms),
         coding=coding,
         factors=tuple(factors),
-        formula=_formula(factors, interactions, coding, full_set),
+        formula=_formula(factors, interactions, coding, full_set, combos),
         notes=tuple(notes),
         _encoders=tuple(encoders),
     )
@@ -299,16 +317,24 @@ def _product(parts: list[Callable[[pd.DataFrame], np.ndarray]]) -> Callable[...,
 
 
 def _formula(
-    factors: Sequence[FactorInfo], interactions: int, coding: Coding, full_set: str | None
+    factors: Sequence[FactorInfo],
+    interactions: int,
+    coding: Coding,
+    full_set: str | None,
+    combos: Sequence[tuple[str, ...]] = (),
 ) -> str:
     """An R-style formula describing the fitted model, for the record."""
-    names = [f.name if f.kind == "bool" else f"C({f.name})" for f in factors]
+    shown = {f.name: f.name if f.kind == "bool" else f"C({f.name})" for f in factors}
+    names = list(shown.values())
     if interactions == 1:
         rhs = " + ".join(names)
     elif interactions == len(factors):
         rhs = " * ".join(names)
     else:
         rhs = f"({' + '.join(names)})^{interactions}"
+    extra = [c for c in combos if len(c) > interactions]
+    if extra:
+        rhs += " + " + " + ".join(":".join(shown[n] for n in c) for c in extra)
     prefix = "0 + " if coding == "reference" and full_set else ""
     return f"{prefix}{rhs}  [{coding} coding]"
 

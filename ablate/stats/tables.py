@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from ablate.stats.analysis import Analysis
 FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
-    "screening",
+    "screening", "aliases", "correlations", "importance",
 )  # fmt: skip
 _WIDTH = 100
 _FIRST_COLUMN_MAX = 28
@@ -88,7 +89,9 @@ def sections(a: Analysis) -> list[Section]:
         e = a.effects
         table = pd.DataFrame(
             {
-                "factor": e["factor"],
+                "factor": [
+                    _labelled(f, al) for f, al in zip(e["factor"], _aliases_of(e), strict=True)
+                ],
                 "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
                 "effect": e["effect"].map(_g),
                 "std err": e["std_err"].map(_g),
@@ -112,6 +115,7 @@ def sections(a: Analysis) -> list[Section]:
                 table,
             )
         )
+    out += _design_sections(a)
     an = a.anova
     out.append(
         Section(
@@ -192,9 +196,11 @@ def sections(a: Analysis) -> list[Section]:
         )
     if a.lenth is not None:
         s = a.screening
+        aliases = {} if a.aliases is None else dict(zip(a.aliases["term"], a.aliases["aliases"],
+                                                        strict=True))  # fmt: skip
         table = pd.DataFrame(
             {
-                "term": s["term"],
+                "term": [_labelled(t.replace(":", "×"), aliases.get(t, "")) for t in s["term"]],
                 "effect": s["effect"].map(_g),
                 "pseudo t": s["t_or_pseudo_t"].map(lambda v: f"{v:.2f}"),
                 "active (ME)": s["active"].map(lambda v: "yes" if v else ""),
@@ -226,10 +232,110 @@ def sections(a: Analysis) -> list[Section]:
                 ),
             )
         )
+    if a.importance is not None and len(a.importance):
+        imp = a.importance
+        out.append(
+            Section(
+                "importance",
+                "Importance of each factor: the linear model beside Optuna's evaluators (each "
+                "sums to 1)",
+                pd.DataFrame(
+                    {
+                        "factor": imp["factor"],
+                        "linear model": imp["linear"].map(_share),
+                        "fANOVA": imp["fanova"].map(_share),
+                        "PED-ANOVA": imp["ped_anova"].map(_share),
+                    }
+                ),
+            )
+        )
     out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
     if a.notes:
         out.append(Section("notes", "Notes", lines=tuple(f"- {n}" for n in a.notes)))
     return out
+
+
+def _share(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _aliases_of(effects: pd.DataFrame) -> list[str]:
+    return list(effects["aliases"]) if "aliases" in effects else [""] * len(effects)
+
+
+def _labelled(name: str, aliases: str) -> str:
+    """An effect with what it is aliased with: ``temperature (+ pressure×concentration)``."""
+    if not aliases:
+        return name
+    shown = aliases if len(aliases) <= 60 else aliases[:57].rsplit(" ", 2)[0] + " …"
+    return f"{name} ({shown})"
+
+
+def _design_sections(a: Analysis) -> list[Section]:
+    """The alias table of the fitted terms and, for non-orthogonal runs, their correlations."""
+    out = []
+    st = a.structure
+    if st is not None and st.kind != "full factorial" and a.aliases is not None:
+        out.append(
+            Section(
+                "aliases",
+                "Aliases of the estimated terms (effect coding, up to 3-factor interactions)",
+                _alias_rows(a.aliases),
+            )
+        )
+    if a.correlations is not None and len(a.correlations):
+        c = a.correlations
+        out.append(
+            Section(
+                "correlations",
+                "Correlations between the estimated terms' columns (0 in an orthogonal design)",
+                pd.DataFrame(
+                    {
+                        "column": c["column_a"].map(lambda t: t.replace(":", "×")),
+                        "with": c["column_b"].map(lambda t: t.replace(":", "×")),
+                        "r": c["r"].map(lambda v: f"{v:.3f}"),
+                    }
+                ),
+            )
+        )
+    return out
+
+
+def _alias_rows(aliases: pd.DataFrame) -> pd.DataFrame:
+    """The alias table for reading: long lists continue on rows of their own (blank term),
+    and a column that is empty for every term is left out."""
+    full = aliases["aliases"].astype(str)
+    partial = aliases["partial"].astype(str)
+    columns = {"aliased with": full.any(), "partially aliased with": partial.any()}
+    shown = sum(columns.values())
+    first = min(max(len(t) for t in aliases["term"]), _FIRST_COLUMN_MAX)
+    width = max((_WIDTH - first - 2 * shown) // max(shown, 1), 24)
+    rows = []
+    for term, f, p in zip(aliases["term"], full, partial, strict=True):
+        terms = [t.strip() for t in re.split(r" (?=[+-] )", f)] if f else []
+        cells = {
+            "aliased with": _pack(terms, width),
+            "partially aliased with": _pack(p.split("; ") if p else [], width),
+        }
+        height = max([1] + [len(v) for k, v in cells.items() if columns[k]])
+        for i in range(height):
+            row = {"term": term.replace(":", "×") if i == 0 else ""}
+            for k, v in cells.items():
+                if columns[k]:
+                    row[k] = v[i] if i < len(v) else ("none" if i == 0 else "")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["term", *[k for k, keep in columns.items() if keep]])
+
+
+def _pack(parts: list[str], width: int) -> list[str]:
+    """Parts joined by spaces into lines of at most ``width`` characters (one part may exceed)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def _pct(a: Analysis) -> str:
@@ -260,6 +366,9 @@ def _design_lines(a: Analysis) -> list[str]:
         levels = ", ".join(f.level_label(v) for v in f.levels)
         lines.append(f"factor {f.name}: {levels} (baseline {f.level_label(f.baseline)})")
     lines.append(f"model: {fit['formula']}")
+    if a.structure is not None:
+        lines += [f"design: {line}" if i == 0 else line
+                  for i, line in enumerate(a.structure.lines())]  # fmt: skip
     return lines
 
 
@@ -321,7 +430,7 @@ def text(table: pd.DataFrame) -> str:
     out = [line(heads), "-" * len(line(heads))]
     for row in cells:
         if len(row[0]) > first:
-            out.append(row[0])
+            out.append(textwrap.fill(row[0], _WIDTH, subsequent_indent="  "))
             row = ["", *row[1:]]
         out.append(line(row))
     return "\n".join(out)
@@ -340,7 +449,8 @@ def markdown(table: pd.DataFrame) -> str:
 _LATEX = {
     "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "−": "$-$", "→": r"$\to$", "²": r"$^2$", "<": r"$<$", ">": r"$>$",
+    "−": "$-$", "→": r"$\to$", "²": r"$^2$", "<": r"$<$", ">": r"$>$", "×": r"$\times$",
+    "±": r"$\pm$", "…": r"\ldots{}",
 }  # fmt: skip
 
 
@@ -382,7 +492,8 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
     if table is None:
         from ablate.errors import AblateError
 
-        raise AblateError(f"this analysis has no {name} table (it needs replicates).")
+        why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)"}
+        raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
 
 
@@ -402,6 +513,28 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+def _structure(a: Analysis) -> dict[str, Any] | None:
+    st = a.structure
+    if st is None:
+        return None
+    return {
+        "kind": st.kind,
+        "title": st.title,
+        "runs": st.runs,
+        "cells": st.cells,
+        "resolution": st.resolution,
+        "defining_relation": st.defining_relation(),
+        "letters": dict(zip(st.letters, st.factors, strict=True)),
+        "word_length_pattern": st.relation.word_length_pattern()
+        if st.relation is not None and st.relation.regular
+        else None,
+        "chains": list(st.chains),
+        "clear": list(st.clear),
+        "d_efficiency": _jsonable(st.d_efficiency),
+        "estimable": list(st.estimable),
+    }
 
 
 def to_dict(a: Analysis) -> dict[str, Any]:
@@ -431,5 +564,9 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "cells": _records(a.cells),
         "screening": _records(a.screening),
         "lenth": _jsonable(a.lenth) if a.lenth else None,
+        "structure": _structure(a),
+        "aliases": _records(a.aliases),
+        "correlations": _records(a.correlations),
+        "importance": _records(a.importance),
         "notes": list(a.notes),
     }

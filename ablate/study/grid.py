@@ -59,6 +59,23 @@ def cells(study: Study) -> list[Cell]:
     return [Cell(i, tuple(zip(names, combo, strict=True))) for i, combo in enumerate(combos)]
 
 
+def runs(study: Study) -> list[Cell]:
+    """The cells the study's design trains, numbered in design order (:mod:`ablate.designs`).
+
+    For the full design, every cell of the grid; otherwise the design's runs, stage after
+    stage, so that extending a design appends runs and never renumbers those already run.
+    """
+    if study.design.type == "full":
+        return cells(study)
+    from ablate.designs.build import design_runs
+
+    names = study.factor_names
+    return [
+        Cell(i, tuple(zip(names, run, strict=True)))
+        for i, run in enumerate(design_runs(study).runs)
+    ]
+
+
 def expand_trials(study: Study) -> list[TrialSpec]:
     """Every trial of the study, replicate by replicate.
 
@@ -67,5 +84,5 @@ def expand_trials(study: Study) -> list[TrialSpec]:
     and replicate 0 reproduces the reference's single seed. Replicates come in order so that
     an interrupted study has whole replicates done first, a balanced design at every stage.
     """
-    grid = cells(study)
+    grid = runs(study)
     return [TrialSpec(c, r, study.seed + r) for r in range(study.replicates) for c in grid]

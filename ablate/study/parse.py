@@ -21,10 +21,13 @@ from ablate.errors import StudyFileError
 from ablate.models.registry import BUILDERS, ModelSpec, builder_spec
 from ablate.parameters import Parameter, is_int, is_number
 from ablate.study.settings import (
+    DESIGN_MODELS,
+    DESIGN_TYPES,
     MAX_TRIALS,
     OPTIMIZERS,
     AnalysisSettings,
     DataSettings,
+    DesignSettings,
     Factor,
     ModelSettings,
     RunSettings,
@@ -34,6 +37,15 @@ from ablate.study.settings import (
 from ablate.tasks import COMMON_GOALS, TASKS
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ROMAN = {"III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8}
+#: The keys of ``design:`` that apply to each type (``type`` and ``table`` to every one).
+_DESIGN_KEYS = {
+    "full": (),
+    "fractional": ("resolution", "runs", "generators", "fold"),
+    "plackett-burman": ("runs", "fold"),
+    "optimal": ("runs", "model", "augment"),
+    "definitive-screening": (),
+}
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -184,8 +196,8 @@ class _Reader:
             data,
             (),
             (
-                "name", "description", "task", "model", "factors", "training", "data",
-                "replicates", "seed", "results", "run", "analysis",
+                "name", "description", "task", "model", "factors", "design", "training",
+                "data", "replicates", "seed", "results", "run", "analysis",
             ),
             required=("name", "factors"),
         )  # fmt: skip
@@ -211,14 +223,17 @@ class _Reader:
         results = top.get("results", "results")
         if not isinstance(results, str) or not results.strip():
             self.expect(("results",), "a folder path (text)", results)
-        n_trials = replicates
+        design = self.design(top.get("design"), factors)
+        n_cells = 1
         for f in factors:
-            n_trials *= len(f.levels)
+            n_cells *= len(f.levels)
+        n_trials = replicates * _runs_at_most(design, n_cells)
         if n_trials > MAX_TRIALS:
             self.fail(
                 ("factors",),
-                f"the grid has {n_trials:,} trials (cells times replicates), more than the "
-                f"{MAX_TRIALS:,} ablate runs in one study; split it into several studies",
+                f"the {'grid' if design.type == 'full' else 'design'} has {n_trials:,} trials "
+                f"(runs times replicates), more than the {MAX_TRIALS:,} ablate runs in one "
+                "study; split it into several studies, or use a design with fewer runs",
             )
         analysis = self.analysis(top.get("analysis"), factors, task)
         return Study(
@@ -234,6 +249,7 @@ class _Reader:
             results=results,
             run=self.run(top.get("run")),
             analysis=analysis,
+            design=design,
             source=self.source,
         )
 
@@ -357,6 +373,191 @@ class _Reader:
                 "every cell, set it under model: instead",
             )
         return Factor(name, tuple(levels))
+
+    def design(self, data: Any, factors: tuple[Factor, ...]) -> DesignSettings:
+        """Which runs of the grid to train; the checks that need no construction.
+
+        (Building the design, :mod:`ablate.designs.build`, refuses what only pydoe can tell:
+        a resolution no fraction of these factors reaches, say.)
+        """
+        path = ("design",)
+        if isinstance(data, str):  # design: fractional is not enough; design: full is
+            data = {"type": data}
+        allowed = ("type", "table", *dict.fromkeys(k for v in _DESIGN_KEYS.values() for k in v))
+        d = self.section(data, path, allowed, required=())
+        kind = self.choice(d, path, "type", "full", DESIGN_TYPES)
+        for key in d:
+            if key not in ("type", "table", *_DESIGN_KEYS[kind]):
+                keys = ", ".join(("type", *_DESIGN_KEYS[kind], "table"))
+                self.fail((*path, key), f"does not apply to a {kind} design (its keys: {keys})")
+        n_cells = 1
+        for f in factors:
+            n_cells *= len(f.levels)
+        k = len(factors)
+        if kind in ("fractional", "plackett-burman"):
+            wide = [f"{f.name} ({len(f.levels)} levels)" for f in factors if len(f.levels) != 2]
+            if wide:
+                self.fail(
+                    ("factors",) if "type" not in d else (*path, "type"),
+                    f"a {kind} design needs every factor at two levels, and "
+                    f"{', '.join(wide)} has more; use type: optimal for factors of any number "
+                    "of levels",
+                )
+        settings = DesignSettings(type=kind)
+        if kind == "fractional":
+            settings = self._fractional(d, path, factors)
+        elif kind == "plackett-burman":
+            from ablate.designs.screening import plackett_burman_sizes
+
+            sizes = plackett_burman_sizes(k)
+            runs = self.integer(d, path, "runs", None, 4, 1 << 16)
+            if runs is not None and runs not in sizes:
+                self.expect(
+                    (*path, "runs"),
+                    f"a run count pydoe builds for {k} factors ({', '.join(map(str, sizes))}, …)",
+                    runs,
+                )
+            settings = DesignSettings(type=kind, runs=runs)
+        elif kind == "optimal":
+            settings = self._optimal(d, path, factors, n_cells)
+        elif kind == "definitive-screening":
+            numeric = [f for f in factors if f.kind == "number" and len(f.levels) == 3]
+            odd = [f.name for f in factors if f not in numeric and len(f.levels) != 2]
+            if odd or not numeric:
+                self.fail(
+                    (*path, "type"),
+                    "a definitive screening design takes numeric factors with three levels "
+                    "(and two-level factors beside them); "
+                    + (f"{', '.join(odd)} do(es) not fit" if odd else "no factor has three "
+                       "numeric levels"),
+                )  # fmt: skip
+        fold = self._fold(d, path, factors) if "fold" in d else ()
+        table = self._table(d.get("table"), (*path, "table"), factors)
+        return DesignSettings(
+            type=settings.type, resolution=settings.resolution, runs=settings.runs,
+            generators=settings.generators, model=settings.model, fold=fold,
+            augment=settings.augment, table=table,
+        )  # fmt: skip
+
+    def _fractional(
+        self, d: dict[str, Any], path: tuple[str, ...], factors: tuple[Factor, ...]
+    ) -> DesignSettings:
+        from ablate.designs import fractional
+
+        k = len(factors)
+        given = [key for key in ("resolution", "runs", "generators") if key in d]
+        if len(given) != 1:
+            self.fail(
+                path,
+                "a fractional design is chosen by exactly one of resolution (III, IV, V: the "
+                "fewest runs that reach it), runs (a power of two) or generators (e.g. "
+                f"'E = ABC'); found {' and '.join(given) or 'none of them'}",
+            )
+        if not 3 <= k <= fractional.MAX_FACTORS:
+            self.fail(
+                ("factors",),
+                f"a fractional design takes 3 to {fractional.MAX_FACTORS} two-level factors, "
+                f"not {k}",
+            )
+        if "resolution" in d:
+            value = d["resolution"]
+            if isinstance(value, str) and value.strip().upper() in _ROMAN:
+                value = _ROMAN[value.strip().upper()]
+            if not is_int(value) or not 3 <= value <= 8:
+                self.expect((*path, "resolution"), "III, IV, V (or 3 to 8)", d["resolution"])
+            return DesignSettings(type="fractional", resolution=int(value))
+        if "runs" in d:
+            runs = self.integer(d, path, "runs", None, 4, 1 << 20)
+            smallest, largest = 1 << (k - fractional.largest_p(k)), 1 << (k - 1)
+            if runs is None or runs & (runs - 1) or not smallest <= runs <= largest:
+                self.expect(
+                    (*path, "runs"),
+                    f"a power of two from {smallest} to {largest} (a fraction of {k} factors)",
+                    d["runs"],
+                )
+            return DesignSettings(type="fractional", runs=runs)
+        raw = d["generators"]
+        items = raw if isinstance(raw, list) else [raw]
+        if not items or not all(isinstance(g, str) for g in items):
+            self.expect((*path, "generators"), "a list of generators like 'E = ABC'", raw)
+        texts = [part.strip() for g in items for part in g.split(",") if part.strip()]
+        names = [f.name for f in factors]
+        try:
+            parsed = [fractional.parse_generator(g, names) for g in texts]
+            fractional.check_generators(parsed, k)
+        except ValueError as err:
+            legend = ", ".join(f"{a} = {n}" for a, n in zip(_letters(k), names, strict=True))
+            self.fail((*path, "generators"), f"{err} (letters: {legend})")
+        normal = tuple(g.text(_letters(k)) for g in parsed)
+        return DesignSettings(type="fractional", generators=normal)
+
+    def _optimal(
+        self, d: dict[str, Any], path: tuple[str, ...], factors: tuple[Factor, ...], n_cells: int
+    ) -> DesignSettings:
+        model = self.choice(d, path, "model", "main", DESIGN_MODELS)
+        p = 1 + sum(len(f.levels) - 1 for f in factors)
+        if model == "main+2fi":
+            p += sum(
+                (len(a.levels) - 1) * (len(b.levels) - 1)
+                for i, a in enumerate(factors)
+                for b in factors[i + 1 :]
+            )
+        if "runs" not in d:
+            self.fail(
+                (*path, "runs"),
+                f"an optimal design needs runs: how many cells to train, from {p} (the model's "
+                f"coefficients) to {n_cells} (the grid)",
+            )
+        if p > n_cells:
+            self.fail((*path, "model"), f"needs {p} coefficients, more than the {n_cells} cells")
+        runs = self.integer(d, path, "runs", None, p, n_cells)
+        augment_raw = d.get("augment", [])
+        augment = augment_raw if isinstance(augment_raw, list) else [augment_raw]
+        if not all(is_int(a) and a >= 1 for a in augment):
+            self.expect((*path, "augment"), "a number of runs, or a list of them", augment_raw)
+        if runs is not None and runs + sum(augment) > n_cells:
+            self.fail(
+                (*path, "augment"),
+                f"adds {sum(augment)} runs to {runs}, more than the {n_cells} cells of the grid "
+                "(for repeats, add replicates)",
+            )
+        return DesignSettings(type="optimal", runs=runs, model=model, augment=tuple(augment))
+
+    def _fold(
+        self, d: dict[str, Any], path: tuple[str, ...], factors: tuple[Factor, ...]
+    ) -> tuple[str, ...]:
+        raw = d["fold"]
+        items = raw if isinstance(raw, list) else [raw]
+        names = [f.name for f in factors]
+        for item in items:
+            if item != "all" and item not in names:
+                self.expect(
+                    (*path, "fold"),
+                    "fold-overs, each 'all' (every factor reversed) or a factor's name "
+                    f"({', '.join(names)})",
+                    item,
+                )
+        if len(set(items)) != len(items):
+            self.fail((*path, "fold"), "lists the same fold-over twice")
+        return tuple(items)
+
+    def _table(
+        self, data: Any, path: tuple[str, ...], factors: tuple[Factor, ...]
+    ) -> tuple[tuple[Any, ...], ...]:
+        """The runs a resolved study records: one list of levels per run, in factor order."""
+        if data is None:
+            return ()
+        if not isinstance(data, list) or not all(
+            isinstance(r, list) and len(r) == len(factors) for r in data
+        ):
+            self.expect(path, f"a list of runs, each a list of {len(factors)} levels", data)
+        for row in data:
+            for f, level in zip(factors, row, strict=True):
+                if not any(
+                    level == v and isinstance(level, bool) == isinstance(v, bool) for v in f.levels
+                ):
+                    self.expect(path, f"levels of {f.name}", level)
+        return tuple(tuple(_hashable(v) for v in row) for row in data)
 
     def training(self, data: Any) -> TrainingSettings:
         path = ("training",)
@@ -504,6 +705,19 @@ class _Reader:
                 self.expect((*path, "baseline", name), f"one of its levels ({levels})", level)
             pairs.append((name, level))
         return AnalysisSettings(response=response, baseline=tuple(pairs))
+
+
+def _letters(k: int) -> list[str]:
+    from ablate.designs.relation import letters
+
+    return letters(k)
+
+
+def _runs_at_most(design: DesignSettings, n_cells: int) -> int:
+    """How many runs the design has at most (all cells, unless its settings say fewer)."""
+    if design.type == "full" or design.runs is None:
+        return n_cells
+    return min(n_cells, design.runs * (1 + len(design.fold)) + sum(design.augment))
 
 
 def _plain_level(value: Any) -> bool:

@@ -23,6 +23,8 @@ FactorKind = Literal["bool", "number", "string"]
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 MAX_TRIALS = 100_000
+DESIGN_TYPES = ("full", "fractional", "plackett-burman", "optimal", "definitive-screening")
+DESIGN_MODELS = ("main", "main+2fi")  # main effects; main effects and two-factor interactions
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,45 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class DesignSettings:
+    """Which runs of the grid a study trains: every cell (``full``) or a designed subset.
+
+    The construction is :mod:`ablate.designs`; here only what the study file says. ``fold``
+    and ``augment`` extend a design after it has run (fold-overs of the base fraction, batches
+    of runs added to an optimal design); ``table`` records the runs ablate built (the resolved
+    study lists them, and a run checks that it builds the same ones again).
+    """
+
+    type: str = "full"
+    resolution: int | None = None  # fractional: the lowest resolution acceptable (3 = III)
+    runs: int | None = None  # fractional, plackett-burman, optimal: the number of base runs
+    generators: tuple[str, ...] = ()  # fractional: "E = ABC", letters in factor order
+    model: str = "main"  # optimal: what the runs must estimate (see DESIGN_MODELS)
+    fold: tuple[str, ...] = ()  # fold-overs of the base runs: "all" or one factor's name
+    augment: tuple[int, ...] = ()  # optimal: batches of runs added, each D-optimal given all before
+    table: tuple[tuple[Level, ...], ...] = ()  # the runs, levels in factor order
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys a study file gives for this type (the others do not apply to it)."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.resolution is not None:
+            out["resolution"] = self.resolution
+        if self.runs is not None:
+            out["runs"] = self.runs
+        if self.generators:
+            out["generators"] = list(self.generators)
+        if self.type == "optimal":
+            out["model"] = self.model
+        if self.fold:
+            out["fold"] = list(self.fold)
+        if self.augment:
+            out["augment"] = list(self.augment)
+        if self.table:
+            out["table"] = [list(row) for row in self.table]
+        return out
+
+
+@dataclass(frozen=True)
 class Study:
     """A validated study: the grid, how to train each cell, and where results go."""
 
@@ -154,6 +195,7 @@ class Study:
     results: str = "results"
     run: RunSettings = field(default_factory=RunSettings)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    design: DesignSettings = field(default_factory=DesignSettings)
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -186,6 +228,7 @@ class Study:
         out["task"] = self.task
         out["model"] = self.model.to_dict()
         out["factors"] = {f.name: list(f.levels) for f in self.factors}
+        out["design"] = self.design.to_dict()
         out["training"] = asdict(self.training)
         out["data"] = self.data.to_dict()
         out["replicates"] = self.replicates
@@ -218,7 +261,9 @@ class Study:
 
         Replicates may grow (new seeds join the study) and the data path may move, so
         neither is part of it; run, analysis and what is kept besides the losses
-        (``save_outputs``) are not either.
+        (``save_outputs``) are not either. Nor is the design: a trial's outcome depends on its
+        levels and seed alone, so a design may be extended (fold-overs, more runs) or changed
+        and every trial already run still counts.
         """
         d = self.to_dict()
         data = {k: v for k, v in d["data"].items() if k != "path"}

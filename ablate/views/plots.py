@@ -20,6 +20,7 @@ from ablate.views.effects import (
     pareto_chart,
     residual_plots,
 )
+from ablate.views.importance import importance_chart
 from ablate.views.learned import learned_figure
 from ablate.views.style import FORMATS
 
@@ -57,6 +58,8 @@ def chart_set(
     }
     if len(a.factors) < 2:
         del figures["interactions"]
+    if a.importance is not None and len(a.importance):
+        figures["importance"] = importance_chart(a)
     if curves is not None:
         figures["learning_curves"] = learning_curve_plot(*curves, a.factors, *metric)
     for stem, title, outputs in learned:

@@ -27,6 +27,8 @@ _CAPTIONS = {
     "interactions": "Interaction plots: non-parallel lines show that two factors interact.",
     "residuals": "Residual diagnostics: the model's assumptions, checked.",
     "learning_curves": "Learning curves: did the training itself behave?",
+    "importance": "Importance: the linear model's share of each factor beside Optuna's fANOVA "
+    "and PED-ANOVA, on the same trials.",
 }
 
 

@@ -45,6 +45,7 @@ def test_an_npz_of_digits_loads_scaled_with_its_class_names(tmp_path: Path) -> N
     assert data.x_train.dtype == np.float32 and data.x_train.shape == (40, 28, 28, 1)
     assert data.x_train.max() == 1.0 and data.x_train.min() == 0.0  # bytes scaled by 1/255
     assert data.n_classes == 10 and data.class_names[3] == "digit 3"
+    assert data.y_train.dtype == np.uint8  # labels as stored: no overflow counting classes
     check_dataset(data, CLASSIFY)  # fits classification as it is
     settings = DataSettings(dataset="npz", path=str(path), train_size=30)
     assert len(read_dataset(settings).x_train) == 30

@@ -325,7 +325,7 @@ def test_every_output_format() -> None:
         (lambda f: f.assign(dropout=True), {"factors": FACTORS}, "'dropout' has 1 level"),
         (lambda f: f.iloc[::5], {"factors": FACTORS, "interactions": 2}, "too few"),
         (lambda f: f.assign(sa2=f["spatial_attention"]), {"factors": [*FACTORS, "sa2"]},
-         "singular"),
+         "sa2 is aliased with spatial_attention"),
         (lambda f: f, {}, "--factors"),
         (lambda f: f, {"factors": FACTORS, "baselines": (("activation", "gelu"),)},
          "not one of its levels"),
@@ -336,3 +336,175 @@ def test_bad_requests_get_clear_messages(
 ) -> None:
     with pytest.raises(AblateError, match=message):
         analyze(_bare(change(_grid(replicates=1))), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fractions, fold-overs and screening designs: Montgomery, Design and Analysis of Experiments,
+# chapter 8. The book rounds to two decimals (and .xx5 upward), hence abs=0.01.
+
+
+def _standard_order(k: int) -> np.ndarray:
+    """The 2^k runs in standard (Yates) order, A varying fastest, coded ±1."""
+    return np.array([[1 if (i >> j) & 1 else -1 for j in range(k)] for i in range(1 << k)])
+
+
+def _coded_frame(x: np.ndarray, names: list[str], y: np.ndarray, column: str) -> pd.DataFrame:
+    frame = pd.DataFrame(x > 0, columns=names)
+    frame[column] = y
+    return frame
+
+
+def _example_8_1() -> pd.DataFrame:
+    """Example 8.1 (Tables 8.3, 8.4): filtration rate in a 2^(4-1)_IV with D = ABC."""
+    base = _standard_order(3)
+    x = np.column_stack([base, base.prod(axis=1)])
+    rate = np.array([45, 100, 45, 65, 75, 60, 80, 96.0])  # (1), ad, bd, ab, cd, ac, bc, abcd
+    return _coded_frame(x, list("ABCD"), rate, "rate")
+
+
+def test_montgomery_8_1_effects_aliases_and_the_reduced_model() -> None:
+    a = analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate", coding="sum")
+    st = a.structure
+    assert (st.kind, st.resolution, st.defining_relation()) == ("regular fraction", 4, "I = ABCD")
+    assert st.chains == ("A×B = C×D", "A×C = B×D", "A×D = B×C")
+    effects = a.effects.set_index("factor")
+    published = {"A": 19.00, "B": 1.50, "C": 14.00, "D": 16.50}  # [A] → A + BCD, ...
+    assert effects["effect"].to_dict() == pytest.approx(published, abs=1e-9)
+    assert effects.loc["A", "aliases"] == "+ B×C×D" and effects.loc["D", "aliases"] == "+ A×B×C"
+    text = render(a)
+    assert "A (+ B×C×D)" in text and "Aliases of the estimated terms" in text
+    assert "defining relation: I = ABCD" in text
+    assert "### Aliases of the estimated terms" in render(a, "markdown")
+    assert r"B$\times$C$\times$D" in render(a, "latex")
+    assert json.loads(render(a, "json"))["structure"]["defining_relation"] == "I = ABCD"
+    assert render(a, "csv", table="aliases").splitlines()[0] == "term,aliases,partial,label"
+    # the book's model: 70.75 + 9.5 x1 + 7 x3 + 8.25 x4 - 9.25 x1x3 + 9.5 x1x4 (A, C, D project
+    # to a full 2^3, so its AC and AD are estimable)
+    reduced = analyze(_bare(_example_8_1()), factors=list("ACD"), response="rate", coding="sum",
+                      terms=(("A", "C"), ("A", "D")))  # fmt: skip
+    coef = reduced.coefficients.set_index("term")["coef"].to_dict()
+    assert coef == pytest.approx({"intercept": 70.75, "A": 9.5, "C": 7.0, "D": 8.25,
+                                  "A:C": -9.25, "A:D": 9.5})  # fmt: skip
+    # the same two chains within the fraction: AC estimates AC + BD, AD estimates AD + BC
+    full = analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate", coding="sum",
+                   terms=(("A", "C"), ("A", "D")))  # fmt: skip
+    aliases = full.aliases.set_index("term")["aliases"]
+    assert aliases["A:C"] == "+ B×D" and aliases["A:D"] == "+ B×C"
+    assert 2 * full.coefficients.set_index("term").loc["A:C", "coef"] == pytest.approx(-18.5)
+
+
+def test_a_model_with_aliased_terms_is_refused_naming_the_alias() -> None:
+    with pytest.raises(AblateError) as info:
+        analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate", interactions=2)
+    message = str(info.value)
+    assert "B×C is aliased with A×D (B×C = A×D)" in message
+    assert "2^(4-1) fraction, resolution IV" in message and "--terms" in message
+    assert "singular" not in message
+    with pytest.raises(AblateError, match="C×D is aliased with A×B"):
+        analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate",
+                terms=(("A", "B"), ("C", "D")))  # fmt: skip
+
+
+# Example 8.7 (Tables 8.19, 8.21, 8.22): eye focus time, 2^(7-4)_III with D = AB, E = AC,
+# F = BC, G = ABC, then the full fold-over (every sign reversed).
+FOCUS = np.array([85.5, 75.1, 93.2, 145.4, 83.7, 77.6, 95.0, 141.8])
+FOCUS_FOLD = np.array([91.3, 136.7, 82.4, 73.4, 94.1, 143.8, 87.3, 71.9])
+
+
+def _example_8_7() -> tuple[np.ndarray, np.ndarray]:
+    a, b, c = _standard_order(3).T
+    first = np.column_stack([a, b, c, a * b, a * c, b * c, a * b * c])
+    return first, -first
+
+
+def test_montgomery_8_7_fraction_and_fold_over() -> None:
+    first, folded = _example_8_7()
+    names = list("ABCDEFG")
+    one = analyze(_bare(_coded_frame(first, names, FOCUS, "y")), factors=names, response="y")
+    assert one.saturated and one.lenth is not None  # 8 runs, 8 coefficients: Lenth's method
+    assert one.structure.resolution == 3
+    published = {"A": 20.63, "B": 38.38, "C": -0.28, "D": 28.88, "E": -0.28, "F": -0.63,
+                 "G": -2.43}  # fmt: skip
+    effects = one.effects.set_index("factor")
+    assert effects["effect"].to_dict() == pytest.approx(published, abs=0.01)
+    assert effects.loc["B", "aliases"].startswith("+ A×D + C×F + E×G")  # B + AD + CF + EG
+    two = analyze(_bare(_coded_frame(folded, names, FOCUS_FOLD, "y")), factors=names,
+                  response="y")  # fmt: skip
+    published_fold = {"A": -17.68, "B": 37.73, "C": -3.33, "D": 29.88, "E": 0.53, "F": 1.63,
+                      "G": 2.68}  # fmt: skip
+    assert two.effects.set_index("factor")["effect"].to_dict() == pytest.approx(
+        published_fold, abs=0.01
+    )
+    # both fractions together: main effects free of two-factor interactions
+    both = _coded_frame(np.vstack([first, folded]), names, np.r_[FOCUS, FOCUS_FOLD], "y")
+    combined = analyze(_bare(both), factors=names, response="y", coding="sum")
+    st = combined.structure
+    assert st.resolution == 4 and st.runs == 16
+    words = set(st.defining_relation().removeprefix("I = ").split(" = "))
+    assert words == {"ABCG", "BCDE", "ACDF", "ADEG", "BDFG", "ABEF", "CEFG"}
+    de_aliased = {"A": 1.48, "B": 38.05, "C": -1.80, "D": 29.38, "E": 0.13, "F": 0.50,
+                  "G": 0.13}  # fmt: skip
+    e = combined.effects.set_index("factor")
+    assert e["effect"].to_dict() == pytest.approx(de_aliased, abs=0.01)
+    for aliases in e["aliases"]:  # only three-factor interactions are left: A + BCG + BEF + ...
+        terms = aliases.removeprefix("+ ").split(" + ")
+        assert len(terms) == 4 and all(t.count("×") == 2 for t in terms), aliases
+    # and the two-factor interaction chains, one term per chain: BD + CE + FG = 19.15, ...
+    chains = {("B", "D"): 19.15, ("A", "B"): -0.50, ("A", "C"): -0.40, ("B", "C"): -1.13,
+              ("C", "D"): -2.55, ("A", "D"): 0.325, ("A", "E"): 1.525}  # fmt: skip
+    model = analyze(_bare(both), factors=names, response="y", coding="sum", terms=tuple(chains))
+    coef = model.coefficients.set_index("term")["coef"]
+    for (f, g), value in chains.items():
+        assert 2 * coef[f"{f}:{g}"] == pytest.approx(value, abs=0.01), (f, g)
+    aliases = model.aliases.set_index("term")["aliases"]
+    assert aliases["B:D"] == "+ C×E + F×G"
+
+
+# Example 8.8 (Tables 8.25, 8.28): a 20-run Plackett–Burman design in 12 factors, analysed in
+# JMP; its final model, with its published fit.
+PB20 = """\
+1 1 1 1 1 1 1 1 1 1 1 1 221.5032
+-1 1 -1 -1 1 1 1 1 -1 1 -1 1 213.8037
+-1 -1 1 -1 -1 1 1 1 1 -1 1 -1 167.5424
+1 -1 -1 1 -1 -1 1 1 1 1 -1 1 232.2071
+1 1 -1 -1 1 -1 -1 1 1 1 1 -1 186.3883
+-1 1 1 -1 -1 1 -1 -1 1 1 1 1 210.6819
+-1 -1 1 1 -1 -1 1 -1 -1 1 1 1 168.4163
+-1 -1 -1 1 1 -1 -1 1 -1 -1 1 1 180.9365
+-1 -1 -1 -1 1 1 -1 -1 1 -1 -1 1 172.5698
+1 -1 -1 -1 -1 1 1 -1 -1 1 -1 -1 181.8605
+-1 1 -1 -1 -1 -1 1 1 -1 -1 1 -1 202.4022
+1 -1 1 -1 -1 -1 -1 1 1 -1 -1 1 186.0079
+-1 1 -1 1 -1 -1 -1 -1 1 1 -1 -1 216.4375
+1 -1 1 -1 1 -1 -1 -1 -1 1 1 -1 192.4121
+1 1 -1 1 -1 1 -1 -1 -1 -1 1 1 224.4362
+1 1 1 -1 1 -1 1 -1 -1 -1 -1 1 190.3312
+1 1 1 1 -1 1 -1 1 -1 -1 -1 -1 228.3411
+-1 1 1 1 1 -1 1 -1 1 -1 -1 -1 223.6747
+-1 -1 1 1 1 1 -1 1 -1 1 -1 -1 163.5351
+1 -1 -1 1 1 1 1 -1 1 -1 1 -1 236.5124"""
+
+
+def test_montgomery_8_8_plackett_burman_final_model() -> None:
+    data = np.array([[float(v) for v in row.split()] for row in PB20.splitlines()])
+    names = [f"X{i}" for i in range(1, 13)]
+    frame = _coded_frame(data[:, :12], names, data[:, 12], "y")
+    screening = analyze(_bare(frame), factors=names, response="y", coding="sum")
+    assert screening.structure.kind == "orthogonal two-level"
+    partial = screening.aliases.set_index("term")["partial"]
+    assert "two-factor interactions at ±0.6" in partial["X1"]
+    assert "two-factor interactions at ±0.2" in partial["X1"]
+    final = analyze(_bare(frame), factors=["X1", "X2", "X4", "X5"], response="y", coding="sum",
+                    terms=(("X1", "X2"), ("X1", "X4")))  # fmt: skip
+    coef = final.coefficients.set_index("term")["coef"].to_dict()
+    assert coef == pytest.approx({"intercept": 200.0, "X1": 8.0, "X2": 9.89242, "X4": 12.10758,
+                                  "X5": 2.58190, "X1:X2": -12.53789, "X1:X4": 9.53789},
+                                 abs=1e-4)  # fmt: skip
+    residual = final.anova.set_index("term").loc["residual"]
+    assert residual["sum_sq"] == pytest.approx(381.79, abs=0.01) and residual["df"] == 13
+    assert final.fit["r2"] == pytest.approx(0.9644, abs=1e-4)
+    assert final.fit["adj_r2"] == pytest.approx(0.9480, abs=1e-4)
+    assert not final.correlations.empty  # X1:X2 and X1:X4 are not orthogonal to X5 here
+    json_out = json.loads(render(screening, "json"))
+    assert json_out["structure"]["kind"] == "orthogonal two-level"
+    assert {r["term"] for r in json_out["aliases"]} >= set(names)

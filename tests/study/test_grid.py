@@ -38,3 +38,16 @@ def test_replicates_share_seeds_across_cells_and_come_in_order() -> None:
     assert len(trials) == 96 and len({t.key for t in trials}) == 96
     assert [t.replicate for t in trials[:32]] == [0] * 32  # whole replicates first
     assert {t.seed for t in trials if t.replicate == 2} == {768 + 2}
+
+
+def test_a_designs_runs_keep_the_keys_their_cells_have_in_the_full_grid() -> None:
+    quick = load_study(ROOT / "studies" / "quick.yaml")
+    full = {t.cell.levels: t.key for t in expand_trials(quick)}
+    optimal = dataclasses.replace(
+        quick, design=dataclasses.replace(quick.design, type="optimal", runs=12)
+    )
+    trials = expand_trials(optimal)
+    assert len(trials) == 12 and [t.cell.index for t in trials] == list(range(12))
+    for t in trials:
+        assert t.key == full[t.cell.levels]  # results mix with the full grid's
+        assert t.seed == 768

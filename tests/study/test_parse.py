@@ -352,3 +352,97 @@ def test_a_user_dataset_function_takes_any_options() -> None:
         MINIMAL + "data: {dataset: 'tests.user_regression:linear', options: {n: 90, noise: 0.5}}\n"
     )
     assert dict(study.data.options) == {"n": 90, "noise": 0.5}
+
+
+# ---------------------------------------------------------------------------------------------
+# design: which runs of the grid to train
+
+FOUR = """\
+name: t
+factors:
+  batch_norm: [true, false]
+  dropout: [true, false]
+  spatial_attention: [true, false]
+  output_batch_norm: [true, false]
+"""
+WIDE = FOUR + "  activation: [relu, elu, selu]\n"
+
+
+def test_designs_parse_and_round_trip() -> None:
+    study = parse_study(FOUR + "design: {type: fractional, resolution: IV, fold: dropout}\n")
+    assert study.design.type == "fractional" and study.design.resolution == 4
+    assert study.design.fold == ("dropout",)
+    assert parse_study(study.to_yaml()) == study
+    assert parse_study(FOUR).design.type == "full"
+    assert parse_study(FOUR + "design: full\n").design == parse_study(FOUR).design
+    optimal = parse_study(WIDE + "design: {type: optimal, runs: 10, augment: 2}\n")
+    assert (optimal.design.runs, optimal.design.model, optimal.design.augment) == (10, "main", (2,))
+    generators = parse_study(FOUR + "design: {type: fractional, generators: 'D = -ABC'}\n")
+    assert generators.design.generators == ("D = -ABC",)
+    # the design is not part of the experiment: any design's trials mix with the others'
+    assert optimal.fingerprint() == parse_study(WIDE).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (WIDE + "design: {type: fractional, resolution: 3}\n",
+         ["design.type (line 8)", "every factor at two levels", "activation (3 levels)"]),
+        (FOUR + "design: {type: fractional}\n", ["exactly one of resolution", "none of them"]),
+        (FOUR + "design: {type: fractional, runs: 8, resolution: 3}\n",
+         ["resolution and runs"]),
+        (FOUR + "design: {type: fractional, runs: 6}\n",
+         ["design.runs (line 7)", "power of two from 8 to 8", "the number 6"]),
+        (FOUR + "design: {type: fractional, resolution: IX}\n", ["III, IV, V", "'IX'"]),
+        (FOUR + "design: {type: fractional, generators: [D = AD]}\n",
+         ["design.generators", "contains it", "letters: A = batch_norm"]),
+        (FOUR + "design: {type: fractional, resolution: 3, fold: [wings]}\n",
+         ["design.fold", "'all'", "the text 'wings'"]),
+        (FOUR + "design: {type: fractional, resolution: 3, model: main}\n",
+         ["design.model", "does not apply to a fractional design"]),
+        (FOUR + "design: {type: optimal}\n", ["design.runs", "from 5", "to 16"]),
+        (FOUR + "design: {type: optimal, runs: 3}\n", ["design.runs", "from 5 to 16"]),
+        (FOUR + "design: {type: optimal, runs: 12, augment: [5]}\n",
+         ["design.augment", "more than the 16 cells"]),
+        (FOUR + "design: {type: optimal, runs: 12, model: quadratic}\n",
+         ["design.model", "main, main+2fi"]),
+        (FOUR + "design: {type: plackett-burman, runs: 10}\n", ["design.runs", "8, 12, 16"]),
+        (FOUR + "design: {type: definitive-screening}\n", ["no factor has three numeric"]),
+        (FOUR + "design: {type: latin}\n", ["design.type", "fractional, plackett-burman"]),
+        (FOUR + "design: {type: fractional, runs: 8, table: [[true]]}\n",
+         ["design.table", "each a list of 4 levels"]),
+    ],
+)  # fmt: skip
+def test_invalid_designs_name_the_key_and_what_was_expected(
+    text: str, fragments: list[str]
+) -> None:
+    with pytest.raises(StudyFileError) as info:
+        parse_study(text, source="bad.yaml")
+    message = str(info.value)
+    assert message.startswith("bad.yaml: ") and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+DESIGN_VALID = {
+    **VALID,
+    "factors": {name: [True, False] for name in ("batch_norm", "dropout", "spatial_attention",
+                                                 "output_batch_norm")},
+    "design": {"type": "fractional", "resolution": 3},
+}  # fmt: skip
+DESIGN_PATHS = [("design",)] + [
+    ("design", k)
+    for k in ("type", "resolution", "runs", "generators", "fold", "model", "augment", "table")
+]
+
+
+@FUZZ
+@given(path=st.sampled_from(DESIGN_PATHS), value=JUNK)
+def test_any_design_value_is_accepted_or_refused_cleanly(
+    path: tuple[str, ...], value: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run_dry(yaml.safe_dump(_set(DESIGN_VALID, path, value), allow_unicode=True),
+                         capsys)  # fmt: skip
+    assert code in (0, 2), err
+    if code == 2:
+        _assert_clean_refusal(code, err)

@@ -1,0 +1,312 @@
+"""Replicate planning: how many seeds per run a design needs to detect an effect of size D.
+
+For a design of N distinct runs, each trained r times (r replicates, n = rN trials), and a
+model of p coefficients fitted by OLS, the estimate of a contrast L'β (a two-level factor's
+effect high − low, or the difference between two levels of a factor, averaged over the other
+factors, as ``ablate analyze`` reports it) has variance σ²·v/r, where v = L'(X'X)⁻¹L for one
+replicate of the runs (v = 4/N for an orthogonal two-level design). Its two-sided t test on
+n − p residual degrees of freedom detects a true difference D with power
+
+    P(|T| > t(1 − α/2, n − p)),  T ~ noncentral t(n − p, δ),  δ = D / (σ·√(v/r)).
+
+statsmodels computes it: ``FTestPowerF2().power`` with one numerator degree of freedom (F = T²),
+``df_denom = n − p`` and Cohen's f² = δ²/n with ``ncc = p − 1``, so that its noncentrality
+f²·(df_num + df_denom + ncc) is δ². The smallest r that gives every factor's weakest contrast
+the power asked for is the answer. The noise σ is given, or taken from a pilot study: its pure
+error (seed-to-seed SD within runs) when it has replicates, else its residual SD.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablate.errors import AblateError
+from ablate.study.settings import DESIGN_MODELS, MAX_TRIALS, Study
+
+MAX_REPLICATES = 10_000
+
+
+@dataclass(frozen=True)
+class Noise:
+    """σ, where it came from, and a pilot's trial times (for the wall time)."""
+
+    sd: float
+    source: str
+    seconds_per_trial: float | None = None  # mean over the pilot's complete trials
+    time_source: str = ""
+    warning: str = ""  # one run that dominates the pilot's pure error, and σ without it
+
+
+@dataclass(frozen=True)
+class ReplicatePlan:
+    """The answer of ``ablate plan``, as data."""
+
+    study: str
+    design: str  # the design in words
+    runs: int
+    model: str
+    parameters: int
+    effect: float
+    response: str
+    noise: Noise
+    alpha: float
+    power: float
+    replicates: int | None  # needed; None if more than MAX_REPLICATES
+    table: pd.DataFrame  # replicates, trials, df_resid, power, weakest
+    contrasts: pd.DataFrame  # factor, contrast, v (per replicate), power at the answer
+    workers: int | None = None
+    wall_seconds: float | None = None
+
+    @property
+    def trials(self) -> int | None:
+        return None if self.replicates is None else self.replicates * self.runs
+
+
+def contrast_power(
+    effect: float, sd: float, v: float, runs: int, replicates: int, p: int, alpha: float
+) -> float:
+    """Power of the two-sided t test of a contrast of variance σ²·v/r (see the module)."""
+    from statsmodels.stats.power import FTestPowerF2
+
+    n = runs * replicates
+    df = n - p
+    if df < 1 or sd <= 0:
+        return math.nan if df < 1 else 1.0
+    delta = effect / (sd * math.sqrt(v / replicates))
+    return float(
+        FTestPowerF2().power(
+            effect_size=delta**2 / n, df_num=1, df_denom=df, alpha=alpha, ncc=p - 1
+        )
+    )
+
+
+def plan_replicates(
+    study: Study,
+    effect: float,
+    *,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    noise: Noise,
+    model: str | None = None,
+    workers: int | None = None,
+) -> ReplicatePlan:
+    """Replicates per run that detect ``effect`` with ``power`` in every factor's contrasts."""
+    from ablate.designs.build import design_runs, factor_infos
+    from ablate.stats.matrix import build_design, reference_grid
+
+    if not effect > 0:
+        raise AblateError("--effect must be a positive difference in the response's units.")
+    if not 0 < power < 1 or not 0 < alpha < 1:
+        raise AblateError("--power and --alpha must lie between 0 and 1.")
+    if not noise.sd > 0:
+        raise AblateError("the noise SD must be positive (--sd, or a pilot with some spread).")
+    built = design_runs(study)
+    model = model or built.model
+    if model not in DESIGN_MODELS:
+        raise AblateError(f"--model must be one of {', '.join(DESIGN_MODELS)}.")
+    infos = factor_infos(study.factors)
+    frame = pd.DataFrame(list(built.runs), columns=list(study.factor_names))
+    order = 2 if model == "main+2fi" else 1
+    design = build_design(frame, list(infos), "sum", min(order, len(infos)))
+    X = design.matrix.to_numpy(dtype=float)
+    runs, p = X.shape
+    if np.linalg.matrix_rank(X) < p:
+        raise AblateError(
+            f"the design's {runs} runs cannot estimate the {model} model ({p} coefficients); "
+            "plan for the main-effects model (--model main) or a design with more runs."
+        )
+    inverse = np.linalg.inv(X.T @ X)
+    grid = reference_grid(infos)
+    rows = design.rows(grid)
+    contrasts = []
+    for f in infos:
+        means = {v: rows[(grid[f.name] == v).to_numpy()].mean(axis=0) for v in f.levels}
+        for a, b in itertools.combinations(f.levels, 2):
+            L = means[b] - means[a]
+            label = f"{f.level_label(b)} − {f.level_label(a)}"
+            contrasts.append({"factor": f.name, "contrast": label, "v": float(L @ inverse @ L)})
+    table = pd.DataFrame(contrasts)
+    weakest = int(table["v"].idxmax())  # the largest variance has the least power
+
+    def weakest_power(r: int) -> float:
+        return contrast_power(effect, noise.sd, table["v"].iloc[weakest], runs, r, p, alpha)
+
+    needed = None
+    limit = min(MAX_REPLICATES, max(1, MAX_TRIALS // runs))
+    for r in range(1, limit + 1):
+        value = weakest_power(r)
+        if not math.isnan(value) and value >= power:
+            needed = r
+            break
+    shown = _shown_replicates(needed, limit)
+    name = f"{table['factor'].iloc[weakest]} {table['contrast'].iloc[weakest]}"
+    powers = pd.DataFrame(
+        [
+            {"replicates": r, "trials": r * runs, "df_resid": r * runs - p,
+             "power": weakest_power(r), "weakest": name}
+            for r in shown
+        ]
+    )  # fmt: skip
+    at = needed or shown[-1]
+    table["power"] = [contrast_power(effect, noise.sd, v, runs, at, p, alpha) for v in table["v"]]
+    wall = None
+    n_workers = None
+    if needed is not None and noise.seconds_per_trial is not None:
+        from ablate.engine.runner import plan_workers
+
+        n_workers = len(plan_workers(study, workers=workers, remaining=needed * runs))
+        wall = needed * runs * noise.seconds_per_trial / n_workers
+    return ReplicatePlan(
+        study=study.name, design=built.description, runs=runs, model=model, parameters=p,
+        effect=effect, response=study.analysis.response, noise=noise, alpha=alpha,
+        power=power, replicates=needed, table=powers, contrasts=table, workers=n_workers,
+        wall_seconds=wall,
+    )  # fmt: skip
+
+
+def _shown_replicates(needed: int | None, limit: int) -> list[int]:
+    last = needed if needed is not None else min(limit, 10)
+    if last <= 8:
+        return list(range(1, last + 1))
+    return [1, 2, 3, 4, last - 2, last - 1, last]
+
+
+def noise_from_pilot(path: str | Path, study: Study, response: str | None = None) -> Noise:
+    """σ from a pilot's results (pure error, else the residual SD) and its mean trial time."""
+    from ablate.results import load_results
+    from ablate.stats.analysis import analyze
+
+    pilot = load_results(path)
+    column = response or study.analysis.response
+    factors = [n for n in study.factor_names if n in pilot.trials.columns]
+    a = analyze(pilot, response=column, factors=factors, importance=False)
+    lof = a.lack_of_fit
+    warning = ""
+    if lof is not None and "pure error" in set(lof["source"]):
+        row = lof.set_index("source").loc["pure error"]
+        sd = math.sqrt(row["mean_sq"])
+        source = (
+            f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"
+        )
+        warning = _dominant_run(a.cells, [f.name for f in a.factors], row)
+    elif a.fit["df_resid"] > 0:
+        sd = a.fit["resid_sd"]
+        source = (
+            f"the residual SD of {path}'s main-effects fit ({a.fit['df_resid']} df; it has no "
+            "replicates, so this includes any lack of fit: an upper bound)"
+        )
+    else:
+        raise AblateError(
+            f"{path} gives no estimate of the noise: it has no replicates and its main-effects "
+            "fit is saturated. Run the pilot with replicates: 2, or give --sd."
+        )
+    trials = pilot.trials
+    seconds = None
+    time_source = ""
+    if "seconds" in trials.columns:
+        done = trials[trials["status"] == "complete"] if "status" in trials else trials
+        times = pd.to_numeric(done["seconds"], errors="coerce").dropna()
+        if len(times):
+            seconds = float(times.mean())
+            time_source = f"mean {seconds:.3g} s per trial over {len(times)} pilot trials"
+            if pilot.study is not None and pilot.study.training.epochs != study.training.epochs:
+                scale = study.training.epochs / pilot.study.training.epochs
+                seconds *= scale
+                time_source += (
+                    f", scaled by {scale:.3g} for {study.training.epochs} epochs instead of "
+                    f"{pilot.study.training.epochs}"
+                )
+    return Noise(sd, source, seconds, time_source, warning)
+
+
+def _dominant_run(cells: pd.DataFrame, names: list[str], pure: pd.Series) -> str:
+    """A warning when one run holds most of the pure error (a seed that blew up, say), with
+    σ from the other runs."""
+    repeated = cells[cells["n"] > 1]
+    if len(repeated) < 3 or not pure["sum_sq"] > 0:
+        return ""
+    ss = (repeated["n"] - 1) * repeated["sd"] ** 2
+    top = ss.idxmax()
+    share = ss[top] / pure["sum_sq"]
+    if share <= 0.5:
+        return ""
+    rest_df = pure["df"] - (repeated.loc[top, "n"] - 1)
+    rest = math.sqrt((pure["sum_sq"] - ss[top]) / rest_df) if rest_df > 0 else math.nan
+    run = " ".join(f"{n}={repeated.loc[top, n]}" for n in names)
+    return (
+        f"one run ({run}) holds {100 * share:.0f}% of the pure error (its trials' SD is "
+        f"{repeated.loc[top, 'sd']:.4g}); look at its trials before trusting σ: without it, "
+        f"σ = {rest:.4g} (pass --sd {rest:.4g} if that run is a fluke)"
+    )
+
+
+def render_plan(plan: ReplicatePlan) -> str:
+    """``ablate plan``'s answer as text."""
+    what = "main effects" if plan.model == "main" else "main effects and 2-factor interactions"
+    lines = [
+        f"Study {plan.study}: {plan.design}; {plan.runs} runs.",
+        f"Model: {what} ({plan.parameters} coefficients). Response: {plan.response}.",
+        f"Noise: σ = {plan.noise.sd:.4g}, from {plan.noise.source}.",
+        *([f"Warning: {plan.noise.warning}."] if plan.noise.warning else []),
+        f"Goal: detect a difference of {plan.effect:g} in {plan.response} between two levels "
+        f"of any factor (two-sided t test, α = {plan.alpha:g}) with power {plan.power:g}.",
+        "",
+        "replicates  trials  residual df  power of the weakest contrast",
+    ]
+    for _, row in plan.table.iterrows():
+        power = "no df" if math.isnan(row["power"]) else f"{row['power']:.3f}"
+        lines.append(
+            f"{int(row['replicates']):>10}  {int(row['trials']):>6}  {int(row['df_resid']):>11}"
+            f"  {power} ({row['weakest']})"
+        )
+    lines.append("")
+    if plan.replicates is None:
+        lines.append(
+            f"Not reachable within {int(plan.table['replicates'].max())} replicates: ask for a "
+            "larger effect, a lower power, or a design with more runs."
+        )
+    else:
+        lines.append(
+            f"Needed: {plan.replicates} replicate(s) per run = {plan.trials} trials "
+            f"(replicates: {plan.replicates} in the study file)."
+        )
+        if plan.wall_seconds is not None:
+            lines.append(
+                f"Expected wall time: {_duration(plan.wall_seconds)} with {plan.workers} "
+                f"worker(s) on this machine ({plan.noise.time_source})."
+            )
+    spread = plan.contrasts
+    lines.append(
+        f"Every contrast's power at {plan.replicates or int(plan.table['replicates'].max())} "
+        "replicate(s): "
+        + ", ".join(
+            f"{f} {c} {p:.2f}"
+            for f, c, p in zip(spread["factor"], spread["contrast"], spread["power"], strict=True)
+        )
+        + "."
+    )
+    lines.append(
+        "How: the t test of each contrast, as ablate analyze reports it, on the model's "
+        "residual df; power from statsmodels' FTestPowerF2 (noncentral F with one numerator "
+        "df, noncentrality δ² = D²·r / (σ²·L'(X'X)⁻¹L)). Multiple-testing adjustment is not "
+        "included: with Holm's, plan for a smaller α."
+    )
+    return "\n".join(
+        textwrap.fill(line, 100, subsequent_indent="  ") if len(line) > 100 else line
+        for line in lines
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
