@@ -139,7 +139,9 @@ def _train(
             **common,
         )
     finish = task.finish(keras, model, dataset, settings.eval_batch_size)
-    arrays = {**finish.arrays, **attention_arrays(keras, model, dataset, settings.eval_batch_size)}
+    arrays = finish.arrays
+    if settings.save_outputs:  # what the model attended to, only where it is kept
+        arrays = {**arrays, **attention_arrays(keras, model, dataset, settings.eval_batch_size)}
     eval_seconds += time.perf_counter() - t
     return TrialResult(
         status="complete",
