@@ -187,8 +187,9 @@ class SpatialTransformer(layers.Layer):
         h = x
         for layer in self.localisation:
             h = layer(h)
-        identity = ops.convert_to_tensor(np.array(IDENTITY_THETA, dtype="float32"))
-        return identity + self.theta_scale * h
+        identity = np.array(IDENTITY_THETA, dtype="float32")  # (6)
+        # ops.add, not identity + …: a backend array's + cannot take a symbolic tensor (JAX)
+        return ops.add(self.theta_scale * h, identity)  # (batch, 6)
 
     def attention(self, x: Any) -> Any:
         """The warped input (batch, H, W, C): what the rest of the model sees."""
