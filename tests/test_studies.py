@@ -1,5 +1,6 @@
 """The shipped attention studies: valid as shipped, and a tiny version of each end to end
-through the real `ablate` command (run, analyze, plot, report)."""
+through the command line: `ablate run` as a user runs it, then analyze, plot and report
+through the same entry point in this process (each fresh process would cost seconds)."""
 
 from __future__ import annotations
 
