@@ -34,16 +34,18 @@ the machine, backend and versions.
     python bench/throughput.py --gpu [--pack 1 2 4 8] [--spe 32] [--epochs 3] [--train 60000]
 
 runs one after another, each in fresh processes while nvidia-smi samples the GPU: the
-plain-``fit`` baseline (Keras defaults, one trial), ablate's training path as it was before
-(no XLA, one step per call; on ``--eager-train`` images), ablate's path with the study's
-defaults, and ablate with ``--spe`` steps per call and K = ``--pack`` trials training at once
-in K processes (as ``ablate run --workers-per-gpu K`` packs them; GPU memory allocated as
-needed). The trials of a pack wait for each other after their first epoch (tracing and
-compiling), so that epochs 2..E overlap. Reported: per-trial training images/s (epochs 2..E,
-evaluation excluded), aggregate images/s over the pack's wall time (per-epoch evaluation
-included), GPU memory per trial, mean GPU utilisation over that time, and the projected wall
-time of the full reference study (32 cells x 25 epochs x 60,000 images: for each of 32/K
-rounds, the measured start-up and 25 epochs at the measured wall time per epoch).
+plain-``fit`` baseline (Keras defaults, one trial), ablate's training path as it was before (no
+XLA, one step per call; on ``--eager-train`` images), ablate's path with the study's defaults,
+and ablate with ``--spe`` steps per call and K = ``--pack`` trials training at once in K
+processes (as ``ablate run --workers-per-gpu K`` packs them; GPU memory allocated as needed),
+then K = ``--mps-pack`` trials with NVIDIA's MPS daemon running (started and stopped by the
+benchmark; skipped where it is not installed). The trials of a pack wait for each other after
+their first epoch (tracing and compiling), so that epochs 2..E overlap. Reported: per-trial
+training images/s (epochs 2..E, evaluation excluded), aggregate images/s over the pack's wall
+time (per-epoch evaluation included), GPU memory per trial, mean GPU utilisation over that
+time, and the projected wall time of the full reference study (32 cells x 25 epochs x 60,000
+images: for each of 32/K rounds, the measured start-up and 25 epochs at the measured wall time
+per epoch).
 Results go to bench/results/throughput-gpu-<date>.json.
 """
 
@@ -434,6 +436,21 @@ def _gpu_pack(config: dict[str, Any], settings: dict[str, Any], sampler: Any) ->
     }
 
 
+def _mps(start: bool) -> bool:
+    """Start (or stop) NVIDIA's MPS daemon, which lets the kernels of several processes run
+    on the GPU at the same time; False where it is not installed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        return False
+    if start:
+        return subprocess.run(["nvidia-cuda-mps-control", "-d"], check=False).returncode == 0
+    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
+    time.sleep(2)  # let the daemon go before the next processes start
+    return True
+
+
 def main_gpu(args: argparse.Namespace) -> None:
     from bench._gpu import GpuSampler
     from bench._machine import describe_machine, save, table
@@ -455,12 +472,22 @@ def main_gpu(args: argparse.Namespace) -> None:
         for k in args.pack:
             configs.append(config(f"ablate spe {args.spe}, K={k}", "ablate", "auto", args.spe, k,
                                   full))  # fmt: skip
+        for k in args.mps_pack:
+            configs.append(config(f"ablate spe {args.spe}, K={k}, MPS", "ablate", "auto",
+                                  args.spe, k, full) | {"mps": True})  # fmt: skip
     rows: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)
     with GpuSampler() as sampler:
         for c in configs:
             print(f"{c['name']}...", flush=True)
-            rows.append(_gpu_pack(c, settings, sampler))
+            if c.get("mps") and not _mps(start=True):
+                print("  skipped: no nvidia-cuda-mps-control here", flush=True)
+                continue
+            try:
+                rows.append(_gpu_pack(c, settings, sampler))
+            finally:
+                if c.get("mps"):
+                    _mps(start=False)
             r = rows[-1]
             print(f"  per trial {r['per_trial_ips']:,.0f} img/s, aggregate "
                   f"{r['aggregate_ips']:,.0f} img/s, GPU {r['util_mean'] or 0:.0f}%, "
@@ -518,6 +545,9 @@ def main() -> None:
     gpu.add_argument("--phases", nargs="+", default=["baseline", "before", "ablate", "packed"],
                      choices=["baseline", "before", "ablate", "packed"])  # fmt: skip
     gpu.add_argument("--pack", type=int, nargs="+", default=[1, 2, 4, 8])
+    gpu.add_argument("--mps-pack", type=int, nargs="*", default=[8],
+                     help="packs to run again under NVIDIA's MPS daemon (started and stopped "
+                          "here)")  # fmt: skip
     gpu.add_argument("--spe", type=int, default=32, help="steps per call for the packs")
     gpu.add_argument("--cell", default="middle", choices=list(CELLS))
     gpu.add_argument("--eager-train", type=int, default=6400,

@@ -34,9 +34,15 @@ def _curves(result: TrialResult) -> list[dict[str, float]]:
     return [dict(e.values) | {"lr": e.learning_rate} for e in result.history]
 
 
+@pytest.fixture(scope="module")
+def one(study: Study) -> TrialResult:
+    return _train(study, steps_per_execution=1)
+
+
 @pytest.mark.parametrize("steps", [2, 3])
-def test_several_steps_per_call_train_exactly_as_one(study: Study, steps: int) -> None:
-    one = _train(study, steps_per_execution=1)
+def test_several_steps_per_call_train_exactly_as_one(
+    study: Study, one: TrialResult, steps: int
+) -> None:
     several = _train(study, steps_per_execution=steps)
     assert _curves(several) == _curves(one)  # bit for bit: every loss and the learning rate
     assert several.value("test_loss") == one.value("test_loss")
@@ -63,7 +69,9 @@ def test_execution_settings_are_no_part_of_the_experiment(study: Study) -> None:
 
 
 def test_xla_is_chosen_for_gpus_only(study: Study) -> None:
-    assert use_xla(study.training) is False  # "auto" on this CPU machine
+    backend.import_keras()
+    on_gpu = backend.describe_device().startswith("gpu")  # Keras imported by then
+    assert use_xla(study.training) is (on_gpu and backend.backend_name() != "torch")
     assert use_xla(dataclasses.replace(study.training, jit_compile=True)) is True
 
 
