@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ablate.data import SOURCES
-from ablate.models.registry import VAE
+from ablate.models.registry import BUILDERS
 from ablate.parameters import markdown_table
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 
 
-def test_the_vae_parameter_table_is_the_declaration() -> None:
-    begin = README.index("<!-- vae parameters")
+def _table(marker: str) -> str:
+    begin = README.index(f"<!-- {marker}")
     start = README.index("\n", begin) + 1
-    end = README.index("<!-- end vae parameters -->")
-    assert README[start:end].strip() == markdown_table(VAE.parameters)
+    end = README.index(f"<!-- end {marker} -->")
+    return README[start:end].strip()
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_every_built_in_models_parameter_table_is_its_declaration(name: str) -> None:
+    parameters = BUILDERS[name].parameters
+    assert parameters is not None
+    assert _table(f"{name} parameters") == markdown_table(parameters)
+
+
+def test_the_sequence_options_table_is_the_declaration() -> None:
+    options = SOURCES["attention-sequences"].options
+    assert options is not None
+    assert _table("attention-sequences options") == markdown_table(options)
 
 
 def test_every_data_source_is_documented() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ablate.data.dataset import Dataset, subset
+from ablate.data.sequences import OPTIONS as SEQUENCE_OPTIONS
 from ablate.parameters import Parameter
 
 if TYPE_CHECKING:
@@ -52,6 +53,12 @@ def _sample(path: str | None, seed: int, options: dict[str, Any]) -> Dataset:
     return load_sample()
 
 
+def _sequences(path: str | None, seed: int, options: dict[str, Any]) -> Dataset:
+    from ablate.data.sequences import attention_sequences
+
+    return attention_sequences(seed, options)
+
+
 def _npz(path: str | None, seed: int, options: dict[str, Any]) -> Dataset:
     from ablate.data.files import load_npz
 
@@ -78,6 +85,14 @@ SOURCES: dict[str, Source] = {
             "CIFAR-10, 50,000 + 10,000 colour images, 32×32×3, 10 classes",
             _keras("cifar10"),
             "optional",
+        ),
+        Source(
+            "attention-sequences",
+            "synthetic sequences whose label sits in one time step (the attention sources' "
+            "task), generated from the study's seed",
+            _sequences,
+            options=SEQUENCE_OPTIONS,
+            task="classification",
         ),
         Source(
             "npz",

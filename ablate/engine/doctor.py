@@ -204,7 +204,14 @@ def _exported(queue: TrialQueue, directory: Path, repair: bool) -> Finding:
                     f"missing or changed, {len(found - expected)} not in storage)"
                 )
     outputs = directory / OUTPUTS_DIR
-    absent = [r for r in records if r.outputs and not (outputs / f"{r.key}.npz").exists()]
+    stored = queue.outputs.keys()
+    absent = [
+        r
+        for r in records
+        if r.status == "complete"
+        and (r.key in stored or r.outputs)
+        and not (outputs / f"{r.key}.npz").exists()
+    ]
     if absent and problem is None:
         problem = f"{len(absent)} complete trials lack their saved model outputs in {OUTPUTS_DIR}/"
     if problem is None:

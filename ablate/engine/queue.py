@@ -16,8 +16,11 @@ Failure handling, all through the storage so that it works across machines:
   retry racing another), the one with the higher number is marked ``duplicate`` when
   claimed, so a key is never trained twice at once and never completes twice.
 
-Opening the storage is :mod:`ablate.engine.storage`; riding out a database restart is
-:mod:`ablate.engine.retry`; results kept on disk meanwhile are :mod:`ablate.engine.spool`.
+What claims and checks read comes from the queue's index (:mod:`ablate.engine.index`), so
+that their cost does not grow with the study; a trial's saved model outputs are kept beside
+the storage, not in it (:mod:`ablate.engine.outputs`). Opening the storage is
+:mod:`ablate.engine.storage`; riding out a database restart is :mod:`ablate.engine.retry`;
+results kept on disk meanwhile are :mod:`ablate.engine.spool`.
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ablate.engine.index import Entry, TrialIndex, open_index, outcome_of
+from ablate.engine.outputs import OutputStore, legacy_outputs, open_outputs
+from ablate.engine.reading import read_trials
 from ablate.engine.records import TrialResult
 from ablate.engine.retry import call_with_retry
+from ablate.engine.storage import journal_file
 from ablate.engine.workers import WorkerIdentity, boot_id, process_alive
 from ablate.errors import AblateError
 from ablate.results.files import SCHEMA_VERSION
-from ablate.study.grid import Cell, TrialSpec
+from ablate.study.grid import Cell, TrialSpec, expand_trials
 from ablate.study.settings import Study
 from ablate.tasks import goal_of
 
@@ -74,7 +81,9 @@ class Record:
     worker: dict[str, Any]
     started: Any  # datetime or None
     finished: Any
-    outputs: bytes | None = None  # what the model learned (an .npz), for complete trials
+    #: what the model learned (an .npz) where an older ablate kept it inside the storage;
+    #: now it is in the queue's output store (:attr:`TrialQueue.outputs`)
+    outputs: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,9 @@ class TrialQueue:
         self.stale_after = (
             max(5.0 * study.run.heartbeat_seconds, 1.0) if stale_after is None else stale_after
         )
+        self.index: TrialIndex = open_index(storage, study_id)
+        self.outputs: OutputStore = open_outputs(storage, study_id, study.results_dir)
+        self._grid: dict[str, TrialSpec] | None = None  # trial key -> spec, built when needed
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -205,16 +217,29 @@ class TrialQueue:
     # -- filling ------------------------------------------------------------------------------
 
     def populate(self, specs: list[TrialSpec]) -> int:
-        """Enqueue every spec whose key has no trial yet; returns how many were added."""
-        existing = self.keys()
-        added = 0
-        for spec in specs:
-            if spec.key not in existing:
+        """Enqueue every spec whose key has no trial yet, and the retry of a key whose attempts
+        all failed where a worker stopped before enqueuing it (if retries are left); returns
+        how many were added."""
+        by_key = _group_by_key(self.index.entries())
+        missing = [spec for spec in specs if spec.key not in by_key]
+        # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
+        # meanwhile is enqueued again by the next run, as any missing one is.
+        with self._batch():
+            for spec in missing:
                 self._enqueue(spec, attempt=1)
-                added += 1
-        return added
+        stranded = [
+            spec
+            for spec in specs
+            if spec.key in by_key and all(e.state == "fail" for e in by_key[spec.key])
+        ]
+        return len(missing) + sum(self._requeue(spec) for spec in stranded)
 
     def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
+        trial_id = self._create(spec, attempt)
+        self.index.added([(trial_id, spec, attempt)])
+        return trial_id
+
+    def _create(self, spec: TrialSpec, attempt: int) -> int:
         from optuna.trial import TrialState, create_trial
 
         template = create_trial(
@@ -236,54 +261,60 @@ class TrialQueue:
 
     def claim(self, worker: WorkerIdentity) -> Claim | None:
         """Take the next waiting trial for this worker; None when none is waiting."""
+        who = worker.to_dict()
+        while True:
+            entry = self.index.take(who, self._start)
+            if entry is None:
+                return None
+            if self._is_duplicate(entry):
+                self.drop_waiting(entry.trial_id)
+                continue
+            return Claim(
+                trial_id=entry.trial_id,
+                number=entry.number,
+                spec=self._spec_of(entry),
+                attempt=entry.attempt,
+            )
+
+    def _start(self, entry: Entry) -> bool:
+        """Optuna's atomic WAITING -> RUNNING; False if another process had it first."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
-        while True:
-            waiting = self._trials(states=(TrialState.WAITING,))
-            if not waiting:
-                return None
-            for trial in sorted(waiting, key=lambda t: t.number):
-                try:
-                    mine = self._retry(
-                        self.storage.set_trial_state_values, trial._trial_id, TrialState.RUNNING
-                    )
-                except UpdateFinishedTrialError:
-                    mine = False  # claimed and finished by another worker meanwhile
-                if not mine:
-                    continue
-                if self._is_duplicate(trial):
-                    self._set_outcome(trial._trial_id, "duplicate")
-                    with contextlib.suppress(Exception):
-                        self._retry(
-                            self.storage.set_trial_state_values, trial._trial_id, TrialState.FAIL
-                        )
-                    continue
-                self._retry(
-                    self.storage.set_trial_user_attr,
-                    trial._trial_id,
-                    "worker",
-                    worker.to_dict(),
-                )
-                return Claim(
-                    trial_id=trial._trial_id,
-                    number=trial.number,
-                    spec=self._spec(trial.user_attrs),
-                    attempt=int(trial.user_attrs.get("attempt", 1)),
-                )
-            # Everything listed was taken meanwhile; look again.
+        try:
+            return bool(
+                self._retry(self.storage.set_trial_state_values, entry.trial_id, TrialState.RUNNING)
+            )
+        except UpdateFinishedTrialError:
+            return False  # claimed and finished by another worker meanwhile
 
-    def _is_duplicate(self, claimed: Any, trials: list[Any] | None = None) -> bool:
-        """Whether a lower-numbered trial of the same key is waiting, running or complete."""
-        from optuna.trial import TrialState
+    def _is_duplicate(self, entry: Entry) -> bool:
+        """Whether a lower-numbered trial of the same key is waiting, running or complete.
 
-        key = claimed.user_attrs.get("trial_key")
-        return any(
-            t.user_attrs.get("trial_key") == key
-            and t.number < claimed.number
-            and t.state != TrialState.FAIL
-            for t in (self._trials() if trials is None else trials)
-        )
+        (In a database, a second coordinator filling the queue writes a trial's index row just
+        after creating it; a claim in between misses it, and the key may then complete twice,
+        which ``ablate doctor`` reports; the first result is the one used.)
+        """
+        if entry.earlier is False:
+            return False  # looked at when it was taken
+
+        def earlier(confirm: bool) -> bool:
+            return any(
+                e.number < entry.number and e.state != "fail"
+                for e in self.index.of_key(entry.key, confirm=confirm)
+            )
+
+        return earlier(False) and earlier(True)  # confirmed against Optuna only if it matters
+
+    def _spec_of(self, entry: Entry) -> TrialSpec:
+        """The trial's spec: from the study's grid, else from the trial's own attributes (a
+        replicate this study file does not list)."""
+        if self._grid is None:
+            self._grid = {spec.key: spec for spec in expand_trials(self.study)}
+        spec = self._grid.get(entry.key)
+        if spec is None:
+            spec = self._spec(self._retry(self.storage.get_trial, entry.trial_id).user_attrs)
+        return spec
 
     def _spec(self, attrs: dict[str, Any]) -> TrialSpec:
         levels = attrs["levels"]
@@ -322,46 +353,35 @@ class TrialQueue:
 
     def heartbeat(self, claim: Claim, progress: dict[str, Any]) -> bool:
         """Record that the trial is alive; False if it is no longer this worker's."""
-        from optuna.exceptions import UpdateFinishedTrialError
-
-        try:
-            self._retry(
-                self.storage.set_trial_user_attr,
-                claim.trial_id,
-                "heartbeat",
-                {"time": time.time(), **progress},
-            )
-        except (UpdateFinishedTrialError, KeyError):
-            return False
-        return True
+        return self.index.heartbeat(claim.trial_id, {"time": time.time(), **progress})
 
     # -- finishing ----------------------------------------------------------------------------
 
     def finish(self, claim: Claim, result: TrialResult) -> bool:
-        """Record the result; False if the trial had meanwhile been declared lost."""
+        """Record the result; False if the trial had meanwhile been declared lost.
+
+        The outputs go to the output store first, so that a recorded complete trial always
+        has them; the result's status is the trial's outcome.
+        """
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
+        complete = result.status == "complete"
         try:
-            self._retry(
-                self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
-            )
             if result.outputs is not None:
-                encoded = base64.b64encode(result.outputs).decode("ascii")
-                self._retry(self.storage.set_trial_user_attr, claim.trial_id, "outputs", encoded)
-            self._set_outcome(claim.trial_id, result.status)
-            if result.status == "complete":
+                self.outputs.put(claim.spec.key, result.outputs)
+            with self._batch():
                 self._retry(
-                    self.storage.set_trial_state_values,
-                    claim.trial_id,
-                    TrialState.COMPLETE,
-                    [self._objective(result)],
+                    self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
                 )
-            else:
-                self._retry(self.storage.set_trial_state_values, claim.trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
+                state = TrialState.COMPLETE if complete else TrialState.FAIL
+                values = [self._objective(result)] if complete else None
+                self._retry(self.storage.set_trial_state_values, claim.trial_id, state, values)
+        except (UpdateFinishedTrialError, KeyError):
+            self.index.sync(claim.trial_id)
             return False
-        if result.status != "complete":
+        self.index.finished(claim.trial_id, "complete" if complete else "fail", result.status)
+        if not complete:
             self._requeue(claim.spec)
         return True
 
@@ -373,79 +393,76 @@ class TrialQueue:
     def recover_lost(self) -> list[str]:
         """Fail and requeue RUNNING trials whose worker is gone; returns their cell labels."""
         recovered = []
-        for trial in self._lost():
-            if self._fail(trial._trial_id, "lost"):
-                self._requeue(self._spec(trial.user_attrs))
-                recovered.append(str(trial.user_attrs.get("cell")))
+        for entry in self._lost():
+            failed = self._fail(entry.trial_id, "lost")
+            # requeued also where the trial had already failed (a row behind its trial)
+            self._requeue(self._spec_of(entry))
+            if failed:
+                recovered.append(entry.cell)
         return recovered
 
     def lost_trials(self) -> list[str]:
         """Cell labels of RUNNING trials whose worker is gone (without touching them)."""
-        return [str(t.user_attrs.get("cell")) for t in self._lost()]
+        return [e.cell for e in self._lost()]
 
-    def _lost(self) -> list[Any]:
+    def _lost(self) -> list[Entry]:
         """RUNNING trials whose worker died (same machine) or fell silent (anywhere)."""
-        from optuna.trial import TrialState
-
         now = time.time()
         me_host, me_boot = socket.gethostname(), boot_id()
         lost = []
-        for trial in self._trials(states=(TrialState.RUNNING,)):
-            worker = trial.user_attrs.get("worker") or {}
-            beat = (trial.user_attrs.get("heartbeat") or {}).get("time")
-            if beat is None:
-                start = trial.datetime_start
-                beat = start.timestamp() if start is not None else now
+        for entry in self.index.running():
+            worker = entry.worker
+            beat = entry.beat if entry.beat is not None else now
             local = worker.get("host") == me_host and worker.get("boot") == me_boot
             dead = local and not process_alive(worker.get("pid"), worker.get("start_ticks"))
             if dead or now - beat > self.stale_after:
-                lost.append(trial)
+                lost.append(entry)
         return lost
+
+    def busy(self) -> bool:
+        """Whether any trial is running (somewhere)."""
+        return bool(self.index.running())
 
     def duplicate_waiting(self) -> list[int]:
         """WAITING trials that a lower-numbered live trial of the same key makes redundant."""
-        from optuna.trial import TrialState
-
-        trials = self._trials()
+        by_key = _group_by_key(self.index.entries())
         return [
-            t._trial_id
-            for t in trials
-            if t.state == TrialState.WAITING and self._is_duplicate(t, trials)
+            e.trial_id
+            for entries in by_key.values()
+            for e in entries
+            if e.state == "waiting"
+            and any(o.number < e.number and o.state != "fail" for o in entries)
         ]
 
     def drop_waiting(self, trial_id: int) -> None:
-        """Set a redundant WAITING trial aside (FAIL, outcome "duplicate")."""
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        self._set_outcome(trial_id, "duplicate")
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
+        """Set a redundant trial aside (FAIL, outcome "duplicate")."""
+        self._fail(trial_id, "duplicate")
 
     def keys(self) -> set[str]:
         """Trial keys present in storage, whatever their state."""
-        return {t.user_attrs.get("trial_key") for t in self._trials()}
+        return {e.key for e in self.index.entries()}
 
     def _fail(self, trial_id: int, outcome: str) -> bool:
-        """Move a RUNNING trial to FAIL with ``outcome``; False if someone else finished it."""
+        """Move a trial to FAIL with ``outcome``; False if someone else finished it."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         try:
-            self._set_outcome(trial_id, outcome)
-            self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
+            with self._batch():
+                self._set_outcome(trial_id, outcome)
+                self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
+        except (UpdateFinishedTrialError, KeyError):
+            self.index.sync(trial_id)
             return False
+        self.index.finished(trial_id, "fail", outcome)
         return True
 
     def _requeue(self, spec: TrialSpec) -> bool:
         """Enqueue another attempt at ``spec`` unless one is pending or done, or retries ran out."""
-        from optuna.trial import TrialState
-
-        mine = [t for t in self._trials() if t.user_attrs.get("trial_key") == spec.key]
-        if any(t.state != TrialState.FAIL for t in mine):
+        mine = self.index.of_key(spec.key, confirm=True)
+        if any(e.state != "fail" for e in mine):
             return False
-        outcomes = [t.user_attrs.get("outcome") for t in mine]
+        outcomes = [e.outcome for e in mine]
         failures = sum(o in ("failed", "diverged") for o in outcomes)
         lost = outcomes.count("lost")
         if failures > self.retries or lost > self.lost_retries:
@@ -462,8 +479,6 @@ class TrialQueue:
         is complete already; it stays in the spool while another worker is training its key.
         Returns the cell labels recorded.
         """
-        from optuna.trial import TrialState
-
         recorded = []
         for path in sorted(spool.glob("*.json")) if spool.is_dir() else []:
             try:
@@ -476,30 +491,32 @@ class TrialQueue:
                 continue
             if entry.get("fingerprint") != self.study.fingerprint():
                 continue  # another study's, or another version of this one
-            mine = [t for t in self._trials() if t.user_attrs.get("trial_key") == spec.key]
-            states = {t.state for t in mine}
-            if TrialState.COMPLETE in states:
+            mine = self.index.of_key(spec.key, confirm=True)
+            states = {e.state for e in mine}
+            if "complete" in states:
                 path.unlink(missing_ok=True)  # recorded meanwhile
                 continue
-            if TrialState.RUNNING in states:
+            if "running" in states:
                 continue  # being trained again right now; decide once that one has finished
-            waiting = [t for t in mine if t.state == TrialState.WAITING]
-            trial_id = waiting[0]._trial_id if waiting else self._enqueue(spec, len(mine) + 1)
-            try:
-                taken = self._retry(
-                    self.storage.set_trial_state_values, trial_id, TrialState.RUNNING
-                )
-            except Exception:
-                taken = False
-            if not taken:
+            waiting = sorted((e for e in mine if e.state == "waiting"), key=lambda e: e.number)
+            trial_id = waiting[0].trial_id if waiting else self._enqueue(spec, len(mine) + 1)
+            target = next((e for e in self.index.of_key(spec.key) if e.trial_id == trial_id), None)
+            worker = entry["worker"]
+            if target is None or not self.index.reserve(target, worker):
                 continue  # a worker claimed it this very moment: try again next time
-            number = self._retry(self.storage.get_trial, trial_id).number
-            claim = Claim(trial_id, number, spec, int(entry["attrs"].get("attempt", 1)))
-            self._retry(self.storage.set_trial_user_attr, trial_id, "worker", entry["worker"])
+            if not self._start(target):
+                self.index.sync(trial_id)
+                continue
+            claim = Claim(trial_id, target.number, spec, int(entry["attrs"].get("attempt", 1)))
             if self.finish(claim, dataclasses.replace(result, outputs=outputs)):
                 path.unlink(missing_ok=True)
                 recorded.append(spec.cell.label)
         return recorded
+
+    def _batch(self) -> contextlib.AbstractContextManager[None]:
+        """Records written meanwhile reach the disk together (the journal; a no-op else)."""
+        journal = journal_file(self.storage)
+        return journal.batch() if journal is not None else contextlib.nullcontext()
 
     def _set_outcome(self, trial_id: int, outcome: str) -> None:
         self._retry(self.storage.set_trial_user_attr, trial_id, "outcome", outcome)
@@ -507,43 +524,35 @@ class TrialQueue:
     # -- reading ------------------------------------------------------------------------------
 
     def _trials(self, states: tuple[Any, ...] | None = None) -> list[Any]:
+        """Every Optuna trial of the study (reads them all: for exports, not for claims)."""
         return self._retry(
             self.storage.get_all_trials, self.study_id, deepcopy=False, states=states
         )
 
     def summary(self) -> Summary:
-        """Counts per (cell, replicate), and the trials running now."""
-        from optuna.trial import TrialState
-
-        by_key = _group_by_key(self._trials())
+        """Counts per (cell, replicate), and the trials running now (from the index)."""
         complete = failed = diverged = waiting = duplicates = 0
         running: list[Running] = []
-        for trials in by_key.values():
-            states = [t.state for t in trials]
-            n_complete = states.count(TrialState.COMPLETE)
+        by_key = _group_by_key(self.index.entries())
+        for key, entries in by_key.items():
+            states = [e.state for e in entries]
+            n_complete = states.count("complete")
             duplicates += n_complete > 1
             if n_complete:
                 complete += 1
                 continue
-            run = [t for t in trials if t.state == TrialState.RUNNING]
+            run = [e for e in entries if e.state == "running"]
             if run:
-                attrs = run[0].user_attrs
                 running.append(
-                    Running(
-                        key=attrs.get("trial_key", ""),
-                        label=attrs.get("cell", ""),
-                        worker=attrs.get("worker") or {},
-                        heartbeat=attrs.get("heartbeat") or {},
-                    )
-                )
-            elif TrialState.WAITING in states:
+                    Running(key=key, label=run[0].cell, worker=run[0].worker,
+                            heartbeat=run[0].heartbeat)
+                )  # fmt: skip
+            elif "waiting" in states:
                 waiting += 1
+            elif _final_attempt(entries).outcome == "diverged":
+                diverged += 1
             else:
-                outcome = _final_attempt(trials).user_attrs.get("outcome")
-                if outcome == "diverged":
-                    diverged += 1
-                else:
-                    failed += 1
+                failed += 1
         return Summary(
             total=len(by_key),
             complete=complete,
@@ -558,20 +567,27 @@ class TrialQueue:
         """The final outcome of every finished (cell, replicate), in grid order."""
         from optuna.trial import TrialState
 
+        workers = {e.trial_id: e.worker for e in self.index.entries()}
+        by_key: dict[str, list[Any]] = {}
+        for t in read_trials(self.storage, self.study_id):
+            key = t.user_attrs.get("trial_key")
+            if key is not None:
+                by_key.setdefault(key, []).append(t)
         out = []
-        for key, trials in _group_by_key(self._trials()).items():
+        for key, trials in by_key.items():
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             if done:
                 chosen = min(done, key=lambda t: t.number)
             elif any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
                 continue  # still to be decided
             else:
-                chosen = _final_attempt(trials)
+                chosen = max(
+                    [t for t in trials if outcome_of(t.user_attrs) not in _NOT_COUNTED] or trials,
+                    key=lambda t: t.number,
+                )
             attrs = chosen.user_attrs
             result = _result_of(chosen)
-            attempts = sum(
-                t.user_attrs.get("outcome") not in ("duplicate", "interrupted") for t in trials
-            )
+            attempts = sum(outcome_of(t.user_attrs) not in _NOT_COUNTED for t in trials)
             out.append(
                 Record(
                     key=key,
@@ -583,10 +599,10 @@ class TrialQueue:
                     attempts=attempts,
                     trial_number=chosen.number,
                     result=result,
-                    worker=attrs.get("worker") or {},
+                    worker=workers.get(chosen._trial_id) or attrs.get("worker") or {},
                     started=chosen.datetime_start,
                     finished=chosen.datetime_complete,
-                    outputs=_decode(attrs.get("outputs")),
+                    outputs=legacy_outputs(attrs),
                 )
             )
         return sorted(out, key=lambda r: (r.replicate, r.cell_index))
@@ -601,19 +617,21 @@ class TrialQueue:
 # Helpers
 
 
-def _group_by_key(trials: list[Any]) -> dict[str, list[Any]]:
-    by_key: dict[str, list[Any]] = {}
-    for t in trials:
-        key = t.user_attrs.get("trial_key")
-        if key is not None:
-            by_key.setdefault(key, []).append(t)
+def _group_by_key(entries: list[Entry]) -> dict[str, list[Entry]]:
+    by_key: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_key.setdefault(e.key, []).append(e)
     return by_key
 
 
-def _final_attempt(trials: list[Any]) -> Any:
+#: Outcomes of attempts that do not count as attempts: set aside, or handed back.
+_NOT_COUNTED = ("duplicate", "interrupted")
+
+
+def _final_attempt(entries: list[Entry]) -> Entry:
     """The last attempt that counts (not a duplicate nor an interruption) of a given-up key."""
-    counted = [t for t in trials if t.user_attrs.get("outcome") not in ("duplicate", "interrupted")]
-    return max(counted or trials, key=lambda t: t.number)
+    counted = [e for e in entries if e.outcome not in _NOT_COUNTED]
+    return max(counted or entries, key=lambda e: e.number)
 
 
 def _decode(encoded: str | None) -> bytes | None:
@@ -627,9 +645,12 @@ def _decode(encoded: str | None) -> bytes | None:
 
 def _result_of(trial: Any) -> TrialResult:
     stored = trial.user_attrs.get("result")
-    if stored is not None:
-        return TrialResult.from_dict(stored)
     outcome = trial.user_attrs.get("outcome")
+    # A complete result on a trial that did not complete: its worker was declared lost while
+    # recording it. The trial failed (as lost); its result was refused.
+    refused = stored is not None and stored.get("status") == "complete"
+    if stored is not None and not (refused and trial.state.name != "COMPLETE"):
+        return TrialResult.from_dict(stored)
     if outcome == "lost":
         return TrialResult(status="failed", error="its worker process died (killed or crashed)")
     return TrialResult(status="failed", error=f"no result recorded (outcome: {outcome})")

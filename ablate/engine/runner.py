@@ -392,7 +392,9 @@ class _WorkerPool:
 
 
 class _ThrottledExport:
-    """Export the parquet files after a trial finishes, at most every ``every`` seconds.
+    """Export the parquet files after a trial finishes, at most every ``every`` seconds, and
+    at most a tenth of the time (a large study's export takes seconds: the workers share the
+    cores with it).
 
     A failed export (a full disk, say) does not stop the run: every result is in the storage,
     and the next export, at the latest at the end of the run, writes the files again.
@@ -405,13 +407,13 @@ class _ThrottledExport:
         self._directory = directory
         self._progress = progress
         self._every = every
-        self._last = 0.0
+        self._next = 0.0  # monotonic time of the next export allowed
         self._failing = False
 
     def __call__(self) -> None:
-        if time.monotonic() - self._last < self._every:
+        if time.monotonic() < self._next:
             return
-        self._last = time.monotonic()
+        start = time.monotonic()
         try:
             export(self._queue, self._directory)
         except AblateError as err:
@@ -420,6 +422,9 @@ class _ThrottledExport:
             self._failing = True
         else:
             self._failing = False
+        finally:
+            took = time.monotonic() - start
+            self._next = start + max(self._every, 10 * took)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,17 +494,41 @@ def work(
 
     backend.import_keras()  # once per worker, so that no trial's time includes it
     dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
+    return serve(
+        queue,
+        identity,
+        report,
+        lambda claim: _run_claim(study, queue, claim, dataset, identity, report),
+        idle=min(study.run.heartbeat_seconds, 5.0),
+    )
+
+
+def serve(
+    queue: TrialQueue,
+    identity: WorkerIdentity,
+    report: Reporter,
+    run: Callable[[Claim], None],
+    idle: float,
+) -> int:
+    """Claim trials and ``run`` each (train and record it) until none is left; returns how
+    many. Trials whose worker is gone are handed back at most every ``idle`` seconds (they are
+    declared lost only after seconds of silence anyway), and while waiting for trials running
+    elsewhere, every ``idle`` seconds."""
     trained = 0
+    next_check = 0.0
     while True:
-        for label in queue.recover_lost():
-            report(Event("recovered", identity.name, label=label, message="its worker died"))
+        if time.monotonic() >= next_check:
+            for label in queue.recover_lost():
+                report(Event("recovered", identity.name, label=label, message="its worker died"))
+            next_check = time.monotonic() + idle
         claim = queue.claim(identity)
         if claim is None:
-            if not queue.summary().running:
+            if not queue.busy():
                 return trained
-            time.sleep(min(study.run.heartbeat_seconds, 5.0))
+            time.sleep(idle)
+            next_check = 0.0
             continue
-        _run_claim(study, queue, claim, dataset, identity, report)
+        run(claim)
         trained += 1
 
 
@@ -542,8 +571,12 @@ def _run_claim(
     try:
         result = train_trial(study, spec, dataset, on_epoch=on_epoch, on_progress=on_progress)
     except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
-        beat.stop()
-        queue.release(claim)
+        _handing_back.append(True)  # a second stop signal must not cut the hand-back short
+        try:
+            beat.stop()
+            queue.release(claim)
+        finally:
+            _handing_back.clear()
         raise
     beat.stop()
     try:
@@ -622,6 +655,7 @@ def _forward_warnings(name: str, report: Reporter) -> None:
 
 
 _stop_requested: list[float] = []  # when this worker was first asked to stop (monotonic)
+_handing_back: list[bool] = []  # non-empty while a stopping worker hands its trial back
 _GRACE = 20.0  # seconds a stopping worker gets to hand its trial back before it is ended
 
 
@@ -634,6 +668,8 @@ def _interrupt(signum: int, frame: Any) -> None:
     """
     if not _stop_requested:
         _stop_requested.append(time.monotonic())
+    if _handing_back:  # already stopping: the signal the kernel, the watchdog or the
+        return  # coordinator repeats would cut short the trial's hand-back (failed, not requeued)
     raise KeyboardInterrupt
 
 

@@ -23,6 +23,7 @@ from ablate.data import Dataset
 from ablate.engine import backend
 from ablate.engine.records import EpochRecord, TrialResult
 from ablate.errors import AblateError
+from ablate.models.explain import attention_arrays
 from ablate.study.grid import TrialSpec
 from ablate.study.settings import Study, TrainingSettings
 from ablate.tasks.base import npz_bytes
@@ -138,6 +139,9 @@ def _train(
             **common,
         )
     finish = task.finish(keras, model, dataset, settings.eval_batch_size)
+    arrays = finish.arrays
+    if settings.save_outputs:  # what the model attended to, only where it is kept
+        arrays = {**arrays, **attention_arrays(keras, model, dataset, settings.eval_batch_size)}
     eval_seconds += time.perf_counter() - t
     return TrialResult(
         status="complete",
@@ -145,7 +149,7 @@ def _train(
         details=finish.details,
         seconds=time.perf_counter() - start,
         eval_seconds=eval_seconds,
-        outputs=npz_bytes(finish.arrays) if settings.save_outputs else None,
+        outputs=npz_bytes(arrays) if settings.save_outputs else None,
         **common,
     )
 

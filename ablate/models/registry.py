@@ -33,6 +33,10 @@ ACTIVATIONS = (
     "selu", "sigmoid", "silu", "softplus", "softsign", "swish", "tanh",
 )  # fmt: skip
 
+#: The VAE's ``attention`` levels, and the LSTM classifier's.
+VAE_ATTENTION = ("none", "spatial", "channel", "cbam", "stn")
+TEMPORAL_ATTENTION = ("none", "additive", "block")
+
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -113,6 +117,7 @@ VAE = ModelSpec(
     tasks=("reconstruction",),
     input_rank=3,
     input_doc="height, width, channels: an image with a channel axis",
+    exclusive=(("spatial_attention", "attention"),),
     parameters=(
         Parameter(
             "units",
@@ -129,7 +134,28 @@ VAE = ModelSpec(
         Parameter("batch_norm", "bool", False, "BatchNormalization in every convolution block"),
         Parameter("dropout", "bool", False, "Dropout in every convolution block"),
         Parameter(
-            "spatial_attention", "bool", False, "spatial attention in every convolution block"
+            "spatial_attention",
+            "bool",
+            False,
+            "spatial attention in every convolution block (the reference's flag: true is "
+            "`attention: spatial`; set one of the two)",
+        ),
+        Parameter(
+            "attention",
+            "choice",
+            "none",
+            "attention in every convolution block: `spatial` (the reference layer), `channel` "
+            "(squeeze-and-excitation), `cbam` (channel, then spatial); or `stn`, a spatial "
+            "transformer on the input image",
+            choices=VAE_ATTENTION,
+        ),
+        Parameter(
+            "reduction_ratio",
+            "int",
+            4,
+            "r of `channel` and `cbam` attention: their MLP has C/r hidden units (at least 1)",
+            minimum=1,
+            maximum=1024,
         ),
         Parameter(
             "activation",
@@ -145,10 +171,96 @@ VAE = ModelSpec(
             "BatchNormalization before the decoder's final sigmoid, as in the reference "
             "(off: the last convolution gets a bias instead)",
         ),
+        Parameter(
+            "batch_norm_momentum",
+            "float",
+            0.99,
+            "momentum of every BatchNormalization's moving statistics (Keras's default, as in "
+            "the reference; lower settles them in fewer steps, for short trainings)",
+            minimum=0,
+            below=1,
+        ),
     ),
 )
 
-BUILDERS: dict[str, ModelSpec] = {VAE.name: VAE}
+MULTISCALE_CNN = ModelSpec(
+    name="multiscale_cnn",
+    target="ablate.models.multiscale:build_multiscale_cnn",
+    doc="a multi-scale CNN classifier with an attention module (attention-models.md §2)",
+    tasks=("classification",),
+    input_rank=3,
+    input_doc="height, width, channels: an image with a channel axis",
+    parameters=(
+        Parameter(
+            "filters",
+            "int_list",
+            (40, 30, 20, 10),
+            "filters of every branch, stage by stage (the attention module uses the 2nd, "
+            "3rd and last)",
+            maximum=4096,
+            factor=False,
+        ),
+        Parameter(
+            "multi_scale",
+            "bool",
+            True,
+            "parallel kernels 1, 3, …, 9 − 2i in stage i, combined by their maximum; false: one "
+            "3×3 convolution per stage (the source's basic CNN)",
+        ),
+        Parameter(
+            "attention",
+            "bool",
+            True,
+            "the attention module: the head reads x + x·a instead of the last stage's x",
+        ),
+        Parameter(
+            "activation",
+            "choice",
+            "relu",
+            "activation of every convolution of the stages",
+            choices=ACTIVATIONS,
+        ),
+    ),
+)
+
+LSTM_ATTENTION = ModelSpec(
+    name="lstm_attention",
+    target="ablate.models.lstm:build_lstm_attention",
+    doc="an LSTM sequence classifier with attention over time (attention-models.md §3)",
+    tasks=("classification",),
+    input_rank=2,
+    input_doc="time steps, features: a sequence",
+    parameters=(
+        Parameter("units", "int", 60, "units of the LSTM", minimum=1, maximum=4096),
+        Parameter("activation", "choice", "tanh", "the LSTM's activation", choices=ACTIVATIONS),
+        Parameter(
+            "recurrent_dropout",
+            "float",
+            0.5,
+            "dropout rate of the LSTM's recurrent connections",
+            minimum=0,
+            below=1,
+        ),
+        Parameter(
+            "attention",
+            "choice",
+            "additive",
+            "`none`: the last state; `additive`: softmax over time, context vector; `block`: "
+            "a Dense(T, softmax) over time for every dimension",
+            choices=TEMPORAL_ATTENTION,
+        ),
+        Parameter(
+            "attention_width",
+            "int",
+            50,
+            "hidden units of the additive attention's scoring layer",
+            minimum=1,
+            maximum=4096,
+        ),
+    ),
+)
+
+BUILDERS: dict[str, ModelSpec] = {m.name: m for m in (VAE, MULTISCALE_CNN, LSTM_ATTENTION)}
 
 
 def builder_spec(name: str) -> ModelSpec | None:

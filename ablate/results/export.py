@@ -1,7 +1,8 @@
 """Exporting a study's results from its storage: trials.parquet, epochs.parquet, model outputs.
 
 The storage is the record of truth and the parquet files are exported from it, so a crash
-while writing costs nothing (see :func:`ablate.results.files.write_atomic`).
+while writing costs nothing (see :func:`ablate.results.files.write_atomic`). Model outputs
+are copied from the storage's output store (:mod:`ablate.engine.outputs`) once per trial.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ablate.results.files import (
     OUTPUTS_DIR,
     SCHEMA_VERSION,
     TRIALS_FILE,
+    sync_folder,
     write_atomic,
 )
 
@@ -49,13 +51,33 @@ def export(queue: TrialQueue, directory: Path) -> int:
     }
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
     write_parquet(epochs_frame(records, study), directory / EPOCHS_FILE, meta)
-    outputs = directory / OUTPUTS_DIR
-    for record in records:
-        target = outputs / f"{record.key}.npz"
-        if record.outputs is not None and not target.exists():
-            outputs.mkdir(exist_ok=True)
-            write_atomic(target, record.outputs)
+    export_outputs(queue, records, directory / OUTPUTS_DIR)
     return len(records)
+
+
+def export_outputs(queue: TrialQueue, records: list[Record], folder: Path) -> int:
+    """Copy the saved model outputs of complete trials that ``folder`` lacks from the storage's
+    output store (or, for studies recorded by an older ablate, from the storage itself);
+    returns how many were written."""
+    # (an empty file is what a power cut can leave of a copy not yet on disk: written again)
+    files = folder.glob("*.npz") if folder.is_dir() else ()
+    present = {p.stem for p in files if p.stat().st_size}
+    wanted = [r for r in records if r.status == "complete" and r.key not in present]
+    if not wanted:
+        return 0
+    stored = queue.outputs.keys()
+    copied = [r.key for r in wanted if r.key in stored]
+    legacy = [r for r in wanted if r.key not in stored and r.outputs is not None]  # older ablate
+    if not copied and not legacy:
+        return 0
+    folder.mkdir(exist_ok=True)
+    # Copies of what the storage keeps, so not synced one by one: the folder once, at the end.
+    written = queue.outputs.copy_into(folder, copied)
+    for record in legacy:
+        write_atomic(folder / f"{record.key}.npz", record.outputs, sync=False)
+        written += 1
+    sync_folder(folder)
+    return written
 
 
 def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:

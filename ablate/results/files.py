@@ -68,21 +68,22 @@ def write_baselines(directory: Path, dataset: str, baselines: dict[str, Baseline
     write_atomic(directory / BASELINES_FILE, (json.dumps(payload, indent=2) + "\n").encode())
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: the old file stays intact on any failure."""
+def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` all at once: the old file stays intact on any failure.
+
+    ``sync=False``: not synced to disk (a copy that can be made again, written by the
+    thousand: ``outputs/`` exported from the storage's copy), still replaced all at once.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        if sync:
+            sync_folder(path.parent)
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -91,6 +92,16 @@ def write_atomic(path: Path, data: bytes) -> None:
             "if any, is intact, and every finished trial is kept in the study's storage. Free "
             f"some space or fix the folder's permissions, then run `ablate export {path.parent}`."
         ) from None
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the renames in a folder durable (where the system allows it)."""
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _ablate_version() -> str:

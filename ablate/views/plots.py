@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.stats.analysis import Analysis
+from ablate.views.attention import attention_figure, has_attention
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
     coefficient_chart,
@@ -37,11 +38,15 @@ def chart_set(
     curves: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     learned: Sequence[tuple[str, str, dict[str, Any]]] = (),
     metric: tuple[str, str] = ("loss", ""),
+    attended: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    label_step: int | None = None,
 ) -> dict[str, Figure]:
-    """Every chart, by file stem: the analysis's, the learning curves, what models learned.
+    """Every chart, by file stem: the analysis's, the learning curves, what models learned
+    and what models with attention attended to.
 
-    ``learned``: (stem, title, outputs) for each chosen trial; ``metric``: the learning
-    curves' metric and its unit.
+    ``learned`` and ``attended``: (stem, title, outputs) for each chosen trial; ``metric``:
+    the learning curves' metric and its unit; ``label_step``: the time step that carries the
+    label, if the data says (marked in the attention over time).
     """
     figures = {
         "coefficients": coefficient_chart(a),
@@ -59,6 +64,8 @@ def chart_set(
         figures["learning_curves"] = learning_curve_plot(*curves, a.factors, *metric)
     for stem, title, outputs in learned:
         figures[stem] = learned_figure(outputs, title)
+    for stem, title, outputs in attended:
+        figures[stem] = attention_figure(outputs, title, label_step)
     return figures
 
 
@@ -87,20 +94,60 @@ def draw_all(
 
     metric = _curve_metric(results, a)
     curves = learning_curves(results, a.factors, metric[0])
-    learned = []
+    learned, attended = [], []
     if results.study is not None:
         for pick in picks:
             chosen = pick_trial(results, a, pick)
             if chosen is None:
                 continue
             key, label, value = chosen
+            suffix = pick if pick in ("best", "worst") else key
             outputs = load_outputs(results.source, key)
             if outputs is not None:
-                measure = f"{a.fit['response_column']} {value:.4g}"
-                title = f"What the {pick} trial's model learned ({measure})\n{label}"
-                stem = f"learned_{pick}" if pick in ("best", "worst") else f"learned_{key}"
-                learned.append((stem, title, outputs))
-    return chart_set(a, curves, learned, metric)
+                title = f"What the {pick} trial's model learned ({_measure(a, value)})\n{label}"
+                learned.append((f"learned_{suffix}", title, outputs))
+            found = _attending_trial(results, a, pick)
+            if found is not None:
+                _, label, value, outputs = found
+                whose = f"the {pick} trial with attention" if suffix == pick else "the trial"
+                title = f"What {whose} attended to ({_measure(a, value)})\n{label}"
+                attended.append((f"attention_{suffix}", title, outputs))
+    return chart_set(a, curves, learned, metric, attended, _label_step(results))
+
+
+def _measure(a: Analysis, value: float) -> str:
+    return f"{a.fit['response_column']} {value:.4g}"
+
+
+def _attending_trial(
+    results: Results, a: Analysis, pick: str
+) -> tuple[str, str, float, dict[str, Any]] | None:
+    """(key, label, response, outputs) of the best or worst complete trial among those whose
+    model saved attention (a study's worst trial may well be one without attention), or of
+    the trial with key ``pick`` if it saved attention."""
+    from ablate.results import load_outputs
+
+    done = _complete(results, a)
+    column = a.fit["response_column"]
+    if pick in ("best", "worst"):
+        lowest_first = (a.fit.get("goal") != "max") == (pick == "best")
+        candidates = done.sort_values(column, ascending=lowest_first, kind="stable")
+    else:
+        candidates = done[done["trial_key"] == pick]
+    for _, row in candidates.iterrows():
+        outputs = load_outputs(results.source, str(row["trial_key"]))
+        if outputs is not None and has_attention(outputs):
+            label = f"{row['cell']} r{row['replicate']}"
+            return str(row["trial_key"]), label, float(row[column]), outputs
+    return None
+
+
+def _label_step(results: Results) -> int | None:
+    """The time step that carries the label: the synthetic sequences' attention column."""
+    study = results.study
+    if study is None or study.data.dataset != "attention-sequences":
+        return None
+    return dict(study.data.options).get("attention_column")
 
 
 def _curve_metric(results: Results, a: Analysis) -> tuple[str, str]:
@@ -119,13 +166,8 @@ def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, floa
     """(trial key, readable label, response) of the best or worst complete trial, or by key."""
     from ablate.errors import AblateError
 
-    trials = results.trials
     column = a.fit["response_column"]
-    done = (
-        trials[(trials["status"] == "complete") & trials[column].notna()]
-        if "status" in trials
-        else trials
-    )
+    done = _complete(results, a)
     if done.empty:
         return None
     if pick in ("best", "worst"):
@@ -139,3 +181,12 @@ def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, floa
             raise AblateError(f"no complete trial has the key {pick!r}; see the trial_key column.")
         row = match.iloc[0]
     return str(row["trial_key"]), f"{row['cell']} r{row['replicate']}", float(row[column])
+
+
+def _complete(results: Results, a: Analysis) -> pd.DataFrame:
+    """The complete trials that have a value of the response."""
+    trials = results.trials
+    column = a.fit["response_column"]
+    if "status" not in trials:
+        return trials
+    return trials[(trials["status"] == "complete") & trials[column].notna()]

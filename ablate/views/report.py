@@ -67,6 +67,12 @@ def _title(results: Results, a: Analysis) -> str:
 def _caption(stem: str) -> str:
     if stem.startswith("learned_"):
         return "What the trained model learned (reconstructions, confusion matrix or predictions)."
+    if stem.startswith("attention_"):
+        return (
+            "What the trained model attended to: spatial masks, channel weights or the "
+            "transformed input of test images; the multi-scale module's map; or the mean "
+            "attention weight per time step."
+        )
     return _CAPTIONS.get(stem, stem)
 
 

@@ -6,11 +6,13 @@ import importlib.util
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ablate.engine import backend
+from tests.helpers import run_cli
 
 keras = backend.import_keras()
 
@@ -62,6 +64,18 @@ def test_encoder_reaches_7x7x5_and_layers_follow_the_flags() -> None:
     assert "SpatialAttention" not in plain_kinds and "Dropout" not in plain_kinds
     # BatchNormalization stays where the spec fixes it: encoder end and the bottleneck (3)
     assert plain_kinds.count("BatchNormalization") == 3
+
+
+def test_batch_norm_momentum_reaches_every_batch_normalization_and_no_count() -> None:
+    def momenta(model: keras.Model) -> set[float]:
+        layers = model.encoder.layers + model.decoder.layers
+        return {round(x.momentum, 6) for x in layers if type(x).__name__ == "BatchNormalization"}
+
+    reference = _vae(batch_norm=True)
+    assert momenta(reference) == {0.99}  # Keras's default, the reference's
+    quick = _vae(batch_norm=True, batch_norm_momentum=0.9)
+    assert momenta(quick) == {0.9}
+    assert quick.count_params() == reference.count_params() == SPEC_COUNTS[(True, False)][0]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -143,3 +157,72 @@ def test_the_model_builds_and_trains_under_jax() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+# attention-models.md: squeeze-and-excitation adds 2·C·(C/r) + C/r + C per convolution block,
+# CBAM that and the spatial layer's 51. The reference VAE has 6 blocks of 25 filters and 6 of
+# 15 (3 per dense block, 2 dense blocks in each coder); C/r = 6 and 3 for r = 4.
+SE_EXTRA = 6 * (2 * 25 * 6 + 6 + 25) + 6 * (2 * 15 * 3 + 3 + 15)  # 2,634
+CBAM_EXTRA = SE_EXTRA + 12 * 51
+STN_EXTRA = (5 * 5 * 1 * 8 + 8) + (5 * 5 * 8 * 10 + 10) + (7 * 7 * 10 * 32 + 32) + (32 * 6 + 6)
+
+
+@pytest.mark.parametrize(("attention", "extra"), [
+    ("none", 0), ("spatial", 12 * 51), ("channel", SE_EXTRA), ("cbam", CBAM_EXTRA),
+    ("stn", STN_EXTRA),
+])  # fmt: skip
+def test_attention_levels_add_the_hand_counted_parameters(attention: str, extra: int) -> None:
+    assert (SE_EXTRA, STN_EXTRA) == (2_634, 18_128)
+    model = _vae(batch_norm=False, attention=attention)
+    assert model.count_params() == SPEC_COUNTS[(False, False)][0] + extra
+    assert _trainable(model) == SPEC_COUNTS[(False, False)][1] + extra
+
+
+def test_attention_spatial_is_the_reference_flag_layer_for_layer() -> None:
+    flag = _vae(batch_norm=True, spatial_attention=True)
+    level = _vae(batch_norm=True, attention="spatial")
+    assert (level.count_params(), _trainable(level)) == SPEC_COUNTS[(True, True)]
+    for part in ("encoder", "decoder"):
+        kinds = [type(layer).__name__ for layer in getattr(flag, part).layers]
+        assert kinds == [type(layer).__name__ for layer in getattr(level, part).layers]
+    both = _vae(spatial_attention=True, attention="spatial")  # the same thing said twice
+    assert both.count_params() == SPEC_COUNTS[(False, True)][0]
+
+
+def test_the_flag_and_another_attention_level_are_refused() -> None:
+    from ablate.errors import AblateError
+
+    with pytest.raises(AblateError, match="use attention alone"):
+        _vae(spatial_attention=True, attention="cbam")
+
+
+def test_a_study_setting_both_is_refused_before_training(tmp_path: Path) -> None:
+    from ablate.errors import AblateError
+    from ablate.study import parse_study
+
+    text = "name: both\nfactors:\n  spatial_attention: [true, false]\n  attention: [none, cbam]\n"
+    with pytest.raises(AblateError, match=r"spatial_attention \(a factor\) and attention"):
+        parse_study(text)
+    fixed = "name: both\nmodel: {spatial_attention: true}\nfactors:\n  attention: [none, cbam]\n"
+    with pytest.raises(AblateError, match="describe the same part of the model"):
+        parse_study(fixed)
+    ok = "name: ok\nmodel: {spatial_attention: false}\nfactors:\n  attention: [none, cbam]\n"
+    assert parse_study(ok).factor_names == ("attention",)  # false is the default: not in use
+    path = tmp_path / "both.yaml"
+    path.write_text(text)
+    proc = run_cli("run", str(path), "--dry-run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("attention", "kinds"), [
+    ("spatial", {"spatial": (28, 28, 1)}), ("channel", {"channel": (25,)}),
+    ("cbam", {"channel": (25,), "spatial": (28, 28, 1)}), ("stn", {"transformed": (28, 28, 1)}),
+    ("none", {}),
+])  # fmt: skip
+def test_the_first_attention_is_exposed_for_the_charts(attention: str, kinds: dict) -> None:
+    model = _vae(attention=attention)
+    assert {k: m.output_shape[1:] for k, m in model.attention_maps.items()} == kinds
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    if attention == "stn":  # identity at the start
+        got = keras.ops.convert_to_numpy(model.attention_maps["transformed"](x))
+        np.testing.assert_allclose(got, x, atol=1e-5)
