@@ -28,11 +28,32 @@ step (import, data, build, compile, first step), one evaluation pass over the te
 (first pass, tracing included), peak resident memory, and the ratio ablate / baseline; the
 table gives medians over repetitions. Results go to bench/results/throughput-<date>.json with
 the machine, backend and versions.
+
+**GPU mode** (``--gpu``; one GPU, full MNIST from ``ABLATE_MNIST``, ``KERAS_BACKEND=jax``)::
+
+    python bench/throughput.py --gpu [--pack 1 2 4 8] [--spe 32] [--epochs 3] [--train 60000]
+
+runs one after another, each in fresh processes while nvidia-smi samples the GPU: the
+plain-``fit`` baseline (Keras defaults, one trial), ablate's training path as it was before (no
+XLA, one step per call; on ``--eager-train`` images), ablate's path with the study's defaults,
+and ablate with ``--spe`` steps per call and K = ``--pack`` trials training at once in K
+processes (as ``ablate run --workers-per-gpu K`` packs them; GPU memory allocated as needed),
+then K = ``--mps-pack`` trials with NVIDIA's MPS daemon running (started and stopped by the
+benchmark; skipped where it is not installed). The trials of a pack wait for each other after
+their first epoch (tracing and compiling), so that epochs 2..E overlap. Reported: per-trial
+training images/s (epochs 2..E, evaluation excluded), aggregate images/s over the pack's wall
+time (per-epoch evaluation included), GPU memory per trial, mean GPU utilisation over that
+time, and the projected wall time of the full reference study (32 cells x 25 epochs x 60,000
+images: for each of 32/K rounds, the measured start-up and 25 epochs at the measured wall time
+per epoch).
+Results go to bench/results/throughput-gpu-<date>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import multiprocessing
 import os
 import queue
@@ -269,6 +290,244 @@ def _pair(cell: str, settings: dict[str, int], first: str) -> dict[str, dict[str
 
 
 # ---------------------------------------------------------------------------------------------
+# GPU mode: the baseline, ablate's path, and packs of K trials training at once
+
+FULL_STUDY = {"cells": 32, "epochs": 25, "train": 60_000}
+
+
+def _gpu_study_text(config: dict[str, Any], settings: dict[str, Any]) -> str:
+    jit = {"auto": "auto", True: "true", False: "false"}[config["jit"]]
+    return f"""
+name: bench
+factors:
+  batch_norm: [true, false]
+  dropout: [true, false]
+  spatial_attention: [true, false]
+  activation: [elu, relu, selu, sigmoid]
+training: {{epochs: {settings["epochs"]}, batch_size: 64, jit_compile: {jit},
+            steps_per_execution: {config["spe"]}, save_outputs: false}}
+data: {{dataset: mnist, train_size: {config["train"]}, test_size: {settings["test"]}}}
+"""
+
+
+def _gpu_child(config: dict[str, Any], cell: dict[str, object], settings: dict[str, Any],
+               barrier: Any, out: Any) -> None:  # fmt: skip
+    """One trial of a pack, in its own process; its measurements go to ``out``."""
+    try:
+        out.put(_gpu_measure(config, cell, settings, barrier))
+    except BaseException as err:  # reported by the parent
+        barrier.abort()
+        out.put({"error": f"{type(err).__name__}: {err}"})
+
+
+def _gpu_measure(
+    config: dict[str, Any], cell: dict[str, object], settings: dict[str, Any], barrier: Any
+) -> dict[str, Any]:
+    start = time.time()
+    from ablate.engine import backend
+    from ablate.study import parse_study
+    from ablate.study.grid import Cell, TrialSpec
+
+    # several processes share the GPU: memory as needed, the cores divided among them
+    threads = max(1, backend.cpu_count() // config["k"])
+    backend.configure_process(threads=None if config["path"] == "baseline" else threads)
+    keras = backend.import_keras()
+    from ablate.data import load_dataset
+
+    study = parse_study(_gpu_study_text(config, settings))
+    data = load_dataset(study.data)
+    spec = TrialSpec(Cell(0, tuple(cell.items())), 0, 768)
+    marks: dict[str, float] = {}
+
+    class Sync(keras.callbacks.Callback):
+        """After the first epoch, wait for the rest of the pack; note when training ends."""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch_start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            times.append(time.perf_counter() - self.epoch_start)
+            if epoch == 0:
+                barrier.wait(timeout=900)
+                marks["release"] = time.time()
+
+        def on_train_end(self, logs: Any = None) -> None:
+            marks["end"] = time.time()
+
+    times: list[float] = []
+    if config["path"] == "ablate":
+        from ablate.engine.training import train_trial, use_xla
+
+        result = train_trial(study, spec, data, callbacks=[Sync()])
+        assert result.status == "complete", result.error
+        epochs = [e.train_seconds for e in result.history]
+        evals = [e.eval_seconds for e in result.history]
+        xla = use_xla(study.training)
+        device = result.device
+    else:
+        model = _baseline_model(keras, study, spec, data.input_shape)
+        model.fit(data.x_train, data.x_train, batch_size=64, epochs=settings["epochs"],
+                  verbose=0, callbacks=[Sync()])  # fmt: skip
+        t = time.perf_counter()
+        model.evaluate(data.x_test, data.x_test, verbose=0)
+        epochs, evals = times, [time.perf_counter() - t]
+        xla, device = bool(model.jit_compile), backend.describe_device()
+    steady = epochs[1:]
+    return {
+        "pid": os.getpid(),
+        "device": device,
+        "xla": xla,
+        "start": start,
+        **marks,
+        "epoch_seconds": epochs,
+        "eval_seconds": evals,
+        "images_per_second": len(data.x_train) * len(steady) / sum(steady),
+        "train": len(data.x_train),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _gpu_pack(config: dict[str, Any], settings: dict[str, Any], sampler: Any) -> dict[str, Any]:
+    """K trials of the same cell training at once, each in its own process."""
+    k = config["k"]
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(k), ctx.Queue()
+    procs = [
+        ctx.Process(target=_gpu_child, args=(config, CELLS[settings["cell"]], settings, barrier,
+                                             out), daemon=True)
+        for _ in range(k)
+    ]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    trials: list[dict[str, Any]] = []
+    while len(trials) < k:
+        try:
+            trials.append(out.get(timeout=5))
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs):
+                raise SystemExit(f"{config['name']}: the trials died") from None
+    for proc in procs:
+        proc.join()
+    errors = [t["error"] for t in trials if "error" in t]
+    if errors:
+        raise SystemExit(f"{config['name']} failed: {errors[0]}")
+    release, end = max(t["release"] for t in trials), max(t["end"] for t in trials)
+    n, steady_epochs = trials[0]["train"], settings["epochs"] - 1
+    epoch_wall = (end - release) / steady_epochs  # one epoch of every trial, evaluation included
+    startup = release - min(t["start"] for t in trials) - epoch_wall  # imports, data, compile
+    scale = FULL_STUDY["train"] / n
+    eval_once = trials[0]["eval_seconds"][-1] if config["path"] == "baseline" else 0.0
+    rounds = math.ceil(FULL_STUDY["cells"] / k)
+    projected = rounds * (startup + FULL_STUDY["epochs"] * epoch_wall * scale + eval_once)
+    gpu = sampler.window(release, min(t["end"] for t in trials))
+    mems = [sampler.apps.get(t["pid"]) for t in trials]
+    return {
+        **config,
+        "per_trial_ips": statistics.median(t["images_per_second"] for t in trials),
+        "aggregate_ips": k * n * steady_epochs / (end - release),
+        "epoch_wall_seconds": epoch_wall,
+        "startup_seconds": startup,
+        "projected_study_seconds": projected,
+        "gpu_mib_per_trial": statistics.median(m for m in mems if m) if any(mems) else None,
+        **gpu,
+        "device": trials[0]["device"],
+        "xla": trials[0]["xla"],
+        "trials": trials,
+    }
+
+
+def _mps(start: bool) -> bool:
+    """Start (or stop) NVIDIA's MPS daemon, which lets the kernels of several processes run
+    on the GPU at the same time; False where it is not installed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        return False
+    if start:
+        return subprocess.run(["nvidia-cuda-mps-control", "-d"], check=False).returncode == 0
+    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
+    time.sleep(2)  # let the daemon go before the next processes start
+    return True
+
+
+def main_gpu(args: argparse.Namespace) -> None:
+    from bench._gpu import GpuSampler
+    from bench._machine import describe_machine, save, table
+
+    settings = {"epochs": args.epochs, "cell": args.cell, "test": args.test}
+    full = args.train
+
+    def config(name: str, path: str, jit: Any, spe: int, k: int, train: int) -> dict[str, Any]:
+        return {"name": name, "path": path, "jit": jit, "spe": spe, "k": k, "train": train}
+
+    configs = []
+    if "baseline" in args.phases:
+        configs.append(config("plain fit", "baseline", "auto", 1, 1, full))
+    if "before" in args.phases:
+        configs.append(config("ablate before (no XLA)", "ablate", False, 1, 1, args.eager_train))
+    if "ablate" in args.phases:
+        configs.append(config("ablate defaults", "ablate", "auto", 1, 1, full))
+    if "packed" in args.phases:
+        for k in args.pack:
+            configs.append(config(f"ablate spe {args.spe}, K={k}", "ablate", "auto", args.spe, k,
+                                  full))  # fmt: skip
+        for k in args.mps_pack:
+            configs.append(config(f"ablate spe {args.spe}, K={k}, MPS", "ablate", "auto",
+                                  args.spe, k, full) | {"mps": True})  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    with GpuSampler() as sampler:
+        for c in configs:
+            print(f"{c['name']}...", flush=True)
+            if c.get("mps") and not _mps(start=True):
+                print("  skipped: no nvidia-cuda-mps-control here", flush=True)
+                continue
+            try:
+                rows.append(_gpu_pack(c, settings, sampler))
+            finally:
+                if c.get("mps"):
+                    _mps(start=False)
+            r = rows[-1]
+            print(f"  per trial {r['per_trial_ips']:,.0f} img/s, aggregate "
+                  f"{r['aggregate_ips']:,.0f} img/s, GPU {r['util_mean'] or 0:.0f}%, "
+                  f"start-up {r['startup_seconds']:.0f} s, "
+                  f"epoch wall {r['epoch_wall_seconds']:.1f} s, "
+                  f"GPU MiB/trial {r['gpu_mib_per_trial']}, "
+                  f"projected {r['projected_study_seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+            partial = {"machine_backend": os.environ.get("KERAS_BACKEND"), "summary": rows}
+            (args.out / "throughput-gpu-partial.json").write_text(json.dumps(partial, default=str))
+    base = next((r for r in rows if r["path"] == "baseline"), None)
+    for r in rows:
+        r["vs_plain_fit"] = r["aggregate_ips"] / base["aggregate_ips"] if base else None
+        r["projected_min"] = r["projected_study_seconds"] / 60
+    machine = describe_machine()
+    print(f"\nreference model, {args.cell} cell, full MNIST ({full} training images), "
+          f"{args.epochs} epochs (1 to compile, the rest timed), batch 64; "
+          f"{machine['gpus'] or 'no GPU'}, backend {machine['backend']}")  # fmt: skip
+    print(
+        table(
+            rows,
+            [
+                ("name", "run", "s"),
+                ("per_trial_ips", "trial img/s", ",.0f"),
+                ("aggregate_ips", "aggregate img/s", ",.0f"),
+                ("vs_plain_fit", "vs plain fit", ".2f"),
+                ("gpu_mib_per_trial", "GPU MiB/trial", ",.0f"),
+                ("util_mean", "GPU util %", ".0f"),
+                ("startup_seconds", "start-up s", ".1f"),
+                ("epoch_wall_seconds", "epoch wall s", ".2f"),
+                ("projected_min", "full study min", ".1f"),
+            ],
+        )
+    )
+    payload = {"settings": {**vars(args), "out": str(args.out)}, "machine": machine,
+               "full_study": FULL_STUDY, "summary": rows,
+               "gpu_samples": sampler.samples}  # fmt: skip
+    print(f"\nsaved {save(args.out, 'throughput-gpu', payload)}")
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -281,7 +540,27 @@ def main() -> None:
     parser.add_argument("--turn-steps", type=int, default=1,
                         help="training steps per turn (default: 1)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    gpu = parser.add_argument_group("GPU mode")
+    gpu.add_argument("--gpu", action="store_true", help="the GPU comparison (see above)")
+    gpu.add_argument("--phases", nargs="+", default=["baseline", "before", "ablate", "packed"],
+                     choices=["baseline", "before", "ablate", "packed"])  # fmt: skip
+    gpu.add_argument("--pack", type=int, nargs="+", default=[1, 2, 4, 8])
+    gpu.add_argument("--mps-pack", type=int, nargs="*", default=[8],
+                     help="packs to run again under NVIDIA's MPS daemon (started and stopped "
+                          "here)")  # fmt: skip
+    gpu.add_argument("--spe", type=int, default=32, help="steps per call for the packs")
+    gpu.add_argument("--cell", default="middle", choices=list(CELLS))
+    gpu.add_argument("--eager-train", type=int, default=6400,
+                     help="training images for the run without XLA (slow)")  # fmt: skip
     args = parser.parse_args()
+    if args.gpu:
+        args.train = 60_000 if args.train == 2048 else args.train
+        args.epochs = 3 if args.epochs == 6 else args.epochs
+        args.test = 10_000 if args.test == 1000 else args.test
+        if args.epochs < 2:
+            parser.error("--epochs must be at least 2")
+        main_gpu(args)
+        return
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch (tracing) is not timed")
     from bench._machine import describe_machine, save, table

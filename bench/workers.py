@@ -6,7 +6,10 @@ Each run is a fresh `ablate run STUDY --workers N --workers-per-gpu N` in its ow
 results folder (so N workers share one GPU where there is one: set KERAS_BACKEND=jax there).
 Runs are interleaved across repetitions (1 2 4 1 2 4 ...). Reports wall time, aggregate
 training throughput (training images of all trials / wall time), the median per-trial
-training speed, and the speed-up over the first worker count. Results go to
+training speed, and the speed-up over the first worker count; where nvidia-smi answers, the
+mean GPU utilisation over the run and the most GPU memory one worker process held (on one
+GPU: `--workers-per-gpu` packs the workers there; start the CUDA MPS daemon,
+`nvidia-cuda-mps-control -d`, to let their kernels run at the same time). Results go to
 bench/results/workers-<date>.json with the machine, backend and versions.
 """
 
@@ -25,6 +28,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench._gpu import GpuSampler  # noqa: E402
 from bench._machine import describe_machine, save, study_copy, table  # noqa: E402
 
 
@@ -32,12 +36,14 @@ def run_once(study_file: Path, workers: int, root: Path, tag: str) -> dict[str, 
     """One complete study run with ``workers`` processes; returns its measurements."""
     path = study_copy(study_file, root, f"w{workers}-{tag}")
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ablate", "run", str(path), "--workers", str(workers),
-         "--workers-per-gpu", str(workers)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    with GpuSampler() as gpu:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ablate", "run", str(path), "--workers", str(workers),
+             "--workers-per-gpu", str(workers)],
+            capture_output=True, text=True,
+        )  # fmt: skip
     wall = time.perf_counter() - start
+    usage = gpu.window(0.0, float("inf"))
     if proc.returncode != 0:
         raise SystemExit(f"ablate run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     trials = pd.read_parquet(root / path.stem / "trials.parquet")
@@ -49,6 +55,8 @@ def run_once(study_file: Path, workers: int, root: Path, tag: str) -> dict[str, 
         "throughput": images / wall,
         "trial_img_s": float(trials["images_per_second"].median()),
         "trial_seconds": float(trials["seconds"].median()),
+        "gpu_util_mean": usage["util_mean"],
+        "gpu_mib_per_worker": max(gpu.apps.values()) if gpu.apps else None,
     }
 
 
@@ -76,6 +84,8 @@ def main() -> None:
                 "throughput": statistics.median(r["throughput"] for r in mine),
                 "trial_img_s": statistics.median(r["trial_img_s"] for r in mine),
                 "trial_seconds": statistics.median(r["trial_seconds"] for r in mine),
+                "gpu_util_mean": mine[0]["gpu_util_mean"],
+                "gpu_mib_per_worker": mine[0]["gpu_mib_per_worker"],
             }
         )
     base = rows[0]["wall_seconds"]
@@ -94,6 +104,8 @@ def main() -> None:
                 ("throughput", "study img/s", ",.0f"),
                 ("trial_img_s", "trial img/s", ",.0f"),
                 ("trial_seconds", "trial s", ".1f"),
+                ("gpu_util_mean", "GPU util %", ".0f"),
+                ("gpu_mib_per_worker", "GPU MiB/worker", ",.0f"),
             ],
         )
     )

@@ -41,3 +41,11 @@ def test_the_jax_environment_is_installed_as_ci_installs_it() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     for command in ("$(.ci/requirements jax)", "--no-deps -e ."):
         assert command in README and command in ci, command
+
+
+def test_every_training_setting_is_in_the_study_file_example() -> None:
+    from ablate.study.settings import TrainingSettings
+
+    example = README[README.index("## Study files") : README.index("### Tasks")]
+    for name in TrainingSettings.__dataclass_fields__:
+        assert f"\n  {name}: " in example, name

@@ -195,8 +195,8 @@ def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) 
 def prepare_model(keras: Any, study: Study, spec: TrialSpec, dataset: Dataset) -> tuple[Any, Any]:
     """The cell's model, seeded, built, checked against the task and compiled; its optimizer.
 
-    No XLA: on CPUs it was measured slower for the reference model (and Keras's "auto"
-    agrees there).
+    XLA per ``training.jit_compile`` ("auto": see :func:`use_xla`), and
+    ``training.steps_per_execution`` steps per call into the backend.
     """
     keras.utils.set_random_seed(spec.seed)  # weights, dropout masks and shuffling
     task = study.task_spec
@@ -209,10 +209,44 @@ def prepare_model(keras: Any, study: Study, spec: TrialSpec, dataset: Dataset) -
     )
     task.check_model(model, dataset)
     optimizer = make_optimizer(keras, study.training)
-    model.compile(optimizer=optimizer, jit_compile=False, **task.compile_args(keras, dataset))
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=use_xla(study.training),
+        steps_per_execution=steps_per_call(study.training, len(dataset.x_train)),
+        **task.compile_args(keras, dataset),
+    )
     # Creating the optimizer's slots now saves tracing the training step twice.
     optimizer.build(model.trainable_variables)
     return model, optimizer
+
+
+def use_xla(settings: TrainingSettings) -> bool:
+    """Whether the training step is compiled with XLA (Keras imported).
+
+    "auto": on a GPU under JAX or TensorFlow, where one small step is otherwise many tiny
+    kernel launches (under JAX without XLA, every operation is dispatched on its own); off on
+    CPUs, where it was measured slower for the reference model, and under PyTorch (whose
+    ``torch.compile`` is another matter).
+    """
+    if settings.jit_compile != "auto":
+        return bool(settings.jit_compile)
+    on_gpu = backend.describe_device().startswith("gpu")
+    return on_gpu and backend.backend_name() in ("jax", "tensorflow")
+
+
+def steps_per_call(settings: TrainingSettings, n_train: int) -> int:
+    """Training steps per call into the backend (Keras's ``steps_per_execution``).
+
+    Under JAX and PyTorch a call ends with the epoch's data, so the study's number applies.
+    TensorFlow's call runs whole groups from ablate's never-ending pipeline and would take
+    steps from the next epoch: there it is the largest divisor of the steps per epoch not above
+    the study's number, so that every epoch stays one permutation.
+    """
+    wanted = settings.steps_per_execution
+    if wanted == 1 or backend.backend_name() != "tensorflow":
+        return wanted
+    steps = math.ceil(n_train / settings.batch_size)
+    return max(k for k in range(1, min(wanted, steps) + 1) if steps % k == 0)
 
 
 def make_optimizer(keras: Any, settings: TrainingSettings) -> Any:
@@ -253,11 +287,14 @@ def _monitor(
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch_start = time.perf_counter()
             self._eval_seconds = 0.0
+            self._steps = 0  # training steps of this epoch reported so far
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if on_progress is None:
                 return
-            self._unreported += batch_size  # the last batch of an epoch may be smaller
+            # ``batch``: the epoch's last step done (several per call with steps_per_execution)
+            self._unreported += (batch + 1 - self._steps) * batch_size  # last batch: smaller
+            self._steps = batch + 1
             if time.perf_counter() - self._reported >= PROGRESS_EVERY:
                 on_progress(self._unreported)
                 self._unreported, self._reported = 0, time.perf_counter()

@@ -573,6 +573,9 @@ class _Reader:
         save_outputs = d.get("save_outputs", t.save_outputs)
         if not isinstance(save_outputs, bool):
             self.expect((*path, "save_outputs"), "true or false", save_outputs)
+        jit = d.get("jit_compile", t.jit_compile)
+        if jit != "auto" and not isinstance(jit, bool):
+            self.expect((*path, "jit_compile"), '"auto", true or false', jit)
         settings = TrainingSettings(
             epochs=self.integer(d, path, "epochs", t.epochs, 1, 100_000),
             batch_size=self.integer(d, path, "batch_size", t.batch_size, 1, 1 << 20),
@@ -583,6 +586,10 @@ class _Reader:
             eval_batch_size=self.integer(d, path, "eval_batch_size", t.eval_batch_size, 1, 1 << 20),
             validate_each_epoch=validate,
             save_outputs=save_outputs,
+            jit_compile=jit,
+            steps_per_execution=self.integer(
+                d, path, "steps_per_execution", t.steps_per_execution, 1, 1 << 16
+            ),
         )
         if decay == "reference" and settings.min_learning_rate > settings.learning_rate:
             self.fail(

@@ -93,6 +93,9 @@ class TrainingSettings:
     eval_batch_size: int = 256  # 1024 doubled a worker's peak memory (3.3 GB, reference model)
     validate_each_epoch: bool = True
     save_outputs: bool = True  # keep each trained model's latent codes and reconstructions
+    # How the training step runs, not what it computes (no part of the experiment):
+    jit_compile: bool | Literal["auto"] = "auto"  # XLA; "auto": on a GPU under JAX/TensorFlow
+    steps_per_execution: int = 1  # training steps per call into the backend
 
     def decay_rate(self) -> float:
         """Per-step inverse-time decay d in lr_t = lr / (1 + d·t).
@@ -102,6 +105,10 @@ class TrainingSettings:
         if self.decay == "reference":
             return 2.0 * (self.learning_rate - self.min_learning_rate) / self.epochs
         return float(self.decay)
+
+
+# Training settings that change how fast a trial runs, never its outcome
+EXECUTION_SETTINGS = ("save_outputs", "jit_compile", "steps_per_execution")
 
 
 @dataclass(frozen=True)
@@ -261,13 +268,14 @@ class Study:
 
         Replicates may grow (new seeds join the study) and the data path may move, so
         neither is part of it; run, analysis and what is kept besides the losses
-        (``save_outputs``) are not either. Nor is the design: a trial's outcome depends on its
+        (``save_outputs``) are not either, nor how the training step is executed (XLA, steps per
+        call: ``EXECUTION_SETTINGS``). Nor is the design: a trial's outcome depends on its
         levels and seed alone, so a design may be extended (fold-overs, more runs) or changed
         and every trial already run still counts.
         """
         d = self.to_dict()
         data = {k: v for k, v in d["data"].items() if k != "path"}
-        training = {k: v for k, v in d["training"].items() if k != "save_outputs"}
+        training = {k: v for k, v in d["training"].items() if k not in EXECUTION_SETTINGS}
         return {
             "task": d["task"],
             "model": d["model"],
