@@ -9,7 +9,8 @@ each worker; 1 on a 2-core machine), for the first ``--trials`` cells of the stu
 - process start and imports (a fresh ``python -c "import keras"`` timed from outside) and
   loading the data;
 - per trial: building and compiling the model; the first training step (which includes
-  tracing the step function) and the steady steps after it; the evaluations after each epoch
+  tracing the step function) and the steady steps after it (with ``steps_per_execution``,
+  the first call and the calls after it); the evaluations after each epoch
   (the first includes tracing the test step); what the task keeps afterwards (the saved
   outputs); recording the result in a real journal and exporting the parquet files;
 - training FLOP/s: the model's training FLOP per example (:mod:`bench._flops`) × examples per
@@ -110,7 +111,7 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
     from ablate.data import load_dataset
     from ablate.engine.queue import TrialQueue
     from ablate.engine.storage import open_storage
-    from ablate.engine.training import train_trial
+    from ablate.engine.training import steps_per_call, train_trial
     from ablate.engine.workers import WorkerIdentity
     from ablate.results import export
     from ablate.study.grid import expand_trials
@@ -121,6 +122,7 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
     load_seconds = time.perf_counter() - t
     specs = expand_trials(study)
     chosen = [specs[i] for i in cells] if cells else specs[:n]
+    per_call = steps_per_call(study.training, len(data.x_train))  # steps between callbacks
     trials = []
     with tempfile.TemporaryDirectory() as tmp:
         import dataclasses
@@ -153,7 +155,8 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
                     "build_and_compile": result.build_seconds,
                     "first_step": timer.steps[0],
                     "steady_step_median": steady,
-                    "steps": len(timer.steps),
+                    "steps": len(timer.steps) * per_call,
+                    "steps_per_call": per_call,
                     "training_steps_total": sum(timer.steps),
                     "training_other": result.train_seconds - sum(timer.steps),
                     "first_evaluation": timer.evals[0] if timer.evals else None,
@@ -161,7 +164,7 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
                     "after_training": result.eval_seconds - validation,
                     "record_in_journal": record_seconds,
                     "export_parquet": export_seconds,
-                    "examples_per_second_steady": study.training.batch_size / steady
+                    "examples_per_second_steady": study.training.batch_size * per_call / steady
                     if steady
                     else None,
                     "training_flop_per_example": flops,
