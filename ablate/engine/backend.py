@@ -9,6 +9,7 @@ cores or GPU memory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import platform
@@ -110,8 +111,10 @@ def backend_name() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+@functools.cache
 def describe_device() -> str:
-    """ "cpu" or the name of the GPU this process computes on (Keras imported)."""
+    """ "cpu" or the name of the GPU this process computes on (Keras imported); asked once
+    per process, as a trial's record and its choice of XLA both need it."""
     backend = backend_name()
     try:
         if backend == "jax":
