@@ -117,3 +117,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the background jobs of every module with a selected test (tests/background.py)."""
+    from tests import background
+
+    modules = {item.module for item in session.items if isinstance(item, pytest.Function)}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        for name, make in getattr(module, "BACKGROUND", {}).items():
+            background.start(name, make)

@@ -15,10 +15,11 @@ reading every trial of a large study for them made each claim cost as much as th
 - :class:`SqlIndex` (a database): ablate's ``ablate_trials`` table beside Optuna's
   (:mod:`ablate.engine.tables`): a claim reserves the next waiting row with
   ``FOR UPDATE SKIP LOCKED``, then moves the trial to RUNNING in Optuna (so that only one
-  worker tries each trial); every other change to a row is written after the Optuna change
-  it mirrors. Where a crash left a row behind, the next look at it (a failed claim, a
-  lost-worker check, a retry) corrects it from Optuna, and trials without a row (created by
-  an older ablate, or cut off by a crash) get one when the study is opened.
+  worker tries each trial); a finish changes the row in the same transaction as Optuna's
+  trial (:mod:`ablate.engine.writing`), and every other change to a row is written after
+  the Optuna change it mirrors. Where a crash left a row behind, the next look at it (a
+  failed claim, a lost-worker check, a retry) corrects it from Optuna, and trials without a
+  row (created by an older ablate, or cut off by a crash) get one when the study is opened.
 """
 
 from __future__ import annotations
@@ -109,9 +110,6 @@ class TrialIndex(Protocol):
 
     def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
         """Trials just created in Optuna, WAITING: (trial id, spec, attempt) each."""
-
-    def finished(self, trial_id: int, state: str, outcome: str) -> None:
-        """A trial just finished in Optuna (state complete or fail)."""
 
     def sync(self, trial_id: int) -> None:
         """Correct what the index says of a trial from Optuna."""
@@ -256,9 +254,6 @@ class MemoryIndex:
     def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
         pass  # the next refresh reads them
 
-    def finished(self, trial_id: int, state: str, outcome: str) -> None:
-        pass  # the next refresh reads it
-
     def sync(self, trial_id: int) -> None:
         pass
 
@@ -297,6 +292,7 @@ class SqlIndex:
         self._storage = storage
         self._study_id = study_id
         self._engine = tables_engine(engine)
+        self._reserve_pg: Any = None  # the claim's statement, built on the first claim
         call_with_retry(ensure_tables, self._engine)
         call_with_retry(self._add_missing)
 
@@ -379,40 +375,13 @@ class SqlIndex:
         """One statement: reserve the lowest waiting row that no other claim holds
         (``FOR UPDATE SKIP LOCKED``), and say whether a lower-numbered live trial of its key
         exists."""
-        import sqlalchemy as sa
-
-        from ablate.engine.tables import TRIALS
-
-        other = TRIALS.alias("other")
-        following = (
-            sa.select(TRIALS.c.trial_id)
-            .where(TRIALS.c.study_id == self._study_id, TRIALS.c.state == "waiting")
-            .order_by(TRIALS.c.number)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        earlier = (
-            sa.exists()
-            .where(
-                other.c.study_id == TRIALS.c.study_id,
-                other.c.trial_key == TRIALS.c.trial_key,
-                other.c.number < TRIALS.c.number,
-                other.c.state != "fail",
-            )
-            .label("earlier")
-        )
+        if self._reserve_pg is None:
+            self._reserve_pg = _reserve_statement_pg(self._study_id)
+        statement, who = self._reserve_pg, json.dumps(worker)
 
         def run() -> Any:
-            statement = (
-                sa.update(TRIALS)
-                .where(TRIALS.c.trial_id == following)
-                .values(state="running", worker=json.dumps(worker), beat=time.time(),
-                        heartbeat=None)
-                .returning(*TRIALS.c, earlier)
-            )  # fmt: skip
             with self._engine.begin() as conn:
-                row = conn.execute(statement).first()
+                row = conn.execute(statement, {"worker": who, "beat": time.time()}).first()
             return None if row is None else (row, bool(row.earlier))
 
         return run
@@ -491,17 +460,6 @@ class SqlIndex:
             ]
         )  # fmt: skip
 
-    def finished(self, trial_id: int, state: str, outcome: str) -> None:
-        import sqlalchemy as sa
-
-        from ablate.engine.tables import TRIALS
-
-        self._execute(
-            sa.update(TRIALS)
-            .where(TRIALS.c.trial_id == trial_id)
-            .values(state=state, outcome=outcome)
-        )
-
     def sync(self, trial_id: int, holder: bool = False) -> None:
         """Correct the row from Optuna; ``holder``: its worker too (Optuna's, else none),
         where the row's is a failed claimant's."""
@@ -571,6 +529,41 @@ class SqlIndex:
 
     def entries(self) -> list[Entry]:
         return self._select()
+
+
+def _reserve_statement_pg(study_id: int) -> Any:
+    """UPDATE the lowest waiting row no other claim holds to running (``:worker``, ``:beat``),
+    RETURNING it and whether a lower-numbered live trial of its key exists."""
+    import sqlalchemy as sa
+
+    from ablate.engine.tables import TRIALS
+
+    other = TRIALS.alias("other")
+    following = (
+        sa.select(TRIALS.c.trial_id)
+        .where(TRIALS.c.study_id == study_id, TRIALS.c.state == "waiting")
+        .order_by(TRIALS.c.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    earlier = (
+        sa.exists()
+        .where(
+            other.c.study_id == TRIALS.c.study_id,
+            other.c.trial_key == TRIALS.c.trial_key,
+            other.c.number < TRIALS.c.number,
+            other.c.state != "fail",
+        )
+        .label("earlier")
+    )
+    return (
+        sa.update(TRIALS)
+        .where(TRIALS.c.trial_id == following)
+        .values(state="running", worker=sa.bindparam("worker"), beat=sa.bindparam("beat"),
+                heartbeat=None)
+        .returning(*TRIALS.c, earlier)
+    )  # fmt: skip
 
 
 def _row(entry: Entry, study_id: int) -> dict[str, Any]:

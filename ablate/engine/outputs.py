@@ -96,43 +96,24 @@ class SqlOutputs:
         from ablate.engine.tables import ensure_tables, tables_engine
 
         self._engine = tables_engine(engine)
+        # Committed as Optuna's rows are, waiting for the disk: outputs acknowledged and then
+        # lost to a server crash would leave the result recorded next without them.
+        self._durable = tables_engine(engine, durable=True)
         self._study_id = study_id
         call_with_retry(ensure_tables, self._engine)
 
     def put(self, key: str, data: bytes) -> None:
-        # Committed as Optuna's rows are, waiting for the disk (unlike ablate's other writes,
-        # see ablate.engine.tables.tables_engine): outputs acknowledged and then lost to a
-        # server crash would leave the result recorded next (after the restart) without them.
-        import sqlalchemy as sa
-
-        from ablate.engine.tables import OUTPUTS
-
         def run() -> None:
-            row = {"study_id": self._study_id, "trial_key": key, "data": data}
-            if self._engine.dialect.name == "postgresql":  # one statement, one commit
-                from sqlalchemy.dialects.postgresql import insert
-
-                upsert = insert(OUTPUTS).values(**row)
-                upsert = upsert.on_conflict_do_update(
-                    index_elements=[OUTPUTS.c.study_id, OUTPUTS.c.trial_key],
-                    set_={"data": upsert.excluded.data},
-                )
-                with self._engine.begin() as conn:
-                    conn.execute(sa.text("SET LOCAL synchronous_commit = on"))
-                    conn.execute(upsert)
-                return
-            where = (OUTPUTS.c.study_id == self._study_id) & (OUTPUTS.c.trial_key == key)
-            with self._engine.begin() as conn:
-                if conn.execute(sa.update(OUTPUTS).where(where).values(data=data)).rowcount:
-                    return
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(sa.insert(OUTPUTS).values(**row))
-            except sa.exc.IntegrityError:  # inserted meanwhile by another attempt
-                with self._engine.begin() as conn:
-                    conn.execute(sa.update(OUTPUTS).where(where).values(data=data))
+            with self._durable.begin() as conn:
+                self.put_in(conn, key, data)
 
         call_with_retry(run)
+
+    def put_in(self, conn: Any, key: str, data: bytes) -> None:
+        """Keep a trial's outputs as part of the transaction on ``conn`` (a finish's)."""
+        from ablate.engine.tables import OUTPUTS, upsert
+
+        upsert(conn, OUTPUTS, {"study_id": self._study_id, "trial_key": key}, {"data": data})
 
     def keys(self) -> set[str]:
         import sqlalchemy as sa

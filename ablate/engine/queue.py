@@ -45,6 +45,7 @@ from ablate.engine.records import TrialResult
 from ablate.engine.retry import call_with_retry
 from ablate.engine.storage import journal_file
 from ablate.engine.workers import WorkerIdentity, boot_id, process_alive
+from ablate.engine.writing import TrialWriter, open_writer
 from ablate.errors import AblateError
 from ablate.results.files import SCHEMA_VERSION
 from ablate.study.grid import Cell, TrialSpec, expand_trials
@@ -140,6 +141,7 @@ class TrialQueue:
         )
         self.index: TrialIndex = open_index(storage, study_id)
         self.outputs: OutputStore = open_outputs(storage, study_id, study.results_dir)
+        self.writer: TrialWriter = open_writer(storage, self.outputs)
         self._grid: dict[str, TrialSpec] | None = None  # trial key -> spec, built when needed
 
     # -- opening ------------------------------------------------------------------------------
@@ -278,15 +280,7 @@ class TrialQueue:
 
     def _start(self, entry: Entry) -> bool:
         """Optuna's atomic WAITING -> RUNNING; False if another process had it first."""
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        try:
-            return bool(
-                self._retry(self.storage.set_trial_state_values, entry.trial_id, TrialState.RUNNING)
-            )
-        except UpdateFinishedTrialError:
-            return False  # claimed and finished by another worker meanwhile
+        return self.writer.start(entry.trial_id)
 
     def _is_duplicate(self, entry: Entry) -> bool:
         """Whether a lower-numbered trial of the same key is waiting, running or complete.
@@ -333,13 +327,9 @@ class TrialQueue:
     def report_epoch(self, claim: Claim, epoch: int, values: dict[str, Any]) -> None:
         """An epoch's value of the study's response, as an Optuna intermediate value, so
         that Optuna's own tools (optuna-dashboard) show live learning curves."""
-        from optuna.exceptions import UpdateFinishedTrialError
-
         value = values.get(self.study.analysis.response)
-        if value is None or not math.isfinite(value):
-            return
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self._retry(self.storage.set_trial_intermediate_value, claim.trial_id, epoch, value)
+        if value is not None and math.isfinite(value):
+            self.writer.intermediate(claim.trial_id, epoch, float(value))
 
     def _objective(self, result: TrialResult) -> float:
         """The value Optuna records for a complete trial: the study's response, or the task's
@@ -360,27 +350,16 @@ class TrialQueue:
     def finish(self, claim: Claim, result: TrialResult) -> bool:
         """Record the result; False if the trial had meanwhile been declared lost.
 
-        The outputs go to the output store first, so that a recorded complete trial always
-        has them; the result's status is the trial's outcome.
+        A recorded complete trial always has its outputs (kept first, or in the same
+        transaction: :mod:`ablate.engine.writing`); the result's status is its outcome.
         """
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
         complete = result.status == "complete"
-        try:
-            if result.outputs is not None:
-                self.outputs.put(claim.spec.key, result.outputs)
-            with self._batch():
-                self._retry(
-                    self.storage.set_trial_user_attr, claim.trial_id, "result", result.to_dict()
-                )
-                state = TrialState.COMPLETE if complete else TrialState.FAIL
-                values = [self._objective(result)] if complete else None
-                self._retry(self.storage.set_trial_state_values, claim.trial_id, state, values)
-        except (UpdateFinishedTrialError, KeyError):
-            self.index.sync(claim.trial_id)
+        outputs = (claim.spec.key, result.outputs) if result.outputs is not None else None
+        value = self._objective(result) if complete else None
+        if not self.writer.finish(claim.trial_id, complete, {"result": result.to_dict()},
+                                  value=value, outcome=result.status, outputs=outputs):  # fmt: skip
+            self.index.sync(claim.trial_id)  # declared lost meanwhile
             return False
-        self.index.finished(claim.trial_id, "complete" if complete else "fail", result.status)
         if not complete:
             self._requeue(claim.spec)
         return True
@@ -444,18 +423,10 @@ class TrialQueue:
 
     def _fail(self, trial_id: int, outcome: str) -> bool:
         """Move a trial to FAIL with ``outcome``; False if someone else finished it."""
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        try:
-            with self._batch():
-                self._set_outcome(trial_id, outcome)
-                self._retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
-        except (UpdateFinishedTrialError, KeyError):
-            self.index.sync(trial_id)
-            return False
-        self.index.finished(trial_id, "fail", outcome)
-        return True
+        if self.writer.finish(trial_id, False, {"outcome": outcome}, outcome=outcome):
+            return True
+        self.index.sync(trial_id)
+        return False
 
     def _requeue(self, spec: TrialSpec) -> bool:
         """Enqueue another attempt at ``spec`` unless one is pending or done, or retries ran out."""
@@ -517,9 +488,6 @@ class TrialQueue:
         """Records written meanwhile reach the disk together (the journal; a no-op else)."""
         journal = journal_file(self.storage)
         return journal.batch() if journal is not None else contextlib.nullcontext()
-
-    def _set_outcome(self, trial_id: int, outcome: str) -> None:
-        self._retry(self.storage.set_trial_user_attr, trial_id, "outcome", outcome)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ tables to the same database, created on first open and versioned in ``ablate_sch
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,35 +91,64 @@ def ensure_tables(engine: Any) -> None:
     _ready.add(url)
 
 
-_engines: dict[str, Any] = {}  # storage URL -> the engine of ablate's tables, one per process
+_engines: dict[tuple[str, bool], Any] = {}  # (storage URL, durable) -> engine, per process
 
 
-def tables_engine(storage_engine: Any) -> Any:
-    """The engine ablate writes its tables with: same database as the storage's engine, its
-    own small pool, and on PostgreSQL commits that do not wait for the disk.
+def tables_engine(storage_engine: Any, durable: bool = False) -> Any:
+    """The engine ablate writes with: same database as the storage's engine, its own small
+    pool, and on PostgreSQL, unless ``durable``, commits that do not wait for the disk.
 
-    It halves the disk flushes of a claim and a finish, and is safe because nothing a user
-    keeps lives only in these writes: results, states and values are Optuna's rows, whose
-    commits keep waiting for the disk, and saved outputs are committed the same way
-    (:meth:`ablate.engine.outputs.SqlOutputs.put` asks for it). A server crash can take back
-    only the last fraction of a second of index changes, each corrected from Optuna: a
-    reservation (the row waits again while Optuna's trial runs; the next claim of it fails in
-    Optuna and corrects the row), a finished trial's row (still running: the lost-worker check
-    meets it, Optuna refuses to fail a finished trial, and the row is corrected), a heartbeat
-    (the next one), the rows of trials just enqueued (added when the study is next opened).
+    A fast commit halves the disk flushes of a claim, and is safe for ablate's index rows and
+    heartbeats because nothing a user keeps lives only there: a server crash can take back
+    only the last fraction of a second of them, each corrected from Optuna: a reservation (the
+    row waits again while Optuna's trial runs; the next claim of it fails in Optuna and
+    corrects the row), a heartbeat (the next one), the rows of trials just enqueued (added
+    when the study is next opened). What a user keeps (a claim's and a finish's change to
+    Optuna's trial, the result, the saved outputs) is written ``durable``: its commit waits
+    for the disk, as Optuna's own writes do (:mod:`ablate.engine.writing`).
     """
-    key = storage_engine.url.render_as_string(hide_password=False)
+    key = (storage_engine.url.render_as_string(hide_password=False), durable)
     engine = _engines.get(key)
     if engine is None:
         options: dict[str, Any] = {"pool_pre_ping": False, "pool_size": 2}
-        if storage_engine.dialect.name == "postgresql":
+        if storage_engine.dialect.name == "postgresql" and not durable:
             options["connect_args"] = {"options": "-c synchronous_commit=off"}
         engine = _engines[key] = sa.create_engine(storage_engine.url, **options)
     return engine
 
 
+def upsert(conn: Any, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert a row, or update ``values`` of the row with these ``keys`` (a unique key)."""
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):  # one statement
+        conn.execute(_upsert_statement(dialect, table, tuple(keys), tuple(values)),
+                     {**keys, **values})  # fmt: skip
+        return
+    where = sa.and_(*(table.c[name] == value for name, value in keys.items()))
+    if conn.execute(sa.update(table).where(where).values(**values)).rowcount == 0:
+        conn.execute(sa.insert(table).values(**keys, **values))
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], values: tuple[str, ...]
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET values, with a parameter per column (built
+    once: building it took longer than executing it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values({name: sa.bindparam(name) for name in keys + values})
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in values}
+    )
+
+
 def dispose_tables_engine(storage_engine: Any) -> None:
     """Close the connections of ablate's engine for this storage (see :func:`tables_engine`)."""
-    engine = _engines.pop(storage_engine.url.render_as_string(hide_password=False), None)
-    if engine is not None:
-        engine.dispose()
+    url = storage_engine.url.render_as_string(hide_password=False)
+    for durable in (False, True):
+        engine = _engines.pop((url, durable), None)
+        if engine is not None:
+            engine.dispose()

@@ -303,10 +303,11 @@ def test_reading_a_postgresql_study_for_export_agrees_with_optuna(
 def test_postgresql_index_rows_a_server_crash_takes_back_are_corrected(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """ablate's rows commit without waiting for the disk: a server crash may take back the
-    last ones while Optuna's survive (played here by writing the rows back). A reservation
-    taken back: the trial is not claimed twice, nor does its row name the failed claimant; a
-    finished trial's row taken back: the lost-worker check corrects it, and retries nothing."""
+    """ablate's reservations commit without waiting for the disk: a server crash may take
+    back the last ones while Optuna's survive (played here by writing the rows back). A
+    reservation taken back: the trial is not claimed twice, nor does its row name the failed
+    claimant; a finished trial's row behind (as an older ablate, which wrote it after Optuna's
+    change, could leave it): the lost-worker check corrects it, and retries nothing."""
     study = _study(tmp_path)
     queue = _queue(study, postgres_url)
     queue.populate(expand_trials(study))

@@ -1,23 +1,24 @@
 """Every attention variant of every built-in model builds and trains a step, under TensorFlow
 and under JAX, with the same parameter count on both. TensorFlow runs in this process; JAX in
 the TensorFlow-free environment that ABLATE_TEST_JAX_PYTHON names (``.ci/run`` builds one),
-else in this one. One step each: eagerly under TensorFlow (tracing every model would cost
-minutes on 2 cores; the tiny studies of tests/test_studies.py train traced models), compiled
-under JAX (where op-by-op dispatch is slower still)."""
+else in this one, in the background from the session's start (tests/background.py). One step
+each: eagerly under TensorFlow (tracing every model would cost minutes on 2 cores; the tiny
+studies of tests/test_studies.py train traced models), compiled under JAX (where op-by-op
+dispatch is slower still)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests import background
+from tests.background import Job
 from tests.helpers import ROOT
 
 # (builder, input shape, classes or None, parameters): small sizes, every attention level.
@@ -92,24 +93,22 @@ def _check(results: list[list[Any]], backend_name: str) -> None:
         assert maps == expected
 
 
-@pytest.fixture(scope="module")
-def jax_run() -> Iterator[subprocess.Popen[str] | None]:
-    """The JAX run, started first so that it compiles on one core while TensorFlow trains on
-    the other; None where JAX is not installed."""
+def _jax_variants() -> Job | None:
+    """The JAX run, in the TensorFlow-free environment if there is one; None without JAX."""
     if not JAX_PYTHON and importlib.util.find_spec("jax") is None:
-        yield None
-        return
+        return None
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "",
            "KERAS_BACKEND": "jax"}  # fmt: skip
     command = [JAX_PYTHON or sys.executable, "-c", _SCRIPT, json.dumps(VARIANTS)]
-    with subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:  # fmt: skip
-        yield proc
-        proc.kill()
+    return [(command, {"cwd": ROOT, "env": env, "timeout": 900})]
+
+
+#: Started when the session starts (tests/background.py): it compiles while others run.
+BACKGROUND = {"jax-variants": _jax_variants}
 
 
 @pytest.fixture(scope="module")
-def tensorflow_results(jax_run: subprocess.Popen[str] | None) -> list[list[Any]]:
+def tensorflow_results() -> list[list[Any]]:
     from ablate.engine import backend
 
     keras = backend.import_keras()
@@ -132,10 +131,10 @@ def test_every_variant_trains_a_step_under_tensorflow(
     not JAX_PYTHON and importlib.util.find_spec("jax") is None, reason="JAX is not installed"
 )
 def test_every_variant_trains_a_step_under_jax_with_tensorflows_parameter_counts(
-    jax_run: subprocess.Popen[str], tensorflow_results: list[list[Any]]
+    tensorflow_results: list[list[Any]],
 ) -> None:
-    out, err = jax_run.communicate(timeout=600)
-    assert jax_run.returncode == 0, err[-3000:]
-    results = json.loads(out.strip().splitlines()[-1])
+    (run,) = background.results("jax-variants", _jax_variants)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
     _check(results, "jax")
     assert [r[1] for r in results] == [r[1] for r in tensorflow_results]
