@@ -314,8 +314,23 @@ def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root:
         "lost": n - summary.complete,
     }
     if server and not args.keep:
-        _database(server, name, drop=True)
+        _drop(server, name)
     return row
+
+
+def _drop(server: str, name: str) -> None:
+    """Drop a run's database; autovacuum may hold it a moment (the role cannot end that)."""
+    import sqlalchemy
+
+    for attempt in range(10):
+        try:
+            _database(server, name, drop=True)
+            return
+        except sqlalchemy.exc.ProgrammingError as err:
+            if attempt == 9:
+                print(f"could not drop database {name} ({err.orig}); drop it by hand")
+                return
+            time.sleep(3)
 
 
 def main() -> None:
