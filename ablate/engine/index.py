@@ -31,13 +31,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ablate.engine.retry import call_with_retry
 from ablate.engine.storage import journal_file, rdb_engine
-
-if TYPE_CHECKING:
-    from ablate.study.grid import TrialSpec
 
 #: Optuna trial state name -> the index's state.
 _STATES = {"WAITING": "waiting", "RUNNING": "running", "COMPLETE": "complete"}
@@ -107,9 +104,6 @@ class TrialIndex(Protocol):
 
     def reserve(self, entry: Entry, worker: dict[str, Any]) -> bool:
         """Reserve one waiting trial for ``worker`` (then ``start`` it); False if taken."""
-
-    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
-        """Trials just created in Optuna, WAITING: (trial id, spec, attempt) each."""
 
     def sync(self, trial_id: int) -> None:
         """Correct what the index says of a trial from Optuna."""
@@ -250,9 +244,6 @@ class MemoryIndex:
         # RUNNING decides.
         call_with_retry(self._storage.set_trial_user_attr, entry.trial_id, "worker", worker)
         return True
-
-    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
-        pass  # the next refresh reads them
 
     def sync(self, trial_id: int) -> None:
         pass
@@ -436,29 +427,6 @@ class SqlIndex:
             .values(heartbeat=None, **claim)
         )
         return self._execute(statement) == 1
-
-    def added(self, created: list[tuple[int, TrialSpec, int]]) -> None:
-        import sqlalchemy as sa
-
-        from ablate.engine.tables import OPTUNA_TRIALS
-
-        if not created:
-            return
-        ids = [trial_id for trial_id, _, _ in created]
-
-        def numbers() -> dict[int, int]:
-            with self._engine.connect() as conn:
-                query = sa.select(OPTUNA_TRIALS.c.trial_id, OPTUNA_TRIALS.c.number)
-                return dict(conn.execute(query.where(OPTUNA_TRIALS.c.trial_id.in_(ids))).all())
-
-        number = call_with_retry(numbers)
-        self._insert(
-            [
-                _row(Entry(trial_id, number[trial_id], spec.key, spec.cell.label, "waiting",
-                           attempt), self._study_id)
-                for trial_id, spec, attempt in created
-            ]
-        )  # fmt: skip
 
     def sync(self, trial_id: int, holder: bool = False) -> None:
         """Correct the row from Optuna; ``holder``: its worker too (Optuna's, else none),

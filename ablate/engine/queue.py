@@ -45,7 +45,7 @@ from ablate.engine.records import TrialResult
 from ablate.engine.retry import call_with_retry
 from ablate.engine.storage import journal_file
 from ablate.engine.workers import WorkerIdentity, boot_id, process_alive
-from ablate.engine.writing import TrialWriter, open_writer
+from ablate.engine.writing import NewTrial, TrialWriter, open_writer
 from ablate.errors import AblateError
 from ablate.results.files import SCHEMA_VERSION
 from ablate.study.grid import Cell, TrialSpec, expand_trials
@@ -227,8 +227,7 @@ class TrialQueue:
         # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
         # meanwhile is enqueued again by the next run, as any missing one is.
         with self._batch():
-            for spec in missing:
-                self._enqueue(spec, attempt=1)
+            self._enqueue_all(missing, attempt=1)
         stranded = [
             spec
             for spec in specs
@@ -237,27 +236,32 @@ class TrialQueue:
         return len(missing) + sum(self._requeue(spec) for spec in stranded)
 
     def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
-        trial_id = self._create(spec, attempt)
-        self.index.added([(trial_id, spec, attempt)])
-        return trial_id
+        return self._enqueue_all([spec], attempt)[0]
 
-    def _create(self, spec: TrialSpec, attempt: int) -> int:
-        from optuna.trial import TrialState, create_trial
-
-        template = create_trial(
-            state=TrialState.WAITING,
-            system_attrs={"fixed_params": spec.cell.as_dict()},
-            user_attrs={
-                "trial_key": spec.key,
-                "cell": spec.cell.label,
-                "cell_index": spec.cell.index,
-                "levels": spec.cell.as_dict(),
-                "replicate": spec.replicate,
-                "seed": spec.seed,
-                "attempt": attempt,
-            },
+    def _enqueue_all(self, specs: list[TrialSpec], attempt: int) -> list[int]:
+        """Create these trials WAITING (Optuna's fixed parameters, ablate's attributes);
+        returns their ids."""
+        return self.writer.create(
+            self.study_id,
+            [
+                NewTrial(
+                    user_attrs={
+                        "trial_key": spec.key,
+                        "cell": spec.cell.label,
+                        "cell_index": spec.cell.index,
+                        "levels": spec.cell.as_dict(),
+                        "replicate": spec.replicate,
+                        "seed": spec.seed,
+                        "attempt": attempt,
+                    },
+                    system_attrs={"fixed_params": spec.cell.as_dict()},
+                    key=spec.key,
+                    cell=spec.cell.label,
+                    attempt=attempt,
+                )
+                for spec in specs
+            ],
         )
-        return self._retry(self.storage.create_new_trial, self.study_id, template)
 
     # -- claiming -----------------------------------------------------------------------------
 

@@ -62,9 +62,6 @@ OUTPUTS = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),  # the .npz file's bytes
 )
 
-#: Optuna's own table of trials, of which ablate reads only the numbers of trials it creates.
-OPTUNA_TRIALS = sa.table("trials", sa.column("trial_id"), sa.column("number"))
-
 _ready: set[str] = set()  # engines (by URL) whose tables this process has checked
 _LOCK_ID = 0x61626C617465  # "ablate": serialises creating the tables on PostgreSQL
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,8 +30,22 @@ if TYPE_CHECKING:
     from ablate.engine.outputs import OutputStore
 
 
+@dataclass(frozen=True)
+class NewTrial:
+    """A trial to create, WAITING: Optuna's attributes of it, and its index row's facts."""
+
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+    key: str
+    cell: str  # the cell's label
+    attempt: int
+
+
 class TrialWriter(Protocol):
-    """The changes a worker makes to its trial in Optuna storage."""
+    """The changes the queue makes to trials in Optuna storage."""
+
+    def create(self, study_id: int, trials: list[NewTrial]) -> list[int]:
+        """Create these trials, WAITING, numbered in this order; returns their ids."""
 
     def start(self, trial_id: int) -> bool:
         """Optuna's atomic WAITING -> RUNNING; False if the trial is not WAITING."""
@@ -77,6 +92,16 @@ class ApiWriter:
     def _batch(self) -> contextlib.AbstractContextManager[None]:
         journal = journal_file(self._storage)
         return journal.batch() if journal is not None else contextlib.nullcontext()
+
+    def create(self, study_id: int, trials: list[NewTrial]) -> list[int]:
+        from optuna.trial import TrialState, create_trial
+
+        ids = []
+        for new in trials:  # the journal's index reads them from the journal
+            template = create_trial(state=TrialState.WAITING, user_attrs=new.user_attrs,
+                                    system_attrs=new.system_attrs)  # fmt: skip
+            ids.append(call_with_retry(self._storage.create_new_trial, study_id, template))
+        return ids
 
     def start(self, trial_id: int) -> bool:
         from optuna.exceptions import UpdateFinishedTrialError
@@ -141,6 +166,9 @@ def _optuna_tables() -> dict[str, Any]:
     unfinished = trials.c.state.in_([TrialState.WAITING, TrialState.RUNNING])
     return {
         "models": models,
+        "studies": models.StudyModel.__table__,
+        "trials": trials,
+        "system_attrs": models.TrialSystemAttributeModel.__table__,
         "attrs": models.TrialUserAttributeModel.__table__,
         "values": models.TrialValueModel.__table__,
         "intermediate": models.TrialIntermediateValueModel.__table__,
@@ -185,6 +213,59 @@ class SqlWriter:
         self._durable = tables_engine(engine, durable=True)
         self._fast = tables_engine(engine)
         self._outputs = outputs
+
+    def create(self, study_id: int, trials: list[NewTrial]) -> list[int]:
+        """In transactions of up to 500 trials, each with its attributes and index row (the
+        API creates one at a time and counts the study's trials for each number: minutes for
+        10,000). Numbers are taken as Optuna takes them, under a lock on the study's row."""
+        ids: list[int] = []
+        for first in range(0, len(trials), 500):
+            chunk = trials[first : first + 500]
+            ids += call_with_retry(self._create, study_id, chunk)
+        return ids
+
+    def _create(self, study_id: int, trials: list[NewTrial]) -> list[int]:
+        import sqlalchemy as sa
+        from optuna.trial import TrialState
+
+        from ablate.engine.tables import TRIALS
+
+        optuna = _optuna_tables()
+        studies, table = optuna["studies"], optuna["trials"]
+        with self._durable.begin() as conn:
+            conn.execute(
+                sa.select(studies.c.study_id)
+                .where(studies.c.study_id == study_id)
+                .with_for_update()
+            )
+            count = sa.select(sa.func.count()).where(table.c.study_id == study_id)
+            first = conn.execute(count).scalar_one()
+            rows = [
+                {"study_id": study_id, "number": first + i, "state": TrialState.WAITING,
+                 "datetime_start": None, "datetime_complete": None}
+                for i in range(len(trials))
+            ]  # fmt: skip
+            insert = sa.insert(table).returning(table.c.trial_id, sort_by_parameter_order=True)
+            ids = [row.trial_id for row in conn.execute(insert, rows)]
+            for name, attrs_of in (("attrs", lambda t: t.user_attrs),
+                                   ("system_attrs", lambda t: t.system_attrs)):  # fmt: skip
+                attrs = [
+                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                    for trial_id, new in zip(ids, trials, strict=True)
+                    for key, value in attrs_of(new).items()
+                ]
+                if attrs:
+                    conn.execute(sa.insert(optuna[name]), attrs)
+            conn.execute(
+                sa.insert(TRIALS),
+                [
+                    {"trial_id": trial_id, "study_id": study_id, "number": first + i,
+                     "trial_key": new.key, "cell": new.cell, "state": "waiting",
+                     "attempt": new.attempt}
+                    for i, (trial_id, new) in enumerate(zip(ids, trials, strict=True))
+                ],
+            )  # fmt: skip
+        return ids
 
     def start(self, trial_id: int) -> bool:
         statement = _optuna_tables()["start"]

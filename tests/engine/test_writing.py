@@ -1,5 +1,6 @@
 """A database's plain-statement writes leave exactly what Optuna's own API would have written,
-read back through Optuna's API: states, times, values, intermediate values, attributes."""
+read back through Optuna's API: new trials and their numbers, states, times, values,
+intermediate values, attributes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from ablate.engine.outputs import SqlOutputs
-from ablate.engine.writing import ApiWriter, SqlWriter
+from ablate.engine.writing import ApiWriter, NewTrial, SqlWriter
 
 RESULT = {"status": "complete", "values": {"test_loss": 0.25}, "history": [{"epoch": 1}]}
 
@@ -110,3 +111,42 @@ def test_a_finish_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     assert outputs.keys() == set()
     assert writer.finish(trial_id, True, {"result": RESULT}, value=1.0, outcome="complete")
     assert storage.get_trial(trial_id).state == TrialState.COMPLETE
+
+
+def _same_creation(url: str) -> None:
+    """Trials created in bulk read back as those Optuna creates one by one, numbered on."""
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+
+    from ablate.engine.tables import TRIALS
+
+    storage, study_id, _ = _storage_and_trials(url, 0)
+    outputs = SqlOutputs(storage.engine, study_id)
+    sql, api = SqlWriter(storage.engine, outputs), ApiWriter(storage, outputs)
+    new = [
+        NewTrial({"trial_key": f"k{i}", "levels": {"a": i}}, {"fixed_params": {"a": i}},
+                 f"k{i}", f"a={i}", 1)
+        for i in range(1203)
+    ]  # fmt: skip
+    ids = api.create(study_id, new[:2]) + sql.create(study_id, new[2:])
+    trials = storage.get_all_trials(study_id)
+    assert [t._trial_id for t in trials] == ids and [t.number for t in trials] == list(range(1203))
+    for trial, made in zip(trials, new, strict=True):
+        assert trial.state == TrialState.WAITING and trial.datetime_start is None
+        assert trial.user_attrs == made.user_attrs and trial.system_attrs == made.system_attrs
+        assert trial.params == {} and trial.values is None
+    with storage.engine.connect() as conn:
+        rows = conn.execute(sa.select(TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.trial_key,
+                                      TRIALS.c.state).order_by(TRIALS.c.number)).all()  # fmt: skip
+    assert rows == [(i, n + 2, f"k{n + 2}", "waiting") for n, i in enumerate(ids[2:])]
+    api.create(study_id, new[:1])  # and Optuna numbers on after them
+    assert storage.get_all_trials(study_id)[-1].number == 1203
+
+
+def test_sqlite_bulk_creation_reads_back_as_optunas_own(tmp_path: Path) -> None:
+    _same_creation(f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+@pytest.mark.postgres
+def test_postgresql_bulk_creation_reads_back_as_optunas_own(postgres_url: str) -> None:
+    _same_creation(postgres_url)
