@@ -1,4 +1,4 @@
-"""Writing a trial's changes: a claim's start, an epoch's value, a finish.
+"""Writing trials: their creation, a claim's start, an epoch's value, a finish.
 
 - :class:`ApiWriter` (the journal, any other storage): Optuna's storage API, a call per
   change, the saved outputs kept first.
@@ -6,12 +6,14 @@
   on Optuna's own tables, their definitions taken from Optuna's models (same columns, enums
   and value conversions, so what Optuna's tools read is what its API would have written),
   together with the ablate rows that go with it. A finish records the outputs, the result,
-  the value, the state and the index row in one commit: all of it or none.
+  the value, the state and the index row in one commit: all of it or none; new trials are
+  created 500 to a transaction.
 
 Why not Optuna's API on a database: its RDB storage opens an ORM session per call; a claim,
-three epochs' values and a finish took seven commits and ~14 ms of Python per trial, so with
-8 workers sharing two cores a claim + finish took 60-80 ms (issue 17). The checks are
-Optuna's: a finished trial is never changed, and a start needs a WAITING trial.
+three epochs' values and a finish took ten commits and ~14 ms of Python per trial, so with
+8 workers sharing two cores a claim + finish took 60-80 ms (``bench/scale.py``; now about
+6 ms and 20-25 ms). The checks are Optuna's: a finished trial is never changed, and a start
+needs a WAITING trial.
 """
 
 from __future__ import annotations
