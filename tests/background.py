@@ -14,7 +14,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: A job: the commands to run one after another, each as (argv, options for subprocess.run).
@@ -24,7 +24,7 @@ Job = list[tuple[list[str], dict[str, Any]]]
 @dataclass
 class _Running:
     thread: threading.Thread
-    results: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+    results: list[subprocess.CompletedProcess[str]]  # each command's, as they finish
 
 
 _jobs: dict[str, _Running] = {}
@@ -39,25 +39,26 @@ def start(name: str, make: Callable[[], Job | None]) -> None:
         job = make()
         if job is None:
             return
-        running = _Running(threading.Thread(target=lambda: None))
+        done: list[subprocess.CompletedProcess[str]] = []
 
         def run() -> None:
             for argv, options in job:
                 proc = subprocess.run(["nice", "-n", "10", *argv], capture_output=True,
                                       text=True, **options)  # fmt: skip
-                running.results.append(proc)
+                done.append(proc)
                 if proc.returncode != 0:
                     return
 
-        running.thread = threading.Thread(target=run, name=f"background-{name}", daemon=True)
-        running.thread.start()
-        _jobs[name] = running
+        thread = threading.Thread(target=run, name=f"background-{name}", daemon=True)
+        _jobs[name] = _Running(thread, done)
+        thread.start()
 
 
 def results(name: str, make: Callable[[], Job | None]) -> list[subprocess.CompletedProcess[str]]:
     """Job ``name``'s finished commands (started now if the session did not), in order; it
     stops at the first that fails."""
     start(name, make)
+    assert name in _jobs, f"background job {name} cannot run here"
     running = _jobs[name]
     running.thread.join(timeout=float(os.environ.get("ABLATE_TEST_BACKGROUND_TIMEOUT", "1200")))
     assert not running.thread.is_alive(), f"background job {name} did not finish"
