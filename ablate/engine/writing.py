@@ -247,8 +247,13 @@ class SqlWriter:
                  "datetime_start": None, "datetime_complete": None}
                 for i in range(len(trials))
             ]  # fmt: skip
-            insert = sa.insert(table).returning(table.c.trial_id, sort_by_parameter_order=True)
-            ids = [row.trial_id for row in conn.execute(insert, rows)]
+            if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+                insert = sa.insert(table).returning(table.c.trial_id,
+                                                    sort_by_parameter_order=True)  # fmt: skip
+                ids = [row.trial_id for row in conn.execute(insert, rows)]
+            else:  # MySQL: no RETURNING, one INSERT per trial
+                ids = [conn.execute(sa.insert(table).values(**row)).inserted_primary_key[0]
+                       for row in rows]  # fmt: skip
             for name, attrs_of in (("attrs", lambda t: t.user_attrs),
                                    ("system_attrs", lambda t: t.system_attrs)):  # fmt: skip
                 attrs = [

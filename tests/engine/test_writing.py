@@ -150,3 +150,15 @@ def test_sqlite_bulk_creation_reads_back_as_optunas_own(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_postgresql_bulk_creation_reads_back_as_optunas_own(postgres_url: str) -> None:
     _same_creation(postgres_url)
+
+
+def test_bulk_creation_without_returning_numbers_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that cannot return the ids of many inserted rows (MySQL) gets them one by
+    one: the same trials, numbers and rows (played on SQLite by turning the ability off)."""
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+
+    monkeypatch.setattr(SQLiteDialect, "insert_executemany_returning_sort_by_parameter_order",
+                        False)  # fmt: skip
+    _same_creation(f"sqlite:///{tmp_path / 'optuna.db'}")
