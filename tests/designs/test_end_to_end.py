@@ -4,6 +4,7 @@ runs; an optimal design of the reference's four factors. Real models, real stora
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,6 @@ from ablate.engine.runner import run_study
 from ablate.results import load_results
 from ablate.stats.analysis import analyze
 from ablate.study import parse_study
-from tests.helpers import run_cli
 
 FLAGS = """\
 name: flags
@@ -28,18 +28,30 @@ factors:
   dropout: [false, true]
   layer_norm: [false, true]
 design: {{type: fractional, resolution: IV{fold}}}
-training: {{epochs: 2, batch_size: 32, learning_rate: 0.01, decay: 0}}
+training: {{epochs: 1, batch_size: 32, learning_rate: 0.01, decay: 0}}
 data: {{dataset: 'tests.user_regression:linear', options: {{n: 300}}}}
 results: {results}
 run: {{heartbeat_seconds: 0.5}}
 """
 
 
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``ablate ARGS`` through the command line's own entry point, in this process (a fresh
+    process for each would cost seconds of imports)."""
+    from ablate.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 @pytest.mark.slow
-def test_a_resolution_iv_fraction_of_seven_factors_then_its_fold_over(tmp_path: Path) -> None:
+def test_a_resolution_iv_fraction_of_seven_factors_then_its_fold_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "flags.yaml"
     path.write_text(FLAGS.format(fold="", results=tmp_path / "results"))
-    dry = run_cli("run", str(path), "--dry-run")
+    dry = _cli(capsys, "run", str(path), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "16 runs of the 128-cell grid x 1 replicate(s) = 16 trials" in dry.stdout
     assert "2^(7-3) fraction, resolution IV" in dry.stdout
@@ -54,12 +66,12 @@ def test_a_resolution_iv_fraction_of_seven_factors_then_its_fold_over(tmp_path: 
     assert a.structure.kind == "regular fraction" and a.structure.resolution == 4
     assert a.structure.relation.word_length_pattern() == [0, 7, 0, 0, 0]
     assert all(al.startswith("+ ") and al.count("×") >= 2 for al in a.effects["aliases"])
-    out = run_cli("analyze", str(results))
+    out = _cli(capsys, "analyze", str(results))
     assert out.returncode == 0, out.stderr
     assert "Aliases of the estimated terms" in out.stdout
     assert "defining relation: I = " in out.stdout
     assert "wide (+ " in out.stdout and "fANOVA" in out.stdout
-    refused = run_cli("analyze", str(results), "--interactions", "2")
+    refused = _cli(capsys, "analyze", str(results), "--interactions", "2")
     assert refused.returncode == 2 and "is aliased with" in refused.stderr
     # the fold-over on one factor: a rerun trains only its 16 new runs
     path.write_text(FLAGS.format(fold=", fold: [wide]", results=tmp_path / "results"))
@@ -72,7 +84,7 @@ def test_a_resolution_iv_fraction_of_seven_factors_then_its_fold_over(tmp_path: 
     assert both.structure.title == "2^(7-2) fraction, resolution IV"
     chains = [set(c.replace(" = ", "×").split("×")) for c in both.structure.chains]
     assert all("wide" not in c for c in chains)  # wide's interactions are free now
-    as_json = json.loads(run_cli("analyze", str(results), "--format", "json").stdout)
+    as_json = json.loads(_cli(capsys, "analyze", str(results), "--format", "json").stdout)
     assert as_json["structure"]["runs"] == 32
 
 
