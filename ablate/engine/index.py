@@ -25,6 +25,7 @@ reading every trial of a large study for them made each claim cost as much as th
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import json
 import time
@@ -283,7 +284,6 @@ class SqlIndex:
         self._storage = storage
         self._study_id = study_id
         self._engine = tables_engine(engine)
-        self._reserve_pg: Any = None  # the claim's statement, built on the first claim
         call_with_retry(ensure_tables, self._engine)
         call_with_retry(self._add_missing)
 
@@ -366,9 +366,7 @@ class SqlIndex:
         """One statement: reserve the lowest waiting row that no other claim holds
         (``FOR UPDATE SKIP LOCKED``), and say whether a lower-numbered live trial of its key
         exists."""
-        if self._reserve_pg is None:
-            self._reserve_pg = _reserve_statement_pg(self._study_id)
-        statement, who = self._reserve_pg, json.dumps(worker)
+        statement, who = _reserve_statement_pg(self._study_id), json.dumps(worker)
 
         def run() -> Any:
             with self._engine.begin() as conn:
@@ -499,6 +497,7 @@ class SqlIndex:
         return self._select()
 
 
+@functools.cache  # built once: building it took longer than running it
 def _reserve_statement_pg(study_id: int) -> Any:
     """UPDATE the lowest waiting row no other claim holds to running (``:worker``, ``:beat``),
     RETURNING it and whether a lower-numbered live trial of its key exists."""

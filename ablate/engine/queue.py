@@ -26,7 +26,6 @@ results kept on disk meanwhile are :mod:`ablate.engine.spool`.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import json
 import logging
@@ -43,7 +42,7 @@ from ablate.engine.outputs import OutputStore, legacy_outputs, open_outputs
 from ablate.engine.reading import read_trials
 from ablate.engine.records import TrialResult
 from ablate.engine.retry import call_with_retry
-from ablate.engine.storage import journal_file
+from ablate.engine.storage import journal_batch
 from ablate.engine.workers import WorkerIdentity, boot_id, process_alive
 from ablate.engine.writing import NewTrial, TrialWriter, open_writer
 from ablate.errors import AblateError
@@ -226,7 +225,7 @@ class TrialQueue:
         missing = [spec for spec in specs if spec.key not in by_key]
         # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
         # meanwhile is enqueued again by the next run, as any missing one is.
-        with self._batch():
+        with journal_batch(self.storage):
             self._enqueue_all(missing, attempt=1)
         stranded = [
             spec
@@ -487,11 +486,6 @@ class TrialQueue:
                 path.unlink(missing_ok=True)
                 recorded.append(spec.cell.label)
         return recorded
-
-    def _batch(self) -> contextlib.AbstractContextManager[None]:
-        """Records written meanwhile reach the disk together (the journal; a no-op else)."""
-        journal = journal_file(self.storage)
-        return journal.batch() if journal is not None else contextlib.nullcontext()
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -231,6 +231,12 @@ def journal_file(storage: Any) -> JournalFile | None:
     return backend if isinstance(backend, JournalFile) else None
 
 
+def journal_batch(storage: Any) -> contextlib.AbstractContextManager[None]:
+    """Records written meanwhile reach the disk together (the journal; a no-op else)."""
+    journal = journal_file(storage)
+    return journal.batch() if journal is not None else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def opened_queue(study: Study, url: str | None, *, create: bool = True) -> Iterator[TrialQueue]:
     """Open storage and the study's queue; closes RDB connections afterwards."""

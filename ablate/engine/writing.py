@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ablate.engine.retry import call_with_retry
-from ablate.engine.storage import journal_file, rdb_engine
+from ablate.engine.storage import journal_batch, rdb_engine
 
 if TYPE_CHECKING:
     from ablate.engine.outputs import OutputStore
@@ -91,10 +91,6 @@ class ApiWriter:
         self._storage = storage
         self._outputs = outputs
 
-    def _batch(self) -> contextlib.AbstractContextManager[None]:
-        journal = journal_file(self._storage)
-        return journal.batch() if journal is not None else contextlib.nullcontext()
-
     def create(self, study_id: int, trials: list[NewTrial]) -> list[int]:
         from optuna.trial import TrialState, create_trial
 
@@ -138,7 +134,7 @@ class ApiWriter:
         try:
             if outputs is not None:  # first, so that a recorded complete trial has them
                 self._outputs.put(*outputs)
-            with self._batch():
+            with journal_batch(self._storage):
                 for name, attr in attrs.items():
                     call_with_retry(self._storage.set_trial_user_attr, trial_id, name, attr)
                 state = TrialState.COMPLETE if complete else TrialState.FAIL
