@@ -38,8 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except AblateError as err:
-        message = " ".join(str(err).splitlines())  # one paragraph, whatever went into it
-        print(f"ablate: error: {_scrub(message)}", file=sys.stderr)
+        _print_error(err)
         return err.exit_code
     except KeyboardInterrupt:
         print("ablate: interrupted", file=sys.stderr)
@@ -51,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _print_error(err: AblateError) -> None:
+    """The message as one paragraph, then its detail (the user's own traceback) as it is."""
+    message = " ".join(str(err).splitlines())  # one paragraph, whatever went into it
+    print(f"ablate: error: {_scrub(message)}", file=sys.stderr)
+    if err.detail:
+        print(_scrub(err.detail), file=sys.stderr)
 
 
 def _scrub(text: str) -> str:
@@ -301,12 +308,17 @@ def _storage_url(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ablate.engine.runner import describe_plan, run_study
+    from ablate.engine.runner import run_study
     from ablate.study import load_study
 
     study = load_study(args.study)
     if args.dry_run:
-        print(describe_plan(study, args.workers, args.workers_per_gpu))
+        from ablate.engine.dryrun import dry_run
+
+        checked = dry_run(study, args.workers, args.workers_per_gpu, _storage_url(args))
+        print(checked.text)
+        if checked.problem is not None:
+            raise checked.problem
         return 0
     # Ctrl-C (SIGINT) stops the run cleanly even when a script started it in the background:
     # the shell then sets SIGINT to "ignore", and Python would inherit that.

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AblateError(Exception):
     """A problem with the user's input or environment, with the way out in its message.
 
     The message is one paragraph meant for a person: what is wrong, where, and what to do.
-    The CLI prints it without a traceback and exits with code 2.
+    ``detail`` is what the person needs below it, as it is (the traceback of their own code
+    that failed, say), or "". The CLI prints both without ablate's traceback and exits with
+    code 2. It survives pickling, so a check run in a child process reports it intact.
     """
 
     exit_code = 2
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.detail))
 
 
 class StudyFileError(AblateError):

@@ -38,7 +38,7 @@ import json, resource, sys, time
 from ablate.engine import backend
 from ablate.study import load_study, parse_study
 from ablate.study.grid import Cell, TrialSpec
-from ablate.engine.runner import plan_workers
+from ablate.engine.planning import plan_workers
 study = parse_study(open(sys.argv[1]).read())
 slot = plan_workers(study, workers=1, remaining=1)[0]
 backend.configure_process(threads=slot.threads, gpu=slot.gpu)

@@ -172,7 +172,7 @@ def _measure(
     study = parse_study(_study_text(settings["train"], settings["test"], settings["epochs"]))
     if path == "ablate":
         # a single worker on this machine, as `ablate run --workers 1` would start it
-        from ablate.engine.runner import plan_workers
+        from ablate.engine.planning import plan_workers
 
         slot = plan_workers(study, workers=1, remaining=1)[0]
         backend.configure_process(threads=slot.threads, gpu=slot.gpu)

@@ -61,8 +61,9 @@ def as_inputs(x: np.ndarray, name: str) -> np.ndarray:
     """Inputs as float32: unsigned bytes are images and are scaled to [0, 1]."""
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x, dtype=np.float32) / np.float32(255.0)
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_):
-        raise AblateError(f"{name} holds {x.dtype} values; inputs must be numbers.")
+    real = np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)
+    if not real or np.issubdtype(x.dtype, np.bool_):
+        raise AblateError(f"{name} holds {x.dtype} values; inputs must be real numbers.")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

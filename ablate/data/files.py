@@ -11,7 +11,6 @@ everything else is used as it is. Nothing is unpickled.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 
 from ablate.data.dataset import ARRAYS, Dataset, as_inputs
 from ablate.errors import AblateError
+from ablate.targets import call_user, check_keywords, import_target
 
 
 def load_npz(path: str | None) -> Dataset:
@@ -41,28 +41,19 @@ def load_npz(path: str | None) -> Dataset:
 
 
 def load_function(target: str, seed: int, options: Mapping[str, Any]) -> Dataset:
-    """Call a user's ``package.module:function`` and check what it returns."""
-    module_name, _, function_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AblateError(
-            f"the dataset function {target} cannot be imported ({err}); install its package "
-            "or add its folder to PYTHONPATH."
-        ) from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise AblateError(f"{module_name} has no function {function_name} (data.dataset).")
-    try:
-        out = function(seed=seed, **dict(options))
-    except TypeError as err:
-        raise AblateError(
-            f"the dataset function {target} could not be called with seed and data.options "
-            f"({err}); it must accept them as keyword arguments."
-        ) from None
+    """Call a user's ``package.module:function`` and check what it returns; its own
+    failures (import, signature, an exception it raises) are reported as the user's."""
+    role = "the dataset function"
+    function = import_target(target, role)
+    check_keywords(
+        function, role=role, target=target, given=("seed", *options),
+        origin=lambda name: "" if name == "seed" else " (in data.options)",
+    )  # fmt: skip
+    out = call_user(function, f"{role} {target}", seed=seed, **dict(options))
     if isinstance(out, Dataset):
         return out
-    if isinstance(out, tuple) and len(out) == 2 and all(len(part) == 2 for part in out):
+    pairs = isinstance(out, tuple) and len(out) == 2
+    if pairs and all(isinstance(part, (tuple, list)) and len(part) == 2 for part in out):
         (x_train, y_train), (x_test, y_test) = out
         out = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     if not isinstance(out, Mapping):
@@ -81,7 +72,7 @@ def from_arrays(found: dict[str, Any], *, name: str, source: str, where: str) ->
             f"{where} lacks {', '.join(missing)} (it has {', '.join(sorted(found)) or 'nothing'}"
             "); a dataset needs the arrays x_train, y_train, x_test and y_test."
         )
-    arrays = {k: np.asarray(found[k]) for k in ARRAYS}
+    arrays = {k: _array(found[k], k, where) for k in ARRAYS}
     names = found.get("class_names")
     class_names = None
     if names is not None:
@@ -95,3 +86,17 @@ def from_arrays(found: dict[str, Any], *, name: str, source: str, where: str) ->
         y_test=arrays["y_test"],
         class_names=class_names,
     )
+
+
+def _array(value: Any, name: str, where: str) -> np.ndarray:
+    """``value`` as a NumPy array of numbers, or a message naming the array."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged lists, objects NumPy cannot stack
+        raise AblateError(
+            f"{where}: {name} cannot be made an array ({err}); give it as a NumPy array whose "
+            "examples all have the same shape."
+        ) from None
+    if array.ndim == 0:
+        raise AblateError(f"{where}: {name} is a single value, not an array of examples.")
+    return array

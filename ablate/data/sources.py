@@ -10,7 +10,6 @@ per process and cuts it to ``train_size`` and ``test_size``.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from ablate.data.dataset import Dataset, subset
 from ablate.data.sequences import OPTIONS as SEQUENCE_OPTIONS
 from ablate.parameters import Parameter
+from ablate.targets import is_target
 
 if TYPE_CHECKING:
     from ablate.study.settings import DataSettings
 
 PathUse = Literal["none", "optional", "required"]
-_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def source(name: str) -> Source | None:
     """A built-in source by name, or a user's function written as "package.module:function"."""
     if name in SOURCES:
         return SOURCES[name]
-    if _TARGET_RE.match(name):
+    if is_target(name):
 
         def load(path: str | None, seed: int, options: dict[str, Any]) -> Dataset:
             from ablate.data.files import load_function

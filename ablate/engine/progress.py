@@ -37,6 +37,10 @@ class Event:
     values: dict[str, float] = field(default_factory=dict)  # the response, the test loss
     seconds: float = 0.0
     message: str = ""
+    error: str = ""  # for "finished": the trial's error, if it failed
+    traceback: str = ""  # and where it was raised
+    key: str = ""  # the trial key: a retried trial is one trial, however many attempts
+    final: bool = True  # for "finished": no further attempt will follow
 
 
 @dataclass
@@ -75,9 +79,8 @@ class Progress:
         self.live = self.stream.isatty() if live is None else live
         self.log_every = log_every
         self.start = time.monotonic()
-        self.complete = 0
-        self.failed = 0
-        self.diverged = 0
+        self._final: dict[str, str] = {}  # trial key -> status, once no attempt follows
+        self._retrying = 0  # attempts that failed and are tried again
         self.images = 0
         self.workers: dict[str, _WorkerLine] = {}
         self._lock = threading.Lock()
@@ -98,7 +101,7 @@ class Progress:
                 line.epoch, line.epochs, line.values = event.epoch, event.epochs, event.values
                 self.images += event.images
             elif event.kind == "finished":
-                self._count(event.status)
+                self._count(event)
                 line.label, line.epoch = "", 0
                 self._print(self._finished_line(event))
             elif event.kind == "recovered":
@@ -111,6 +114,12 @@ class Progress:
             if self.live:
                 self._draw()
 
+    def idle(self) -> None:
+        """Every worker is gone (stopped): none is shown running any more."""
+        with self._lock:
+            for line in self.workers.values():
+                line.label = ""
+
     def note(self, text: str) -> None:
         """A line for the reader that is not about one trial (workers starting, stopping)."""
         with self._lock:
@@ -118,23 +127,40 @@ class Progress:
             if self.live:
                 self._draw()
 
-    def _count(self, status: str) -> None:
-        if status == "complete":
-            self.complete += 1
-        elif status == "diverged":
-            self.diverged += 1
-        elif status == "failed":
-            self.failed += 1
+    def _count(self, event: Event) -> None:
+        """A trial counts once, when it is final: a failed attempt that will be tried again is
+        not done, and the counters never exceed the study's trials."""
+        if event.status not in ("complete", "failed", "diverged"):
+            return  # taken over by another worker: that one reports it
+        if not event.final:
+            self._retrying += 1
+        elif event.key not in self._final or not event.key:
+            self._final[event.key or f"#{len(self._final)}"] = event.status
+
+    def _number(self, status: str) -> int:
+        return sum(1 for s in self._final.values() if s == status)
+
+    @property
+    def complete(self) -> int:
+        return self._number("complete")
+
+    @property
+    def failed(self) -> int:
+        return self._number("failed")
+
+    @property
+    def diverged(self) -> int:
+        return self._number("diverged")
 
     # -- numbers ------------------------------------------------------------------------------
 
     @property
     def finished_now(self) -> int:
-        return self.complete + self.failed + self.diverged
+        return len(self._final)
 
     @property
     def done(self) -> int:
-        return self.done_before + self.finished_now
+        return min(self.done_before + self.finished_now, self.total)
 
     def eta_seconds(self) -> float | None:
         """Remaining trials at this run's pace so far (None until a trial has finished)."""
@@ -153,6 +179,7 @@ class Progress:
             f"{running} running",
             f"{self.failed} failed",
             f"{self.diverged} diverged",
+            *([f"{self._retrying} requeued after failing"] if self._retrying else []),
             f"elapsed {_clock(elapsed)}",
             f"ETA {_clock(eta) if eta is not None else '–'}",
             f"{rate:,.0f} img/s",

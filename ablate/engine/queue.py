@@ -87,6 +87,13 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A result the queue recorded; ``retried``: another attempt at its trial was enqueued."""
+
+    retried: bool = False
+
+
+@dataclass(frozen=True)
 class Running:
     """A trial in progress, as progress displays show it."""
 
@@ -217,10 +224,12 @@ class TrialQueue:
 
     # -- filling ------------------------------------------------------------------------------
 
-    def populate(self, specs: list[TrialSpec]) -> int:
+    def populate(self, specs: list[TrialSpec], *, retry_failed: bool = False) -> int:
         """Enqueue every spec whose key has no trial yet, and the retry of a key whose attempts
         all failed where a worker stopped before enqueuing it (if retries are left); returns
-        how many were added."""
+        how many were added. ``retry_failed`` (a new run of the study): each key whose last
+        attempt failed gets one more, whatever its retries -- its cause may have been fixed
+        since (a diverged trial is a result, and is not tried again)."""
         by_key = _group_by_key(self.index.entries())
         missing = [spec for spec in specs if spec.key not in by_key]
         # Filling a journal syncs it to disk once, at the end: a trial lost to a power cut
@@ -232,7 +241,11 @@ class TrialQueue:
             for spec in specs
             if spec.key in by_key and all(e.state == "fail" for e in by_key[spec.key])
         ]
-        return len(missing) + sum(self._requeue(spec) for spec in stranded)
+        again = 0
+        for spec in stranded:
+            last = _final_attempt(by_key[spec.key]).outcome
+            again += self._requeue(spec, force=retry_failed and last == "failed")
+        return len(missing) + again
 
     def _enqueue(self, spec: TrialSpec, attempt: int) -> int:
         return self._enqueue_all([spec], attempt)[0]
@@ -350,11 +363,13 @@ class TrialQueue:
 
     # -- finishing ----------------------------------------------------------------------------
 
-    def finish(self, claim: Claim, result: TrialResult) -> bool:
-        """Record the result; False if the trial had meanwhile been declared lost.
+    def finish(self, claim: Claim, result: TrialResult) -> Recorded | None:
+        """Record the result; None if the trial had meanwhile been declared lost.
 
         A recorded complete trial always has its outputs (kept first, or in the same
-        transaction: :mod:`ablate.engine.writing`); the result's status is its outcome.
+        transaction: :mod:`ablate.engine.writing`); the result's status is its outcome. A
+        failure is tried again (up to ``retries``) unless it is one that comes back every
+        time (:mod:`ablate.engine.failures`); a divergence always is.
         """
         complete = result.status == "complete"
         outputs = (claim.spec.key, result.outputs) if result.outputs is not None else None
@@ -362,10 +377,10 @@ class TrialQueue:
         if not self.writer.finish(claim.trial_id, complete, {"result": result.to_dict()},
                                   value=value, outcome=result.status, outputs=outputs):  # fmt: skip
             self.index.sync(claim.trial_id)  # declared lost meanwhile
-            return False
-        if not complete:
-            self._requeue(claim.spec)
-        return True
+            return None
+        worth_retrying = result.status == "diverged" or result.transient
+        retried = not complete and worth_retrying and self._requeue(claim.spec)
+        return Recorded(retried=retried)
 
     def release(self, claim: Claim) -> None:
         """Give an interrupted trial back to the queue (it does not count as a failure)."""
@@ -431,15 +446,16 @@ class TrialQueue:
         self.index.sync(trial_id)
         return False
 
-    def _requeue(self, spec: TrialSpec) -> bool:
-        """Enqueue another attempt at ``spec`` unless one is pending or done, or retries ran out."""
+    def _requeue(self, spec: TrialSpec, *, force: bool = False) -> bool:
+        """Enqueue another attempt at ``spec`` unless one is pending or done, or retries ran
+        out (``force``: whatever the retries)."""
         mine = self.index.of_key(spec.key, confirm=True)
         if any(e.state != "fail" for e in mine):
             return False
         outcomes = [e.outcome for e in mine]
         failures = sum(o in ("failed", "diverged") for o in outcomes)
         lost = outcomes.count("lost")
-        if failures > self.retries or lost > self.lost_retries:
+        if not force and (failures > self.retries or lost > self.lost_retries):
             return False
         self._enqueue(spec, attempt=len(mine) + 1)
         return True

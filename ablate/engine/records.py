@@ -67,6 +67,8 @@ class TrialResult:
     device: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    error_type: str | None = None  # the exception's class, e.g. "ValueError"
+    transient: bool = False  # a failure that trying again may cure (ablate.engine.failures)
     traceback: str | None = None
     outputs: bytes | None = field(default=None, repr=False)  # what the model learned (.npz)
 

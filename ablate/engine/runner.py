@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.data import check_dataset, read_dataset
 from ablate.designs.build import with_table
-from ablate.designs.describe import describe_design, run_count
 from ablate.engine import backend
+from ablate.engine.failures import FailureWatch
+from ablate.engine.planning import WorkerSlot, describe_slots, plan_workers
+from ablate.engine.preflight import checked_before_run
 from ablate.engine.progress import Event, Progress
 from ablate.engine.queue import Claim, TrialQueue
 from ablate.engine.secrets import mask_url, scrub
@@ -48,7 +49,6 @@ from ablate.results import export, prepare_results_dir
 from ablate.results.files import SPOOL_DIR, write_baselines
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
-from ablate.tasks import Baseline, goal_of
 
 Reporter = Callable[[Event], None]
 
@@ -78,52 +78,6 @@ class RunSummary:
         return self.total - self.complete - self.failed - self.diverged
 
 
-@dataclass(frozen=True)
-class WorkerSlot:
-    """Where one worker process runs: its name, its GPU ("" for none) and its thread count."""
-
-    name: str
-    gpu: str
-    threads: int
-
-
-def plan_workers(
-    study: Study,
-    *,
-    workers: int | None = None,
-    workers_per_gpu: int | None = None,
-    remaining: int,
-    gpus: int | None = None,
-    cores: int | None = None,
-) -> list[WorkerSlot]:
-    """Worker processes for this machine.
-
-    With GPUs: ``workers_per_gpu`` workers share each GPU (a worker group per GPU), and the
-    CPU cores are divided among all workers. Without: one worker per core (two threads each
-    on machines with more than 8 cores), as measured fastest for this model on small CPUs.
-    Never more workers than trials left to run.
-    """
-    gpus = backend.gpu_count() if gpus is None else gpus
-    cores = backend.cpu_count() if cores is None else cores
-    per_gpu = workers_per_gpu or study.run.workers_per_gpu
-    n = workers or study.run.workers
-    if gpus:
-        n = n or gpus * per_gpu
-    else:
-        threads = study.run.threads_per_worker or (1 if cores <= 8 else 2)
-        n = n or max(1, cores // threads)
-    n = max(1, min(n, remaining))
-    threads = study.run.threads_per_worker or max(1, cores // n)
-    return [
-        WorkerSlot(
-            name=f"w{i + 1}",
-            gpu=str((i // per_gpu) % gpus) if gpus else "",
-            threads=threads,
-        )
-        for i in range(n)
-    ]
-
-
 def run_study(
     study: Study,
     *,
@@ -139,20 +93,16 @@ def run_study(
     ``join``: work on a study created elsewhere (``ablate worker``): do not create or fill it.
     """
     start = time.monotonic()
-    import_beside(study)
-    problem = study.model.spec.check_importable()
-    if problem:
-        raise AblateError(
-            f"the model builder '{study.model.builder}' cannot be loaded: {problem}. Install "
-            "its package or add its folder to PYTHONPATH."
-        )
-    checked = check_data(study)  # before any worker starts: a bad dataset costs nothing
+    if join:  # a study that was never started: say so before checking anything else
+        with opened_queue(study, storage_url, create=False):
+            pass
+    checked = checked_before_run(study)  # before any worker starts: a mistake costs seconds
     directory = prepare_results_dir(with_table(study), storage_url)  # the design's runs listed
-    write_baselines(directory, checked.describe, checked.baselines)
+    write_baselines(directory, checked.data, checked.baselines)
     with opened_queue(study, storage_url, create=not join) as queue:
         queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
-        if not join:
-            queue.populate(expand_trials(study))
+        if not join:  # and a rerun tries each failed trial once more (its cause may be fixed)
+            queue.populate(expand_trials(study), retry_failed=True)
         kept = queue.import_spool(directory / SPOOL_DIR)  # results the storage missed before
         before = queue.summary()
         progress = Progress(study.name, before.total, before.finished, stream=stream, live=live)
@@ -168,6 +118,7 @@ def run_study(
             else []
         )
         pool = _WorkerPool(study, storage_url, slots, directory, progress, queue)
+        pool.watch = FailureWatch(before.waiting)
         interrupted = False
         try:
             if slots:
@@ -175,7 +126,7 @@ def run_study(
                 progress.note(
                     f"{study.name}: {before.finished}/{before.total} done; starting "
                     f"{len(slots)} worker{'s' if len(slots) > 1 else ''} "
-                    f"({_describe_slots(slots)}){where}"
+                    f"({describe_slots(slots)}){where}"
                 )
                 pool.run()
         except KeyboardInterrupt:
@@ -183,10 +134,11 @@ def run_study(
             pool.stop()
         finally:
             progress.close()
-        if pool.fatal and not interrupted:
+        stopped = pool.fatal or pool.tripped
+        if stopped and not interrupted:
             with contextlib.suppress(AblateError):  # the storage may be what failed
                 export(queue, directory)
-            raise AblateError(pool.fatal)
+            raise AblateError(stopped, pool.watch.detail if pool.tripped and pool.watch else "")
         export(queue, directory)
         after = queue.summary()
     return RunSummary(
@@ -201,80 +153,6 @@ def run_study(
         workers=len(slots),
         interrupted=interrupted,
     )
-
-
-def import_beside(study: Study) -> None:
-    """Let a builder or dataset module that sits beside the study file be imported, as a
-    Python script's folder is: by this process and by the workers it spawns (they inherit
-    its import path)."""
-    if study.source and Path(study.source).is_file():
-        folder = str(Path(study.source).resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-
-
-@dataclass(frozen=True)
-class DataCheck:
-    """A study's dataset, loaded and checked against its task and model, and what a model
-    that learned nothing scores on it."""
-
-    describe: str
-    baselines: dict[str, Baseline]
-
-
-def check_data(study: Study) -> DataCheck:
-    """Load the study's data once, refuse it if it does not fit the task or the model (exit
-    code 2, naming the array), and compute the task's trivial baselines on it."""
-    try:
-        data = read_dataset(study.data, study.seed)
-        check_dataset(data, study.task_spec, study.model.spec)
-    except AblateError as err:
-        raise AblateError(f"{study.source or study.name}: data: {err}") from None
-    return DataCheck(data.describe(), study.task_spec.baselines(data))
-
-
-def describe_plan(study: Study, workers: int | None, workers_per_gpu: int | None) -> str:
-    """What ``ablate run --dry-run`` says: the study is valid, and what a run would do."""
-    n_runs = run_count(study)
-    n_trials = n_runs * study.replicates
-    import_beside(study)
-    problem = study.model.spec.check_importable()
-    checked = check_data(study)
-    slots = plan_workers(
-        study, workers=workers, workers_per_gpu=workers_per_gpu, remaining=n_trials
-    )
-    response = study.analysis.response
-    better = "higher" if goal_of(response, study.task_spec) == "max" else "lower"
-    runs = (
-        f"{study.n_cells} cells"
-        if study.design.type == "full"
-        else f"{n_runs} runs of the {study.n_cells}-cell grid"
-    )
-    lines = [
-        f"{study.source}: valid. {runs} x {study.replicates} replicate(s) = "
-        f"{n_trials} trials of {study.training.epochs} epoch(s).",
-        f"Task {study.task} with the {study.model.builder} model on {checked.describe}.",
-        f"Response {response} ({better} is better)"
-        + (
-            f"; a model that learned nothing scores {checked.baselines[response].value:.4g} "
-            f"({checked.baselines[response].what})."
-            if response in checked.baselines
-            else "."
-        ),
-        f"Results would go to {study.results_dir}; up to {len(slots)} worker(s) "
-        f"({_describe_slots(slots)}).",
-    ]
-    lines += describe_design(study)
-    if problem:
-        lines.append(f"Warning: the model builder cannot be loaded here: {problem}.")
-    return "\n".join(lines)
-
-
-def _describe_slots(slots: list[WorkerSlot]) -> str:
-    gpus = sorted({s.gpu for s in slots if s.gpu})
-    if gpus:
-        return f"GPU {', '.join(gpus)}; {slots[0].threads} CPU threads each"
-    return f"CPU, {slots[0].threads} thread{'s' if slots[0].threads > 1 else ''} each"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +182,9 @@ class _WorkerPool:
         self.procs: dict[str, Any] = {}
         self.pipes: dict[str, multiprocessing.connection.Connection] = {}
         self.replacements = 0
-        self.fatal: str | None = None
+        self.fatal: str | None = None  # a worker's own error that stops the run
+        self.watch: FailureWatch | None = None
+        self.tripped: str | None = None  # why the watch stopped the run: trials fail alike
 
     def start(self, slot: WorkerSlot) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -325,6 +205,10 @@ class _WorkerPool:
             self.start(slot)
         while self.procs:
             self._drain(timeout=1.0)
+            if self.tripped:
+                self.progress.note(f"stopping: {self.tripped.split(': ', 1)[0]}")
+                self.stop()
+                return
             self.progress.tick()
             for name, proc in list(self.procs.items()):
                 if proc.exitcode is not None:
@@ -342,10 +226,18 @@ class _WorkerPool:
                     self.progress.handle(event)
                     if event.kind == "finished":
                         self.exporter()
+                        self._watch(event)
                     elif event.kind == "fatal":
                         self.fatal = self.fatal or event.message
             except (EOFError, OSError):  # the worker is gone; its exit code tells the rest
                 self.pipes.pop(name).close()
+
+    def _watch(self, event: Event) -> None:
+        if self.watch is None or self.tripped or event.status == "taken-over":
+            return
+        self.tripped = self.watch.observe(
+            event.key, event.label, event.status, event.error, event.traceback
+        )
 
     def _exited(self, name: str, code: int) -> None:
         proc = self.procs.pop(name)
@@ -388,6 +280,7 @@ class _WorkerPool:
             proc.kill()
             proc.join()
         self.procs.clear()
+        self.progress.idle()
         self.queue.recover_lost()  # trials of any worker that had to be killed
 
 
@@ -589,13 +482,15 @@ def _run_claim(
         ) from None
     message = "" if recorded else "another worker had taken it over; result discarded"
     if result.error and recorded:
-        message = result.error
+        message = result.error.splitlines()[0] + ("; tried again" if recorded.retried else "")
     report(
         Event(
             "finished", identity.name, spec.cell.label, spec.replicate,
             status=result.status if recorded else "taken-over",
             values=_shown_values(study, result.values), seconds=result.seconds,
-            message=message,
+            message=message, error=result.error or "", traceback=result.traceback or "",
+            key=spec.key,
+            final=bool(recorded) and not recorded.retried,
         )
     )  # fmt: skip
 

@@ -33,11 +33,24 @@ def remember_secret(url: str | None) -> None:
             _SECRETS.add(unquote(match.group(1)))
 
 
+#: A password at least this long is masked wherever it appears; a shorter one only where it
+#: stands as a password (``:secret@`` in a URL, ``password=secret``), so that a password such
+#: as "ablate" does not mask every other word of a message.
+_ANYWHERE = 8
+
+
 def scrub(text: str) -> str:
     """``text`` with every known storage password replaced by ***."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret:
+        if not secret:
+            continue
+        if len(secret) >= _ANYWHERE:
             text = text.replace(secret, "***")
+        else:
+            quoted = re.escape(secret)
+            text = re.sub(rf"(:){quoted}(@)|(password\s*[=:]\s*['\"]?){quoted}(?=['\"\s&;,]|$)",
+                          lambda m: (m.group(1) or m.group(3)) + "***" + (m.group(2) or ""),
+                          text, flags=re.IGNORECASE)  # fmt: skip
     return text
 
 

@@ -68,23 +68,70 @@ def open_storage(url: str | None, results_dir: Path) -> Any:
                 f"cannot open the study's journal in {results_dir} ({err.strerror or err}); check "
                 "that the folder exists, is writable and that the disk is not full."
             ) from None
-    remember_secret(url)
+    check_storage_url(url, connect=False)
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         # Optuna's cache keeps finished trials in memory, so that exporting again fetches only
         # the unfinished ones; workers never read all trials (the queue has its own index).
         return optuna.storages.get_storage(rdb)
     except ImportError as err:
-        raise AblateError(
-            f"the storage {mask_url(url)} needs a database driver that is not installed "
-            f"({err}); for PostgreSQL: pip install 'ablate[postgres]' (psycopg)."
-        ) from None
+        raise _driver_missing(url, err) from None
     except Exception as err:
         raise AblateError(
             f"cannot open the storage {mask_url(url)}: {first_line(err)}. Check that the "
             "database server is running and reachable and that the URL (user, host, port, "
             "database) is right."
         ) from None
+
+
+def check_storage_url(url: str, *, connect: bool = True) -> None:
+    """Refuse a storage URL that is malformed, names an unknown database or driver, or (with
+    ``connect``) whose database cannot be reached, with a message for each; writes nothing."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    remember_secret(url)
+    example = "postgresql://user:password@host:5432/database"
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise AblateError(
+            f"the storage URL {mask_url(url)} is not a database URL; write it as {example} (or "
+            "leave --storage and ABLATE_STORAGE out for a journal file in the results folder)."
+        ) from None
+    try:
+        parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise AblateError(
+            f"the storage URL {mask_url(url)} names the database type '{parsed.drivername}', "
+            f"which SQLAlchemy does not know; PostgreSQL is written {example}."
+        ) from None
+    except ImportError as err:
+        raise _driver_missing(url, err) from None
+    if not connect:
+        return
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=False)
+    except ImportError as err:
+        raise _driver_missing(url, err) from None
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as err:
+        raise AblateError(
+            f"cannot reach the storage {mask_url(url)}: {first_line(err)}. Check that the "
+            "database server is running and reachable and that the URL (user, password, host, "
+            "port, database) is right."
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _driver_missing(url: str, err: ImportError) -> AblateError:
+    return AblateError(
+        f"the storage {mask_url(url)} needs a database driver that is not installed "
+        f"({first_line(err)}); for PostgreSQL: pip install 'ablate[postgres]' (psycopg)."
+    )
 
 
 def cut_incomplete_record(path: Path) -> Path | None:

@@ -15,12 +15,14 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ablate.data import Dataset
 from ablate.engine import backend
+from ablate.engine.failures import Phase, describe_exception, is_transient
 from ablate.engine.records import EpochRecord, TrialResult
 from ablate.errors import AblateError
 from ablate.models.explain import attention_arrays
@@ -48,23 +50,33 @@ def train_trial(
     every few seconds within an epoch with the examples trained since. ``callbacks``:
     further Keras callbacks for ``fit`` (profilers, benchmarks), after ablate's own.
     """
-    start = time.perf_counter()
-    history: list[EpochRecord] = []
-    meta: dict[str, Any] = {}
+    attempt = _Attempt(start=time.perf_counter())
     try:
-        return _train(study, spec, dataset, on_epoch, on_progress, callbacks, history, meta,
-                      start)  # fmt: skip
+        return _train(study, spec, dataset, on_epoch, on_progress, callbacks, attempt)
     except Exception as err:
-        error = str(err) if isinstance(err, AblateError) else f"{type(err).__name__}: {err}"
+        error = str(err) if isinstance(err, AblateError) else describe_exception(err)
         return TrialResult(
             status="failed",
-            epochs=len(history),
-            history=tuple(history),
-            seconds=time.perf_counter() - start,
+            epochs=len(attempt.history),
+            history=tuple(attempt.history),
+            seconds=time.perf_counter() - attempt.start,
             error=error,
+            error_type=type(err).__name__,
+            transient=is_transient(err, attempt.phase),
             traceback=traceback.format_exc(),
-            **meta,
+            **attempt.meta,
         )
+
+
+@dataclass
+class _Attempt:
+    """What a trial has done so far, kept for its record if it fails: its epochs, what is
+    known of its model, and whether it was still being built or already training."""
+
+    start: float
+    history: list[EpochRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    phase: Phase = "build"
 
 
 def _train(
@@ -74,11 +86,10 @@ def _train(
     on_epoch: EpochCallback | None,
     on_progress: ProgressCallback | None,
     callbacks: Sequence[Any],
-    history: list[EpochRecord],
-    meta: dict[str, Any],
-    start: float,
+    attempt: _Attempt,
 ) -> TrialResult:
     keras = backend.import_keras()
+    history, meta, start = attempt.history, attempt.meta, attempt.start
     meta.update(backend=backend.backend_name(), versions=backend.versions())
     settings, task = study.training, study.task_spec
     model, optimizer = prepare_model(keras, study, spec, dataset)
@@ -88,6 +99,7 @@ def _train(
         device=backend.describe_device(),
     )
     build_seconds = time.perf_counter() - start
+    attempt.phase = "train"
 
     y_train, y_test = task.targets(dataset)
     monitor = _monitor(keras, study, optimizer, history, on_epoch, on_progress)
@@ -198,8 +210,24 @@ def prepare_model(keras: Any, study: Study, spec: TrialSpec, dataset: Dataset) -
     XLA per ``training.jit_compile`` ("auto": see :func:`use_xla`), and
     ``training.steps_per_execution`` steps per call into the backend.
     """
-    keras.utils.set_random_seed(spec.seed)  # weights, dropout masks and shuffling
-    task = study.task_spec
+    model = build_model(study, spec, dataset)
+    optimizer = make_optimizer(keras, study.training)
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=use_xla(study.training),
+        steps_per_execution=steps_per_call(study.training, len(dataset.x_train)),
+        **study.task_spec.compile_args(keras, dataset),
+    )
+    # Creating the optimizer's slots now saves tracing the training step twice.
+    optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def build_model(study: Study, spec: TrialSpec, dataset: Dataset) -> Any:
+    """The cell's model, seeded (weights, dropout masks, shuffling), built for the data's
+    inputs and checked against the task (a Keras model whose output fits it)."""
+    keras = backend.import_keras()
+    keras.utils.set_random_seed(spec.seed)
     model = study.model.spec.build(
         input_shape=dataset.input_shape,
         task=study.task,
@@ -207,17 +235,8 @@ def prepare_model(keras: Any, study: Study, spec: TrialSpec, dataset: Dataset) -
         seed=spec.seed,
         **{**study.model.builder_kwargs(), **spec.cell.as_dict()},
     )
-    task.check_model(model, dataset)
-    optimizer = make_optimizer(keras, study.training)
-    model.compile(
-        optimizer=optimizer,
-        jit_compile=use_xla(study.training),
-        steps_per_execution=steps_per_call(study.training, len(dataset.x_train)),
-        **task.compile_args(keras, dataset),
-    )
-    # Creating the optimizer's slots now saves tracing the training step twice.
-    optimizer.build(model.trainable_variables)
-    return model, optimizer
+    study.task_spec.check_model(model, dataset)
+    return model
 
 
 def use_xla(settings: TrainingSettings) -> bool:

@@ -18,14 +18,13 @@ user's builder as ``"package.module:function"``; it then receives ``model.option
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ablate.parameters import Parameter, find
+from ablate.targets import check_keywords, import_target, is_target
 
 #: Activations a convolution block accepts (names Keras resolves with ``keras.activations.get``).
 ACTIVATIONS = (
@@ -37,7 +36,8 @@ ACTIVATIONS = (
 VAE_ATTENTION = ("none", "spatial", "channel", "cbam", "stn")
 TEMPORAL_ATTENTION = ("none", "additive", "block")
 
-_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: What ablate passes a builder where its signature names them (see the module).
+PROTOCOL = ("input_shape", "task", "n_classes", "seed")
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,31 @@ class ModelSpec:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters or ()}
 
-    def check_importable(self) -> str | None:
-        """Why the builder's module cannot be imported (None if it can), without importing it."""
-        module = self.target.partition(":")[0]
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError) as err:
-            return f"its module {module} cannot be found ({err})"
-        return None if found else f"no module named {module} is on the Python path"
+    @property
+    def is_users(self) -> bool:
+        """A user's builder ("package.module:function"), not one of ablate's."""
+        return self.parameters is None
 
     def load(self) -> Callable[..., Any]:
         """Import and return the builder function (this imports Keras)."""
+        if self.is_users:
+            return import_target(self.target, "the model builder")
         module, _, function = self.target.partition(":")
         return getattr(importlib.import_module(module), function)
+
+    def check_callable(self, options: tuple[str, ...], factors: tuple[str, ...]) -> None:
+        """Import a user's builder and refuse it if it cannot take the keyword arguments the
+        study gives it (``model.options`` and the factors) or needs one ablate does not pass."""
+        if not self.is_users:
+            return  # ablate's own: declared above and tested
+        check_keywords(
+            self.load(),
+            role="the model builder",
+            target=self.target,
+            given=(*options, *factors),
+            protocol=PROTOCOL,
+            origin=lambda name: " (a factor)" if name in factors else " (in model.options)",
+        )
 
     def build(
         self,
@@ -267,6 +279,6 @@ def builder_spec(name: str) -> ModelSpec | None:
     """A built-in builder by name, or a user's builder written as "package.module:function"."""
     if name in BUILDERS:
         return BUILDERS[name]
-    if _TARGET_RE.match(name):
+    if is_target(name):
         return ModelSpec(name=name, target=name, doc="a user's builder", parameters=None)
     return None

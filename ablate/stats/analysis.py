@@ -116,23 +116,7 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
     frame, names, response, declared, baselines = _inputs(results, opts)
     notes: list[str] = []
 
-    excluded: dict[str, int] = {}
-    if "status" in frame.columns:
-        statuses = frame["status"].astype("string")
-        for status, count in statuses[statuses != "complete"].value_counts().items():
-            excluded[str(status)] = int(count)
-        frame = frame[statuses == "complete"]
-        if excluded:
-            notes.append(
-                "left out: "
-                + ", ".join(f"{n} {s} trial{'s' if n > 1 else ''}" for s, n in excluded.items())
-                + " (their losses are not valid measurements)."
-            )
-    y_raw = _numeric_response(frame, response)
-    missing = y_raw.isna()
-    if missing.any():
-        excluded["missing response"] = int(missing.sum())
-        frame, y_raw = frame[~missing], y_raw[~missing]
+    frame, y_raw, excluded = _usable_rows(results, frame, names, response, notes)
     goal = goal_of(response, results.study.task_spec if results.study else None)
     against = against_baseline(results, response, y_raw.to_numpy(dtype=float), goal)
     if against is not None and against["not_beating"]:
@@ -150,11 +134,6 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
             f"the response is log({response}): effects are differences of logs, and "
             "exp(effect) is the ratio high/low (shown as 'ratio')."
         )
-    if frame.empty:
-        raise AblateError(
-            f"no usable rows: every trial is {', '.join(excluded) or 'missing'}; there is "
-            "nothing to analyse yet."
-        )
     factors = factor_infos(frame, names, declared=declared, baselines=baselines)
     design = build_design(frame, factors, opts.coding, opts.interactions, opts.terms)
     notes.extend(design.notes)
@@ -166,7 +145,10 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
     opts = replace(opts, response=response, factors=tuple(names))  # as resolved
     analysis = _fit(results, frame, y, label, opts, factors, design, n, p, excluded, notes)
     analysis.fit.update(goal=goal, baseline=against)
-    if opts.importance:
+    if opts.importance and np.ptp(y) == 0:
+        notes = [*analysis.notes, "importance: left out, as the response does not vary."]
+        analysis = replace(analysis, notes=tuple(notes))
+    elif opts.importance:
         from ablate.stats.importance import importance
 
         table, why = importance(frame, y, factors, analysis.anova, goal, _seed(results))
@@ -281,6 +263,60 @@ def _inputs(
     return frame, names, response, declared, baselines
 
 
+#: Responses beyond this size overflow the sums of squares (1e154² is near the float limit).
+_HUGE = 1e150
+
+
+def _usable_rows(
+    results: Results, frame: pd.DataFrame, names: list[str], response: str, notes: list[str]
+) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
+    """The rows that are valid measurements: complete trials with a finite response and
+    every factor's level; the others counted by why they are left out."""
+    if frame.empty:
+        raise AblateError(f"{results.source} has no rows: there is nothing to analyse yet.")
+    excluded: dict[str, int] = {}
+    if "status" in frame.columns:
+        statuses = frame["status"].astype("string")
+        for status, count in statuses[statuses != "complete"].value_counts().items():
+            excluded[str(status)] = int(count)
+        frame = frame[statuses == "complete"]
+        if excluded:
+            notes.append(
+                "left out: "
+                + ", ".join(f"{n} {s} trial{'s' if n > 1 else ''}" for s, n in excluded.items())
+                + " (their losses are not valid measurements)."
+            )
+    y = _numeric_response(frame, response)
+    reasons = {
+        "missing response": y.isna().to_numpy(),
+        "infinite response": np.isinf(y.to_numpy(dtype=float)),
+        "missing factor level": frame[names].isna().any(axis=1).to_numpy(),
+    }
+    keep = np.ones(len(frame), dtype=bool)
+    for reason, bad in reasons.items():
+        count = int((bad & keep).sum())
+        if count:
+            excluded[reason] = count
+            article = "an" if reason[0] in "aeiou" else "a"
+            notes.append(
+                f"left out: {count} trial{'s' if count > 1 else ''} with {article} {reason}."
+            )
+        keep &= ~bad
+    frame, y = frame[keep], y[keep]
+    largest = float(np.abs(y).max()) if len(y) else 0.0
+    if largest > _HUGE:
+        raise AblateError(
+            f"the response {response} holds values as large as {largest:.3g}, whose sums of "
+            "squares overflow; rescale the column."
+        )
+    if frame.empty:
+        raise AblateError(
+            f"no usable rows in {results.source}: every trial is "
+            f"{', '.join(excluded) or 'missing'}; there is nothing to analyse yet."
+        )
+    return frame, y, excluded
+
+
 def _numeric_response(frame: pd.DataFrame, response: str) -> pd.Series:
     column = frame[response]
     if column.dtype == bool or not pd.api.types.is_numeric_dtype(column):
@@ -327,10 +363,17 @@ def _fit(
         fitted = model.fit(cov_type="HC3", use_t=True) if robust else model.fit()
         summary = fitted.summary(yname=label, xname=design.columns, alpha=opts.alpha).as_text()
     beta = np.asarray(fitted.params, dtype=float)
-    cov = np.asarray(fitted.cov_params(), dtype=float) if df_resid > 0 else None
     residual = y - X @ beta
     rss = float(residual @ residual) if df_resid > 0 else 0.0  # saturated: exact fit
     sst = float(((y - y.mean()) ** 2).sum())
+    exact = df_resid > 0 and (np.ptp(y) == 0 or rss <= _EXACT * sst)  # no noise to test
+    if exact:  # what is left is rounding: make it zero
+        rss, scale = 0.0, float(np.abs(y).max()) or 1.0
+        beta = np.round(beta / scale, 12) * scale
+        residual = y - X @ beta
+        summary = "(left out: the fit is exact, so statsmodels' tests have no meaning here)"
+        notes.append(_exact_note(label, y, sst))
+    cov = np.asarray(fitted.cov_params(), dtype=float) if df_resid > 0 and not exact else None
     t_crit = float(stats.t.ppf(1 - opts.alpha / 2, df_resid)) if df_resid > 0 else math.nan
     if robust:
         notes.append("standard errors, intervals and tests use HC3 robust covariance.")
@@ -356,11 +399,13 @@ def _fit(
         )
     means = _marginal_means(frame, y, factors, grid, grid_rows, beta, cov, df_resid, t_crit)
     pairwise = _pairwise(factors, grid, grid_rows, beta, cov, df_resid, opts)
-    anova, anova_notes = _anova(frame, y, factors, opts, rss, df_resid, sst)
+    anova, anova_notes = _anova(frame, y, factors, opts, rss, df_resid, sst, exact)
     notes.extend(anova_notes)
     lof, cells, lof_notes = _replicates(frame, y, factors, rss, df_resid)
     notes.extend(lof_notes)
-    screening, se, critical, lenth, s_notes = _screening(frame, y, factors, opts, df_resid, rss)
+    screening, se, critical, lenth, s_notes = _screening(
+        frame, y, factors, opts, df_resid, rss, exact
+    )
     notes.extend(s_notes)
 
     mse = rss / df_resid if df_resid > 0 else math.nan
@@ -404,7 +449,9 @@ def _fit(
     resid_frame["residual"] = residual
     resid_frame["leverage"] = leverage
     with np.errstate(divide="ignore", invalid="ignore"):
-        resid_frame["studentized"] = residual / (math.sqrt(mse) * np.sqrt(1 - leverage))
+        resid_frame["studentized"] = (
+            math.nan if exact else residual / (math.sqrt(mse) * np.sqrt(1 - leverage))
+        )
     # normal quantile of each studentized residual's rank (Blom), for the QQ plot
     ranks = stats.rankdata(resid_frame["studentized"].fillna(0.0), method="ordinal")
     resid_frame["normal_q"] = stats.norm.ppf((ranks - 0.375) / (n + 0.25))
@@ -434,6 +481,23 @@ def _fit(
         structure=runs,
         aliases=alias_table,
         correlations=correlations(effect_coded),
+    )
+
+
+#: A residual sum of squares below this share of the total is rounding: the fit is exact.
+_EXACT = 1e-20
+
+
+def _exact_note(label: str, y: NDArray[np.float64], sst: float) -> str:
+    if sst == 0:
+        return (
+            f"{label} is the same for every trial used ({y[0]:.6g}): no factor changes it, so "
+            "every effect is zero and there is nothing to test or rank."
+        )
+    return (
+        f"the model fits every trial exactly (the residuals are zero to rounding): {label} is "
+        "a function of the factors without noise, so the effects are exact and there are no "
+        "standard errors, tests or intervals."
     )
 
 
@@ -653,6 +717,7 @@ def _anova(
     rss_full: float,
     df_resid: int,
     sst: float,
+    exact: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Type II (hierarchical) or Type III (marginal, sum coding) sums of squares per term.
 
@@ -685,7 +750,7 @@ def _anova(
         ss = max(_rss(X_without, y) - _rss(X_with, y), 0.0)
         df = len(term.columns)
         row = {"term": term.label, "df": df, "sum_sq": ss, "mean_sq": ss / df}
-        if df_resid > 0:
+        if df_resid > 0 and not exact:
             if robust:
                 sub = OLS(y, X_with).fit(cov_type="HC3", use_t=True)
                 R = np.zeros((df, X_with.shape[1]))
@@ -778,6 +843,7 @@ def _screening(
     opts: Options,
     df_resid: int,
     rss: float,
+    exact: bool = False,
 ) -> tuple[pd.DataFrame, float | None, float | None, dict[str, float] | None, list[str]]:
     """Effects on a common scale, for the Pareto and half-normal charts.
 
@@ -805,7 +871,14 @@ def _screening(
     table["half_normal_q"] = stats.norm.ppf(0.5 + 0.5 * (ranks - 0.5) / m)
     notes: list[str] = []
     lenth = None
-    if df_resid > 0:
+    if exact:  # nothing to test against: an effect is there or not (beyond rounding)
+        scale = float(np.abs(y).max()) or 1.0
+        table["effect"] = np.round(effects / scale, 12) * scale
+        table["abs_effect"] = table["effect"].abs()
+        table["t_or_pseudo_t"] = math.nan
+        table["active"] = table["abs_effect"] > 0
+        se, critical = None, None
+    elif df_resid > 0:
         sigma = math.sqrt(rss / df_resid)
         se: float | None = 2.0 * sigma / math.sqrt(n)
         table["t_or_pseudo_t"] = gamma[1:] / sigma

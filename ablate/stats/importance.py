@@ -115,7 +115,12 @@ def _evaluate(
         evaluator = PedAnovaImportanceEvaluator(target_quantile=ped_quantile(n))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning and small-sample notes
-        return dict(get_param_importances(study, evaluator=evaluator, params=names))
+        try:
+            return dict(get_param_importances(study, evaluator=evaluator, params=names))
+        except (RuntimeError, ValueError, ZeroDivisionError) as err:  # degenerate trials
+            label = "fANOVA" if which == "fanova" else "PED-ANOVA"
+            notes.append(f"{label} importance could not be computed on these trials ({err}).")
+            return None
 
 
 def _plain(value: Any) -> Any:

@@ -159,7 +159,7 @@ def plan_replicates(
     wall = None
     n_workers = None
     if needed is not None and noise.seconds_per_trial is not None:
-        from ablate.engine.runner import plan_workers
+        from ablate.engine.planning import plan_workers
 
         n_workers = len(plan_workers(study, workers=workers, remaining=needed * runs))
         wall = needed * runs * noise.seconds_per_trial / n_workers

@@ -375,8 +375,8 @@ def _design_lines(a: Analysis) -> list[str]:
 def _fit_lines(a: Analysis) -> list[str]:
     f = a.fit
     return [
-        f"R² = {_g(f['r2'])}, adjusted R² = {_g(f['adj_r2'])}, predicted R² (PRESS) = "
-        f"{_g(f['pred_r2']) or 'undefined'}",
+        f"R² = {_g(f['r2']) or 'undefined'}, adjusted R² = {_g(f['adj_r2']) or 'undefined'}, "
+        f"predicted R² (PRESS) = {_g(f['pred_r2']) or 'undefined'}",
         f"residual SD = {_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
         f"{f['n_params']} coefficients from {f['n_used']} trials",
     ]

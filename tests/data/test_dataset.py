@@ -61,8 +61,10 @@ def test_a_dataset_function_is_called_with_the_seed_and_its_options() -> None:
     check_dataset(data, REGRESS)
     with pytest.raises(AblateError, match="cannot be imported"):
         load_function("tests.no_such_module:f", 0, {})
-    with pytest.raises(AblateError, match=r"could not be called with seed and data\.options"):
+    with pytest.raises(AblateError, match=r"does not take the keyword argument 'bogus' \(in data"):
         load_function("tests.user_regression:linear", 0, {"bogus": 1})
+    with pytest.raises(AblateError, match=r"has no attribute linearr .did you mean .*:linear"):
+        load_function("tests.user_regression:linearr", 0, {})
 
 
 @pytest.mark.parametrize(

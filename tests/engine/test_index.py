@@ -288,7 +288,7 @@ def test_reading_a_postgresql_study_for_export_agrees_with_optuna(
     queue.populate(expand_trials(study))
     me = WorkerIdentity("w1")
     queue.finish(queue.claim(me), _realistic(2, None))
-    queue.finish(queue.claim(me), TrialResult(status="failed", error="x"))
+    queue.finish(queue.claim(me), TrialResult(status="failed", error="x", transient=True))
     queue.claim(me)  # one running, the rest waiting (and a retry enqueued)
     narrow = read_trials(queue.storage, queue.study_id)
     full = sorted(queue._trials(), key=lambda t: t.number)

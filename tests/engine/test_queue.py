@@ -28,7 +28,11 @@ from tests.helpers import run_cli, tiny_study_text
 COMPLETE = TrialResult(
     status="complete", values={"test_loss": 0.5, "test_recon_loss": 0.4, "test_kl_loss": 0.1}
 )
-FAILED = TrialResult(status="failed", error="RuntimeError: boom", traceback="Traceback ...")
+# A failure trying again may cure (out of memory, say), and one that comes back every time.
+FAILED = TrialResult(
+    status="failed", error="RuntimeError: boom", traceback="Traceback ...", transient=True
+)
+BROKEN = TrialResult(status="failed", error="KeyError: 'width'", traceback="Traceback ...")
 DIVERGED = TrialResult(status="diverged", error="the loss became NaN or infinite in epoch 1")
 
 
@@ -89,6 +93,25 @@ def test_a_failure_is_retried_up_to_the_limit_then_reported(study: Study) -> Non
     assert "NaN" in record.result.error
 
 
+def test_a_failure_that_comes_back_every_time_is_not_retried_until_the_next_run(
+    study: Study,
+) -> None:
+    queue = _queue(study)  # run.retries is 1, but a missing key fails every attempt alike
+    first = queue.claim(WorkerIdentity("w1"))
+    recorded = queue.finish(first, BROKEN)
+    assert recorded is not None and not recorded.retried
+    assert queue.summary().failed == 1 and queue.summary().waiting == 3
+    # a new run of the study (its cause may be fixed meanwhile) tries it once more ...
+    assert queue.populate(expand_trials(study), retry_failed=True) == 1
+    assert queue.summary().waiting == 4
+    # ... and a diverged trial is a result: no new run tries it again
+    while (claim := queue.claim(WorkerIdentity("w1"))) is not None:
+        queue.finish(claim, DIVERGED if claim.spec.key == first.spec.key else COMPLETE)
+    assert queue.populate(expand_trials(study), retry_failed=True) == 0
+    record = next(r for r in queue.records() if r.key == first.spec.key)
+    assert (record.status, record.attempts) == ("diverged", 2)
+
+
 def test_no_retries_means_one_attempt(study: Study) -> None:
     queue = _queue(dataclasses.replace(study, run=dataclasses.replace(study.run, retries=0)))
     claim = queue.claim(WorkerIdentity("w1"))
@@ -116,7 +139,7 @@ def test_a_trial_whose_worker_died_goes_back_to_the_queue(study: Study) -> None:
     again = next(c for c in taken if c.spec.key == claim.spec.key)
     assert again.attempt == 2
     # the dead worker's late result is refused: the trial is no longer its own
-    assert queue.finish(claim, COMPLETE) is False
+    assert queue.finish(claim, COMPLETE) is None
     for c in taken:
         queue.finish(c, COMPLETE)
     record = next(r for r in queue.records() if r.key == claim.spec.key)

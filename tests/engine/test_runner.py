@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ablate.engine.planning import plan_workers
 from ablate.engine.queue import TrialQueue
-from ablate.engine.runner import plan_workers, run_study
+from ablate.engine.runner import run_study
 from ablate.engine.storage import open_storage
 from ablate.study import load_study, parse_study
 from tests.helpers import ROOT, run_cli, tiny_study_text
@@ -145,6 +146,63 @@ def test_a_failing_and_a_diverging_trial_are_recorded_and_the_study_goes_on(
     assert any("4 failed trials" in note and "4 diverged" in note for note in data["notes"])
 
 
+BUILDER = """\
+import keras
+from keras import layers
+
+
+class Lookup(layers.Layer):
+    def call(self, x, training=None):
+        if training:
+            settings = {{"width": 4}}
+            return x * settings["{key}"]
+        return x
+
+
+def build(*, input_shape, width):
+    inputs = keras.Input(input_shape)
+    h = layers.Dense(width, activation="relu")(layers.Flatten()(inputs))
+    h = layers.Dense(784, activation="sigmoid")(Lookup()(h))
+    return keras.Model(inputs, layers.Reshape(input_shape)(h))
+"""
+
+
+@pytest.mark.slow
+def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
+    tmp_path: Path,
+) -> None:
+    """Every trial would fail in training (a missing key, past the checks before the run,
+    which only build the model and run it forward): the run stops after the first three,
+    exit 2, training nothing else; once the code is fixed, a rerun retries them and
+    completes the study."""
+    (tmp_path / "mybuilder.py").write_text(BUILDER.format(key="depth"))
+    study_path = tmp_path / "study.yaml"
+    study_path.write_text(
+        "name: alike\nmodel: {builder: 'mybuilder:build'}\nfactors: {width: [4, 8, 16, 32]}\n"
+        "training: {epochs: 1, batch_size: 32}\nreplicates: 2\n"
+        "data: {dataset: mnist-sample, train_size: 64, test_size: 32}\n"
+        f"results: {tmp_path / 'results'}\n"
+    )
+    proc = run_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "the first 3 trials all failed with the same error: KeyError in Lookup.call(): " \
+        "depth (cells: width=" in proc.stderr  # fmt: skip
+    assert "Traceback" not in proc.stderr and 'mybuilder.py", line 9, in call' in proc.stderr
+    queue = TrialQueue.open(load_study(study_path), open_storage(None, tmp_path / "results" /
+                            "alike"), create=False)  # fmt: skip
+    started = [e for e in queue.index.entries() if e.state != "waiting"]
+    assert len(started) <= 4  # three failures and at most one handed back: nothing trained
+    assert queue.summary().complete == 0 and queue.summary().total == 8
+    del queue
+    (tmp_path / "mybuilder.py").write_text(BUILDER.format(key="width"))  # the fix
+    again = run_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "alike: 8/8 complete" in again.stdout
+    trials = pd.read_parquet(tmp_path / "results" / "alike" / "trials.parquet")
+    assert len(trials) == 8 and (trials["status"] == "complete").all()
+    assert trials["attempts"].max() == 2  # the three that failed: one attempt each, then this
+
+
 @pytest.mark.slow
 def test_a_second_machine_joins_with_ablate_worker_and_status_sees_both(tmp_path: Path) -> None:
     study_path = tmp_path / "tiny.yaml"
@@ -228,7 +286,9 @@ def test_random_workers_killed_at_random_moments_still_finish_every_trial_once(
     )  # fmt: skip
     rng = random.Random(11)
     kills = 0
-    time.sleep(2.0)
+    logs = tmp_path / "results" / "tiny" / "logs"  # made as the workers start (the checks
+    while not logs.exists() and proc.poll() is None:  # before the run are over by then)
+        time.sleep(0.1)
     while kills < 4 and proc.poll() is None:
         time.sleep(rng.uniform(0.5, 4.0))  # importing, loading data, training, recording...
         victims = _workers(proc.pid)
