@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ablate.designs.matrix import CODINGS
 from ablate.errors import AblateError
 from ablate.stats.analysis import ADJUSTMENTS
-from ablate.stats.matrix import CODINGS
-from ablate.stats.tables import FORMATS, TABLES
+from ablate.stats.tables import TABLE_FORMATS, TABLES
+from ablate.views.style import IMAGE_FORMATS
 
 if TYPE_CHECKING:
     from ablate.results import Results
@@ -61,7 +62,7 @@ def _print_error(err: AblateError) -> None:
 
 
 def _scrub(text: str) -> str:
-    from ablate.engine.secrets import scrub
+    from ablate.secrets import scrub
 
     return scrub(text)
 
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ana.add_argument("results", help="results folder, or a parquet/CSV file")
     _analysis_options(ana)
-    ana.add_argument("--format", choices=FORMATS, default="text")
+    ana.add_argument("--format", choices=TABLE_FORMATS, default="text")
     ana.add_argument(
         "--table",
         choices=TABLES,
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw the effect charts of a study's results")
     plot.add_argument("results", help="results folder, or a parquet/CSV file")
     plot.add_argument("--out", type=Path, help="folder for the charts (default: RESULTS/plots)")
-    plot.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
+    plot.add_argument("--format", choices=IMAGE_FORMATS, default="png")
     _analysis_options(plot)
     _cells_option(plot)
     plot.set_defaults(handler=_cmd_plot)
@@ -308,12 +309,12 @@ def _storage_url(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ablate.engine.runner import run_study
+    from ablate.execution.runner import run_study
     from ablate.study import load_study
 
     study = load_study(args.study)
     if args.dry_run:
-        from ablate.engine.dryrun import dry_run
+        from ablate.execution.dryrun import dry_run
 
         checked = dry_run(study, args.workers, args.workers_per_gpu, _storage_url(args))
         print(checked.text)
@@ -356,8 +357,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ablate.engine.progress import describe_status
-    from ablate.engine.storage import opened_queue
+    from ablate.execution.progress import describe_status
+    from ablate.storage.queue import opened_queue
     from ablate.study import load_study
 
     study = load_study(args.results)
@@ -372,11 +373,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ablate.engine.doctor import describe, diagnose
+    from ablate.results.doctor import describe, diagnose
 
     findings = diagnose(Path(args.results), _storage_url(args), repair=args.repair)
     print(describe(findings, args.repair))
-    problems = [f for f in findings if f.level == "problem"]
+    problems = [f for f in findings if f.severity == "problem"]
     if problems:
         fixable = any(f.repair for f in problems)
         raise AblateError(
@@ -387,14 +388,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ablate.engine.storage import opened_queue
     from ablate.results import export
+    from ablate.storage.queue import opened_queue
     from ablate.study import load_study
 
     study = load_study(args.results)
     directory = Path(args.results)
     with opened_queue(study, _storage_url(args), create=False) as queue:
-        rows = export(queue, directory)
+        rows = export(study, queue.records(), queue.outputs, directory)
     print(f"{directory}: exported {rows} finished trials")
     return 0
 
@@ -406,7 +407,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if args.design_matrix:
         from ablate.results import write_atomic
 
-        write_atomic(args.design_matrix, analysis.design.matrix.to_csv(index=False).encode())
+        write_atomic(args.design_matrix, analysis.model_matrix.matrix.to_csv(index=False).encode())
         print(f"wrote the design matrix to {args.design_matrix}", file=sys.stderr)
     _emit(render(analysis, args.format, args.table).rstrip("\n"), args.output)
     return 0
@@ -445,9 +446,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if args.sd is not None:  # the pilot's times, the noise given
             measured = dataclasses.replace(measured, sd=args.sd, source="--sd", warning="")
         noise = measured
+    from ablate.execution.planning import plan_workers
+
     plan = plan_replicates(
         study, args.effect, power=args.power, alpha=args.alpha, noise=noise, model=args.model,
-        workers=args.workers,
+        workers=lambda trials: len(plan_workers(study, workers=args.workers, remaining=trials)),
     )  # fmt: skip
     print(render_plan(plan))
     return 0

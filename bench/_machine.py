@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ablate.engine import backend
+from ablate.training import backend
 
 
 def describe_machine() -> dict[str, Any]:

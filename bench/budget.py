@@ -35,16 +35,16 @@ print(json.dumps({"seconds": time.perf_counter() - t, "train": len(ds.x_train),
 
 _TRAIN = """
 import json, resource, sys, time
-from ablate.engine import backend
+from ablate.training import backend
 from ablate.study import load_study, parse_study
 from ablate.study.grid import Cell, TrialSpec
-from ablate.engine.planning import plan_workers
+from ablate.execution.planning import plan_workers
 study = parse_study(open(sys.argv[1]).read())
 slot = plan_workers(study, workers=1, remaining=1)[0]
 backend.configure_process(threads=slot.threads, gpu=slot.gpu)
 backend.import_keras()
 from ablate.data import load_dataset
-from ablate.engine.training import train_trial
+from ablate.training.trial import train_trial
 data = load_dataset(study.data)
 cell = Cell(0, (("batch_norm", True), ("dropout", True), ("spatial_attention", True),
                 ("activation", "elu")))

@@ -5,7 +5,7 @@
                           [--outputs-kb 40] [--epochs 3]
 
 Trials "train" instantly: K worker processes run ablate's worker loop
-(:func:`ablate.engine.runner.serve`: the lost-worker check, ``claim``) with a trial that
+(:func:`ablate.execution.worker.serve`: the lost-worker check, ``claim``) with a trial that
 sends one ``heartbeat``, one ``report_epoch`` per epoch and ``finish``es with a realistic
 result (a history of ``--epochs`` epochs, ``--outputs-kb`` of incompressible model outputs),
 until the queue is empty. For every (storage, N, K) a fresh study (a new journal, or a new
@@ -78,7 +78,7 @@ def _outputs(kb: int, seed: int) -> bytes:
 
 def _result(epochs: int, outputs: bytes | None) -> Any:
     """A complete trial's result, shaped like a VAE trial's (values, history, provenance)."""
-    from ablate.engine.records import EpochRecord, TrialResult
+    from ablate.training.records import EpochRecord, TrialResult
 
     names = ("loss", "recon_loss", "kl_loss")
     history = tuple(
@@ -143,9 +143,9 @@ class _Timed:
 def _worker(study_file: str, url: str | None, name: str, epochs: int, kb: int, out: str) -> None:
     """One worker process: ablate's worker loop (``serve``) with trials that train at once:
     a heartbeat, one intermediate value per epoch, and the result."""
-    from ablate.engine.runner import serve
-    from ablate.engine.storage import opened_queue
-    from ablate.engine.workers import WorkerIdentity
+    from ablate.execution.worker import serve
+    from ablate.storage.queue import opened_queue
+    from ablate.storage.workers import WorkerIdentity
     from ablate.study import load_study
 
     study = load_study(Path(study_file))
@@ -232,8 +232,8 @@ def _cli(*args: str) -> float:
 
 def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root: Path) -> dict:
     """One study of ``n`` trials worked by ``k`` processes; returns its measurements."""
-    from ablate.engine.storage import opened_queue
     from ablate.results import prepare_results_dir
+    from ablate.storage.queue import opened_queue
     from ablate.study import parse_study
     from ablate.study.grid import expand_trials
 

@@ -165,14 +165,14 @@ def _measure(
     path: str, cell: dict[str, object], settings: dict[str, int], turns: _Turns
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    from ablate.engine import backend
     from ablate.study import parse_study
     from ablate.study.grid import Cell, TrialSpec
+    from ablate.training import backend
 
     study = parse_study(_study_text(settings["train"], settings["test"], settings["epochs"]))
     if path == "ablate":
         # a single worker on this machine, as `ablate run --workers 1` would start it
-        from ablate.engine.planning import plan_workers
+        from ablate.execution.planning import plan_workers
 
         slot = plan_workers(study, workers=1, remaining=1)[0]
         backend.configure_process(threads=slot.threads, gpu=slot.gpu)
@@ -187,7 +187,7 @@ def _measure(
     turns.pass_and_wait()
     lockstep = _lockstep(keras, turns, settings["turn_steps"])
     if path == "ablate":
-        from ablate.engine.training import train_trial
+        from ablate.training.trial import train_trial
 
         result = train_trial(study, spec, data, callbacks=[lockstep])
         assert result.status == "complete", result.error
@@ -215,7 +215,7 @@ def _first_step(path: str, keras: Any, study: Any, spec: Any, data: Any, since: 
     """Seconds from a fresh process to one finished training step (imports, data, build,
     compile, trace, step)."""
     if path == "ablate":
-        from ablate.engine.training import prepare_model
+        from ablate.training.trial import prepare_model
 
         model, _ = prepare_model(keras, study, spec, data)
     else:
@@ -324,9 +324,9 @@ def _gpu_measure(
     config: dict[str, Any], cell: dict[str, object], settings: dict[str, Any], barrier: Any
 ) -> dict[str, Any]:
     start = time.time()
-    from ablate.engine import backend
     from ablate.study import parse_study
     from ablate.study.grid import Cell, TrialSpec
+    from ablate.training import backend
 
     # several processes share the GPU: memory as needed, the cores divided among them
     threads = max(1, backend.cpu_count() // config["k"])
@@ -356,7 +356,7 @@ def _gpu_measure(
 
     times: list[float] = []
     if config["path"] == "ablate":
-        from ablate.engine.training import train_trial, use_xla
+        from ablate.training.trial import train_trial, use_xla
 
         result = train_trial(study, spec, data, callbacks=[Sync()])
         assert result.status == "complete", result.error

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
-    from ablate.engine import backend
+    from ablate.training import backend
 
     backend.configure_process(threads=args.threads, gpu="")
     from bench._machine import describe_machine, save
@@ -80,7 +80,7 @@ def main() -> None:
 
 def _start_and_imports() -> dict[str, float]:
     """A fresh interpreter importing ablate's worker side and Keras, timed from outside."""
-    code = "import ablate.engine.runner, ablate.data; import keras"
+    code = "import ablate.execution.runner, ablate.data; import keras"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
@@ -109,12 +109,11 @@ def _reference(args: argparse.Namespace) -> Any:
 
 def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) -> dict[str, Any]:
     from ablate.data import load_dataset
-    from ablate.engine.queue import TrialQueue
-    from ablate.engine.storage import open_storage
-    from ablate.engine.training import steps_per_call, train_trial
-    from ablate.engine.workers import WorkerIdentity
-    from ablate.results import export
+    from ablate.execution.pool import export_queue
+    from ablate.storage.queue import open_queue
+    from ablate.storage.workers import WorkerIdentity
     from ablate.study.grid import expand_trials
+    from ablate.training.trial import steps_per_call, train_trial
     from bench._flops import training_flops_per_example
 
     t = time.perf_counter()
@@ -128,7 +127,7 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
         import dataclasses
 
         study = dataclasses.replace(study, results=tmp)
-        queue = TrialQueue.open(study, open_storage(None, study.results_dir))
+        queue = open_queue(study, None)
         queue.populate(chosen)
         for spec in chosen:
             timer = _Timer(keras)
@@ -140,7 +139,7 @@ def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) ->
             queue.finish(claim, result)
             record_seconds = time.perf_counter() - t
             t = time.perf_counter()
-            export(queue, study.results_dir)
+            export_queue(queue, study.results_dir)
             export_seconds = time.perf_counter() - t
             steady = statistics.median(timer.steps[1:]) if len(timer.steps) > 1 else None
             model = study.model.spec.build(

@@ -52,7 +52,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny study (4 cells, 2 epochs, 2 replicates), trained once per session."""
-    from ablate.engine.runner import run_study
+    from ablate.execution.runner import run_study
     from ablate.study import parse_study
 
     root = tmp_path_factory.mktemp("tiny-results")

@@ -3,24 +3,18 @@
 A :class:`Dataset` is four arrays — ``x_train, y_train, x_test, y_test`` — and optional class
 names: images, sequences or tables alike. :func:`check_dataset` refuses, before anything
 trains, a dataset that does not fit itself (different lengths of x and y, NaN or infinite
-values, train and test examples of different shapes), its task (see :mod:`ablate.tasks`) or
-its model (an image array without a channel axis for a model that needs one); every message
-names the array, what was expected and what was found.
+values, train and test examples of different shapes); its task and its model check the rest
+(:meth:`ablate.tasks.Task.check_data`, :meth:`ablate.models.registry.ModelSpec.check_inputs`).
+Every message names the array, what was expected and what was found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ablate.errors import AblateError
-from ablate.tasks.base import check_finite
-
-if TYPE_CHECKING:
-    from ablate.models.registry import ModelSpec
-    from ablate.tasks import Task
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -81,8 +75,9 @@ def subset(
     return x[:size], y[:size]
 
 
-def check_dataset(data: Dataset, task: Task, model: ModelSpec | None = None) -> None:
-    """Refuse a dataset that does not fit itself, the task or the model (exit code 2)."""
+def check_dataset(data: Dataset) -> None:
+    """Refuse a dataset that does not fit itself (exit code 2); the task and the model check
+    what they need of it (``Task.check_data``, ``ModelSpec.check_inputs``)."""
     for part in ("train", "test"):
         x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
         if len(x) == 0:
@@ -100,19 +95,17 @@ def check_dataset(data: Dataset, task: Task, model: ModelSpec | None = None) -> 
             f"x_train's examples have shape {data.x_train.shape[1:]} but x_test's have "
             f"{data.x_test.shape[1:]}; training and test examples must have the same shape."
         )
-    if model is not None and model.input_rank is not None:
-        rank = len(data.input_shape)
-        if rank != model.input_rank:
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    """Refuse NaN or infinite values in a numeric array, naming where the first one is."""
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_):
+        raise AblateError(f"{name} holds {array.dtype} values; ablate needs numbers.")
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise AblateError(
-                f"x_train has shape {data.x_train.shape}: examples of {rank} dimension"
-                f"{'s' if rank != 1 else ''}, but the {model.name} model needs "
-                f"{model.input_rank} ({model.input_doc})"
-                + (
-                    f"; an image array without a channel axis gets one with x[..., None], "
-                    f"shape {(*data.x_train.shape, 1)}"
-                    if rank == model.input_rank - 1
-                    else ""
-                )
-                + "."
+                f"{name} holds {int(bad.sum()):,} NaN or infinite values (the first at index "
+                f"{first}); remove or replace them before training."
             )
-    task.check_data(data)

@@ -12,17 +12,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from ablate.data.dataset import Dataset, subset
 from ablate.data.sequences import OPTIONS as SEQUENCE_OPTIONS
 from ablate.parameters import Parameter
 from ablate.targets import is_target
 
-if TYPE_CHECKING:
-    from ablate.study.settings import DataSettings
-
 PathUse = Literal["none", "optional", "required"]
+
+
+class DataSettings(Protocol):
+    """What a study's ``data:`` asks for (:class:`ablate.study.settings.DataSettings`)."""
+
+    dataset: str
+    path: str | None
+    options: tuple[tuple[str, Any], ...]
+    train_size: int | None
+    test_size: int | None
 
 
 @dataclass(frozen=True)

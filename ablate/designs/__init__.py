@@ -8,7 +8,7 @@ can estimate.
 - :mod:`~ablate.designs.optimal`: D-optimal designs and their augmentation (pydoe);
 - :mod:`~ablate.designs.relation`: the defining relation of two-level runs, over GF(2);
 - :mod:`~ablate.designs.aliases`: what any runs can estimate, alias chains and matrices;
-- :mod:`~ablate.designs.describe`: the design as ``ablate run --dry-run`` shows it.
+- :mod:`~ablate.designs.matrix`: model matrices (codings, terms) for the analysis and aliases.
 
 Pure computation (NumPy, pandas, pydoe): no Keras.
 """

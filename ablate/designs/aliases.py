@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ablate.designs.matrix import FactorInfo, ModelMatrix, Term, build_matrix
 from ablate.designs.relation import Relation, defining_relation, effects_up_to, word
-from ablate.stats.matrix import Design, FactorInfo, Term, build_design
 
 _TOL = 1e-8
 _ORDER_NAMES = {1: "main effect", 2: "two-factor interaction", 3: "three-factor interaction"}
@@ -116,7 +116,7 @@ def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
     relation = defining_relation(coded(frame, factors)) if two_level else None
     estimable = tuple(_estimable(frame, factors))
     d_eff = _main_effects_efficiency(frame, factors)
-    main = correlations(build_design(frame, list(factors), "sum", 1))
+    main = correlations(build_matrix(frame, list(factors), "sum", 1))
     max_r = float(main["r"].abs().max()) if len(main) else 0.0
     if runs == cells:
         kind, title = "full factorial", f"full factorial ({_grid(factors)})"
@@ -211,7 +211,7 @@ def _partial_chains(
 def _main_effects_efficiency(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> float | None:
     from ablate.designs.optimal import d_efficiency
 
-    x = build_design(frame, list(factors), "sum", 1).matrix.to_numpy(dtype=float)
+    x = build_matrix(frame, list(factors), "sum", 1).matrix.to_numpy(dtype=float)
     if np.linalg.matrix_rank(x) < x.shape[1]:
         return None
     return d_efficiency(x)
@@ -224,7 +224,7 @@ def _estimable(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> list[str]:
     for order, what in ((1, "main effects"), (2, "main effects and two-factor interactions")):
         if order > len(factors):
             continue
-        design = build_design(frame, list(factors), "sum", order)
+        design = build_matrix(frame, list(factors), "sum", order)
         p = design.matrix.shape[1]
         problem = dependency(design)
         if problem is None:
@@ -264,7 +264,7 @@ def _times(c: float) -> str:
     return "" if abs(abs(c) - 1) < 1e-6 else f"{abs(c):.3g}·"
 
 
-def dependency(design: Design) -> Dependency | None:
+def dependency(design: ModelMatrix) -> Dependency | None:
     """The first term (in model order) that the columns before it already span, or None."""
     x = design.matrix.to_numpy(dtype=float)
     names = list(design.columns)
@@ -293,7 +293,7 @@ def dependency(design: Design) -> Dependency | None:
 
 
 def model_aliases(
-    frame: pd.DataFrame, factors: Sequence[FactorInfo], design: Design, max_order: int = 3
+    frame: pd.DataFrame, factors: Sequence[FactorInfo], design: ModelMatrix, max_order: int = 3
 ) -> pd.DataFrame:
     """What each coefficient of an estimable model estimates besides itself.
 
@@ -304,7 +304,7 @@ def model_aliases(
     x1 = design.matrix.to_numpy(dtype=float)
     in_model = {t.factors for t in design.terms}
     order = min(max_order, len(factors))
-    everything = build_design(frame, list(factors), "sum", order)
+    everything = build_matrix(frame, list(factors), "sum", order)
     others = [t for t in everything.terms if t.factors and t.factors not in in_model]
     cols = [c for t in others for c in t.columns]
     rows = []
@@ -349,7 +349,7 @@ def _summary(partial: list[tuple[Term, float]]) -> str:
     return "; ".join(parts)
 
 
-def correlations(design: Design) -> pd.DataFrame:
+def correlations(design: ModelMatrix) -> pd.DataFrame:
     """Correlations between the columns of different terms (intercept left out), |r| > 1e-6.
 
     Zero for every pair in an orthogonal design; an optimal design of few runs trades some

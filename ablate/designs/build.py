@@ -1,6 +1,6 @@
-"""A study's runs: which cells of its grid it trains, stage by stage.
+"""A design's runs: which cells of a grid it trains, stage by stage.
 
-``design_runs`` turns the study's ``design:`` into runs (tuples of levels in factor order):
+``build_runs`` turns a study's ``design:`` settings into runs (tuples of levels in factor order):
 the base design (:mod:`~ablate.designs.fractional`, :mod:`~ablate.designs.screening`,
 :mod:`~ablate.designs.optimal`, or every cell), then each extension in the order the study
 file lists it (fold-overs, augmentations). Extensions only ever append runs, so the runs a
@@ -17,15 +17,41 @@ import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from ablate.designs import fractional, optimal, screening
+from ablate.designs.matrix import FactorInfo
 from ablate.errors import AblateError
-from ablate.stats.matrix import FactorInfo
-from ablate.study.settings import DesignSettings, Factor, Level, Study
+from ablate.parameters import Level
 
 Run = tuple[Level, ...]
+
+
+class Factor(Protocol):
+    """A factor as a design needs it (the study's factors are these)."""
+
+    name: str
+    levels: tuple[Level, ...]
+
+    @property
+    def kind(self) -> str: ...
+
+    def ordered_levels(self) -> tuple[Level, ...]: ...
+
+
+class DesignSpec(Protocol):
+    """A design's settings as a study file gives them (``ablate.study.settings``)."""
+
+    type: str
+    resolution: int | None
+    runs: int | None
+    generators: tuple[str, ...]
+    model: str
+    fold: tuple[str, ...]
+    augment: tuple[int, ...]
+    table: tuple[tuple[Level, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -57,39 +83,14 @@ class DesignRuns:
         return self.summary + (f"; then {', '.join(extra)}" if extra else "")
 
 
-def design_runs(study: Study) -> DesignRuns:
-    """The runs of the study's design; refuses (naming the study file) what cannot be built.
-
-    A study whose ``design.table`` records runs (a resolved study) must build the same runs
-    again: a different pydoe could choose others, and then the saved results and the design
-    would no longer match.
-    """
-    settings = study.design
-    try:
-        built = _build(study.factors, replace(settings, table=()), study.seed)
-    except AblateError as err:
-        raise AblateError(f"{study.source or study.name}: design: {err}") from None
-    if settings.table and tuple(settings.table) != built.runs:
-        raise AblateError(
-            f"{study.source or study.name}: design.table lists {len(settings.table)} runs that "
-            f"differ from the {len(built.runs)} runs this ablate builds from the design's "
-            "settings (another pydoe version may choose other runs, or the settings were "
-            "edited). Remove design.table to use the runs built now, or run with the pydoe "
-            "that built these."
-        )
-    return built
-
-
-def with_table(study: Study) -> Study:
-    """The study with its design's runs listed (for the resolved study saved with results)."""
-    if study.design.type == "full":
-        return study
-    runs = design_runs(study).runs
-    return replace(study, design=replace(study.design, table=runs))
+def build_runs(factors: tuple[Factor, ...], settings: DesignSpec, seed: int) -> DesignRuns:
+    """The runs of the design these settings describe over these factors (its recorded
+    ``table`` left aside); refuses what cannot be built (AblateError)."""
+    return _build(factors, replace(settings, table=()), seed)  # type: ignore[type-var]
 
 
 @functools.lru_cache(maxsize=32)
-def _build(factors: tuple[Factor, ...], settings: DesignSettings, seed: int) -> DesignRuns:
+def _build(factors: tuple[Factor, ...], settings: DesignSpec, seed: int) -> DesignRuns:
     kind = settings.type
     if kind == "full":
         cells = tuple(itertools.product(*(f.levels for f in factors)))
@@ -116,7 +117,7 @@ def _build(factors: tuple[Factor, ...], settings: DesignSettings, seed: int) -> 
     raise AblateError(f"unknown design type {kind!r}")
 
 
-def _fraction(factors: Sequence[Factor], settings: DesignSettings) -> fractional.Fraction:
+def _fraction(factors: Sequence[Factor], settings: DesignSpec) -> fractional.Fraction:
     k = len(factors)
     names = [f.name for f in factors]
     if settings.generators:
@@ -142,7 +143,7 @@ def _fraction_summary(k: int, fraction: fractional.Fraction) -> str:
     )
 
 
-def _optimal(factors: tuple[Factor, ...], settings: DesignSettings, seed: int) -> DesignRuns:
+def _optimal(factors: tuple[Factor, ...], settings: DesignSpec, seed: int) -> DesignRuns:
     cells, model = candidates(factors, settings.model)
     runs = settings.runs
     assert runs is not None  # required by the study file's checks
@@ -166,17 +167,17 @@ def candidates(factors: Sequence[Factor], model: str) -> tuple[list[Run], np.nda
     """Every cell of the grid and its row of the model's effect-coded columns (intercept first)."""
     import pandas as pd
 
-    from ablate.stats.matrix import build_design
+    from ablate.designs.matrix import build_matrix
 
-    infos = factor_infos(factors)
+    infos = infos_of(factors)
     cells = list(itertools.product(*(f.levels for f in factors)))
     frame = pd.DataFrame(cells, columns=[f.name for f in factors])
-    design = build_design(frame, list(infos), "sum", 2 if model == "main+2fi" else 1)
+    design = build_matrix(frame, list(infos), "sum", 2 if model == "main+2fi" else 1)
     return cells, design.matrix.to_numpy(dtype=float)
 
 
-def factor_infos(factors: Sequence[Factor]) -> tuple[FactorInfo, ...]:
-    """The study's factors as the analysis sees them (levels in analysis order)."""
+def infos_of(factors: Sequence[Factor]) -> tuple[FactorInfo, ...]:
+    """Factors as the analysis sees them (levels in analysis order, the first the baseline)."""
     return tuple(
         FactorInfo(f.name, f.kind, f.ordered_levels(), f.ordered_levels()[0]) for f in factors
     )

@@ -21,10 +21,14 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ablate.errors import AblateError
 from ablate.parameters import Parameter, find
 from ablate.targets import check_keywords, import_target, is_target
+
+if TYPE_CHECKING:
+    from ablate.data import Dataset
 
 #: Activations a convolution block accepts (names Keras resolves with ``keras.activations.get``).
 ACTIVATIONS = (
@@ -67,6 +71,26 @@ class ModelSpec:
     def is_users(self) -> bool:
         """A user's builder ("package.module:function"), not one of ablate's."""
         return self.parameters is None
+
+    def check_inputs(self, data: Dataset) -> None:
+        """Refuse data whose examples do not have the dimensions this model needs (an image
+        array without a channel axis, say), naming the array and the way out."""
+        if self.input_rank is None:
+            return
+        rank = len(data.input_shape)
+        if rank == self.input_rank:
+            return
+        hint = (
+            f"; an image array without a channel axis gets one with x[..., None], shape "
+            f"{(*data.x_train.shape, 1)}"
+            if rank == self.input_rank - 1
+            else ""
+        )
+        raise AblateError(
+            f"x_train has shape {data.x_train.shape}: examples of {rank} dimension"
+            f"{'s' if rank != 1 else ''}, but the {self.name} model needs {self.input_rank} "
+            f"({self.input_doc}){hint}."
+        )
 
     def load(self) -> Callable[..., Any]:
         """Import and return the builder function (this imports Keras)."""

@@ -1,8 +1,9 @@
 """Exporting a study's results from its storage: trials.parquet, epochs.parquet, model outputs.
 
 The storage is the record of truth and the parquet files are exported from it, so a crash
-while writing costs nothing (see :func:`ablate.results.files.write_atomic`). Model outputs
-are copied from the storage's output store (:mod:`ablate.engine.outputs`) once per trial.
+while writing costs nothing (see :func:`ablate.fileio.write_atomic`). Model outputs are
+copied from the storage's output store (:class:`ablate.storage.base.OutputStore`) once per
+trial.
 """
 
 from __future__ import annotations
@@ -12,19 +13,15 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.results.files import (
-    EPOCHS_FILE,
-    OUTPUTS_DIR,
-    SCHEMA_VERSION,
-    TRIALS_FILE,
-    sync_folder,
-    write_atomic,
-)
+from ablate.fileio import sync_folder, write_atomic
+from ablate.results.files import EPOCHS_FILE, OUTPUTS_DIR, TRIALS_FILE
+from ablate.storage.experiment import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ablate.engine.queue import Record, TrialQueue
+    from ablate.storage.base import OutputStore
+    from ablate.storage.outcomes import Record
     from ablate.study import Study
 
 #: Columns of trials.parquet after the task's values, and their types.
@@ -40,10 +37,10 @@ PROVENANCE: dict[str, str] = {
 EPOCH_TIMES = ("learning_rate", "train_seconds", "eval_seconds")
 
 
-def export(queue: TrialQueue, directory: Path) -> int:
-    """Write trials.parquet and epochs.parquet from the storage; returns the row count."""
-    records = queue.records()
-    study = queue.study
+def export(study: Study, records: list[Record], outputs: OutputStore, directory: Path) -> int:
+    """Write trials.parquet and epochs.parquet of these final ``records`` (the storage's
+    record of truth, read once) and copy the saved outputs the folder lacks from ``outputs``;
+    returns the row count."""
     meta = {
         "ablate.schema_version": str(SCHEMA_VERSION),
         "ablate.study": study.name,
@@ -51,31 +48,26 @@ def export(queue: TrialQueue, directory: Path) -> int:
     }
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
     write_parquet(epochs_frame(records, study), directory / EPOCHS_FILE, meta)
-    export_outputs(queue, records, directory / OUTPUTS_DIR)
+    export_outputs(outputs, records, directory / OUTPUTS_DIR)
     return len(records)
 
 
-def export_outputs(queue: TrialQueue, records: list[Record], folder: Path) -> int:
-    """Copy the saved model outputs of complete trials that ``folder`` lacks from the storage's
-    output store (or, for studies recorded by an older ablate, from the storage itself);
-    returns how many were written."""
+def export_outputs(outputs: OutputStore, records: list[Record], folder: Path) -> int:
+    """Copy the saved model outputs of complete trials that ``folder`` lacks from the output
+    store; returns how many were written."""
     # (an empty file is what a power cut can leave of a copy not yet on disk: written again)
     files = folder.glob("*.npz") if folder.is_dir() else ()
     present = {p.stem for p in files if p.stat().st_size}
-    wanted = [r for r in records if r.status == "complete" and r.key not in present]
+    wanted = [r.key for r in records if r.status == "complete" and r.key not in present]
     if not wanted:
         return 0
-    stored = queue.outputs.keys()
-    copied = [r.key for r in wanted if r.key in stored]
-    legacy = [r for r in wanted if r.key not in stored and r.outputs is not None]  # older ablate
-    if not copied and not legacy:
+    stored = outputs.keys()
+    copied = [key for key in wanted if key in stored]
+    if not copied:
         return 0
     folder.mkdir(exist_ok=True)
     # Copies of what the storage keeps, so not synced one by one: the folder once, at the end.
-    written = queue.outputs.copy_into(folder, copied)
-    for record in legacy:
-        write_atomic(folder / f"{record.key}.npz", record.outputs, sync=False)
-        written += 1
+    written = outputs.copy_into(folder, copied)
     sync_folder(folder)
     return written
 

@@ -9,21 +9,22 @@ synced, and renamed over the old one, which stays intact until the new one is co
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ablate.errors import AblateError
+from ablate.fileio import write_atomic
+from ablate.secrets import mask_url
+from ablate.storage.base import JOURNAL_FILE
+from ablate.storage.experiment import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from ablate.study import Study
     from ablate.tasks import Baseline
 
-SCHEMA_VERSION = 1
 STUDY_FILE = "study.yaml"
 MANIFEST_FILE = "manifest.json"
 TRIALS_FILE = "trials.parquet"
@@ -35,8 +36,6 @@ SPOOL_DIR = "spool"  # results a worker could not record while the storage was u
 
 def prepare_results_dir(study: Study, storage_url: str | None) -> Path:
     """Create the results folder and save the resolved study and the manifest beside it."""
-    from ablate.engine.secrets import mask_url
-    from ablate.engine.storage import JOURNAL_FILE
 
     directory = study.results_dir
     try:
@@ -66,42 +65,6 @@ def write_baselines(directory: Path, dataset: str, baselines: dict[str, Baseline
         "responses": {k: {"value": b.value, "what": b.what} for k, b in baselines.items()},
     }
     write_atomic(directory / BASELINES_FILE, (json.dumps(payload, indent=2) + "\n").encode())
-
-
-def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Replace ``path`` with ``data`` all at once: the old file stays intact on any failure.
-
-    ``sync=False``: not synced to disk (a copy that can be made again, written by the
-    thousand: ``outputs/`` exported from the storage's copy), still replaced all at once.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if sync:
-            sync_folder(path.parent)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise AblateError(
-            f"could not write {path} ({err.strerror or err}); the previous version of the file, "
-            "if any, is intact, and every finished trial is kept in the study's storage. Free "
-            f"some space or fix the folder's permissions, then run `ablate export {path.parent}`."
-        ) from None
-
-
-def sync_folder(folder: Path) -> None:
-    """Make the renames in a folder durable (where the system allows it)."""
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _ablate_version() -> str:

@@ -1,7 +1,7 @@
 """Factorial effects with statsmodels: coefficients, effects, ANOVA, replicates, marginal means.
 
 ``analyze`` fits OLS to the response of the complete trials on an explicit design matrix
-(:mod:`ablate.design`) and returns an :class:`Analysis`: plain tables (DataFrames) that the
+(:mod:`ablate.designs.matrix`) and returns an :class:`Analysis`: plain tables (DataFrames) that the
 CLI prints, the report embeds and the charts draw. Everything here is computed once; nothing
 downstream computes statistics of its own.
 
@@ -32,17 +32,17 @@ import numpy as np
 import pandas as pd
 
 from ablate.designs.aliases import Structure, correlations, dependency, model_aliases, structure
-from ablate.errors import AblateError
-from ablate.results import Results
-from ablate.stats.matrix import (
+from ablate.designs.matrix import (
     CODINGS,
     Coding,
-    Design,
     FactorInfo,
-    build_design,
+    ModelMatrix,
+    build_matrix,
     factor_infos,
     reference_grid,
 )
+from ablate.errors import AblateError
+from ablate.results import Results
 from ablate.tasks import goal_of
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Analysis:
     response: str  # as analysed, e.g. "log(test_loss)"
     options: Options
     factors: tuple[FactorInfo, ...]
-    design: Design
+    model_matrix: ModelMatrix  # what the coefficients were fitted on
     n_used: int
     excluded: dict[str, int]
     coefficients: pd.DataFrame  # term, coef, std_err, t, p, p_adj, ci_low, ci_high, effect
@@ -99,6 +99,11 @@ class Analysis:
     aliases: pd.DataFrame | None = None  # term, aliases, partial, label (effect coding)
     correlations: pd.DataFrame | None = None  # column_a, column_b, r between terms' columns
     importance: pd.DataFrame | None = None  # factor, linear, fanova, ped_anova
+
+    @property
+    def confidence(self) -> str:
+        """The intervals' confidence level in percent, as labels show it ("95")."""
+        return f"{100 * (1 - self.options.alpha):g}"
 
     @property
     def saturated(self) -> bool:
@@ -135,7 +140,7 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
             "exp(effect) is the ratio high/low (shown as 'ratio')."
         )
     factors = factor_infos(frame, names, declared=declared, baselines=baselines)
-    design = build_design(frame, factors, opts.coding, opts.interactions, opts.terms)
+    design = build_matrix(frame, factors, opts.coding, opts.interactions, opts.terms)
     notes.extend(design.notes)
     y = y_raw.to_numpy(dtype=float)
     X = design.matrix.to_numpy(dtype=float)
@@ -165,7 +170,7 @@ def _not_estimable(
     frame: pd.DataFrame, factors: tuple[FactorInfo, ...], opts: Options, n: int, p: int
 ) -> str:
     """Why the model cannot be fitted, naming the term and what it is aliased with."""
-    found = dependency(build_design(frame, factors, "sum", opts.interactions, opts.terms))
+    found = dependency(build_matrix(frame, factors, "sum", opts.interactions, opts.terms))
     shape = structure(frame, factors)
     runs = f"{shape.runs} distinct runs of the {shape.cells}-cell grid: {shape.title}"
     few = f"{n} usable rows are too few for its {p} coefficients, and " if n < p else ""
@@ -338,7 +343,7 @@ def _fit(
     label: str,
     opts: Options,
     factors: tuple[FactorInfo, ...],
-    design: Design,
+    design: ModelMatrix,
     n: int,
     p: int,
     excluded: dict[str, int],
@@ -385,7 +390,7 @@ def _fit(
     coefficients["effect"] = [
         _effect_of_column(col, design, factors, effects) for col in coefficients["term"]
     ]
-    effect_coded = build_design(frame, factors, "sum", opts.interactions, opts.terms)
+    effect_coded = build_matrix(frame, factors, "sum", opts.interactions, opts.terms)
     alias_table = model_aliases(frame, factors, effect_coded)
     by_column = dict(zip(alias_table["term"], alias_table["aliases"], strict=True))
     coefficients["aliases"] = [by_column.get(col, "") for col in coefficients["term"]]
@@ -459,7 +464,7 @@ def _fit(
         response=label,
         options=opts,
         factors=factors,
-        design=design,
+        model_matrix=design,
         n_used=n,
         excluded=excluded,
         coefficients=coefficients,
@@ -501,7 +506,7 @@ def _exact_note(label: str, y: NDArray[np.float64], sst: float) -> str:
     )
 
 
-def _main_column(f: FactorInfo, design: Design) -> str:
+def _main_column(f: FactorInfo, design: ModelMatrix) -> str:
     """The column of a two-level factor's main effect."""
     term = next(t for t in design.terms if t.factors == (f.name,))
     return term.columns[0]
@@ -547,7 +552,7 @@ def _contrast(
 
 
 def _coefficients(
-    design: Design,
+    design: ModelMatrix,
     beta: NDArray[np.float64],
     cov: NDArray[np.float64] | None,
     df_resid: int,
@@ -610,7 +615,7 @@ def _effects(
 
 
 def _effect_of_column(
-    column: str, design: Design, factors: tuple[FactorInfo, ...], effects: pd.DataFrame
+    column: str, design: ModelMatrix, factors: tuple[FactorInfo, ...], effects: pd.DataFrame
 ) -> float:
     """The effect (high − low) belonging to a two-level factor's main-effect column."""
     for term in design.terms:
@@ -730,7 +735,7 @@ def _anova(
 
     notes: list[str] = []
     coding: Coding = "sum" if opts.coding == "sum" else "treatment"
-    design = build_design(frame, factors, coding, opts.interactions, opts.terms)
+    design = build_matrix(frame, factors, coding, opts.interactions, opts.terms)
     X = design.matrix.to_numpy(dtype=float)
     index = {c: i for i, c in enumerate(design.columns)}
     terms = [t for t in design.terms if t.factors]
@@ -854,7 +859,7 @@ def _screening(
     """
     from scipy import stats
 
-    design = build_design(frame, factors, "sum", opts.interactions, opts.terms)
+    design = build_matrix(frame, factors, "sum", opts.interactions, opts.terms)
     X = design.matrix.to_numpy(dtype=float)
     n = len(y)
     q, r = np.linalg.qr(X)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ablate.stats.matrix import FactorInfo
+from ablate.designs.matrix import FactorInfo
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,11 +96,16 @@ def plan_replicates(
     alpha: float = 0.05,
     noise: Noise,
     model: str | None = None,
-    workers: int | None = None,
+    workers: int | Callable[[int], int] = 1,
 ) -> ReplicatePlan:
-    """Replicates per run that detect ``effect`` with ``power`` in every factor's contrasts."""
-    from ablate.designs.build import design_runs, factor_infos
-    from ablate.stats.matrix import build_design, reference_grid
+    """Replicates per run that detect ``effect`` with ``power`` in every factor's contrasts.
+
+    ``workers``: how many trials run at once, for the wall time (or a function giving that
+    for a number of trials: the run's worker planning, which never starts more workers than
+    trials)."""
+    from ablate.designs.build import infos_of
+    from ablate.designs.matrix import build_matrix, reference_grid
+    from ablate.study.runs import design_runs
 
     if not effect > 0:
         raise AblateError("--effect must be a positive difference in the response's units.")
@@ -111,10 +117,10 @@ def plan_replicates(
     model = model or built.model
     if model not in DESIGN_MODELS:
         raise AblateError(f"--model must be one of {', '.join(DESIGN_MODELS)}.")
-    infos = factor_infos(study.factors)
+    infos = infos_of(study.factors)
     frame = pd.DataFrame(list(built.runs), columns=list(study.factor_names))
     order = 2 if model == "main+2fi" else 1
-    design = build_design(frame, list(infos), "sum", min(order, len(infos)))
+    design = build_matrix(frame, list(infos), "sum", min(order, len(infos)))
     X = design.matrix.to_numpy(dtype=float)
     runs, p = X.shape
     if np.linalg.matrix_rank(X) < p:
@@ -159,9 +165,7 @@ def plan_replicates(
     wall = None
     n_workers = None
     if needed is not None and noise.seconds_per_trial is not None:
-        from ablate.engine.planning import plan_workers
-
-        n_workers = len(plan_workers(study, workers=workers, remaining=needed * runs))
+        n_workers = workers(needed * runs) if callable(workers) else workers
         wall = needed * runs * noise.seconds_per_trial / n_workers
     return ReplicatePlan(
         study=study.name, design=built.description, runs=runs, model=model, parameters=p,

@@ -1,6 +1,6 @@
 """The analysis as tables for people and tools: text (100 columns), Markdown, LaTeX, CSV, JSON.
 
-:func:`sections` lays an :class:`~ablate.analysis.Analysis` out as titled tables with
+:func:`sections` lays an :class:`~ablate.stats.analysis.Analysis` out as titled tables with
 readable column names and number formats; the renderers turn those into each format. The
 HTML report embeds the same sections.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 
 from ablate.stats.analysis import Analysis
 
-FORMATS = ("text", "markdown", "latex", "csv", "json")
+TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
     "screening", "aliases", "correlations", "importance",
@@ -69,7 +69,7 @@ def sections(a: Analysis) -> list[Section]:
     out.append(
         Section(
             "coefficients",
-            f"Coefficients ({_pct(a)}% CI; p adjusted: {a.options.adjust})",
+            f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust})",
             pd.DataFrame(
                 {
                     "term": c["term"],
@@ -78,7 +78,7 @@ def sections(a: Analysis) -> list[Section]:
                     "t": c["t"].map(lambda v: "" if math.isnan(v) else f"{v:.2f}"),
                     "p": c["p"].map(_p),
                     "p adj": c["p_adj"].map(_p),
-                    f"{_pct(a)}% CI": [
+                    f"{a.confidence}% CI": [
                         _ci(lo, hi) for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)
                     ],
                 }
@@ -95,7 +95,7 @@ def sections(a: Analysis) -> list[Section]:
                 "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
                 "effect": e["effect"].map(_g),
                 "std err": e["std_err"].map(_g),
-                f"{_pct(a)}% CI": [
+                f"{a.confidence}% CI": [
                     _ci(lo, hi) for lo, hi in zip(e["ci_low"], e["ci_high"], strict=True)
                 ],
                 "p": e["p"].map(_p),
@@ -156,14 +156,14 @@ def sections(a: Analysis) -> list[Section]:
     out.append(
         Section(
             "marginal_means",
-            f"Estimated marginal means ({_pct(a)}% CI) and observed means",
+            f"Estimated marginal means ({a.confidence}% CI) and observed means",
             pd.DataFrame(
                 {
                     "factor": m["factor"],
                     "level": m["level"],
                     "n": m["n"].map(str),
                     "marginal mean": m["emmean"].map(_g),
-                    f"{_pct(a)}% CI": [
+                    f"{a.confidence}% CI": [
                         _ci(lo, hi) for lo, hi in zip(m["ci_low"], m["ci_high"], strict=True)
                     ],
                     "observed mean": m["observed_mean"].map(_g),
@@ -176,7 +176,7 @@ def sections(a: Analysis) -> list[Section]:
         out.append(
             Section(
                 "pairwise",
-                f"Pairwise differences of marginal means (Tukey HSD, {_pct(a)}% family-wise)",
+                f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% family-wise)",
                 pd.DataFrame(
                     {
                         "factor": pw["factor"],
@@ -336,10 +336,6 @@ def _pack(parts: list[str], width: int) -> list[str]:
         else:
             lines.append(part)
     return lines
-
-
-def _pct(a: Analysis) -> str:
-    return f"{100 * (1 - a.options.alpha):g}"
 
 
 def _design_lines(a: Analysis) -> list[str]:
@@ -552,8 +548,8 @@ def to_dict(a: Analysis) -> dict[str, Any]:
                 }
                 for f in a.factors
             ],
-            "columns": a.design.columns,
-            "terms": [{"term": t.label, "columns": list(t.columns)} for t in a.design.terms],
+            "columns": a.model_matrix.columns,
+            "terms": [{"term": t.label, "columns": list(t.columns)} for t in a.model_matrix.terms],
         },
         "coefficients": _records(a.coefficients),
         "effects": _records(a.effects),

@@ -67,7 +67,7 @@ def runs(study: Study) -> list[Cell]:
     """
     if study.design.type == "full":
         return cells(study)
-    from ablate.designs.build import design_runs
+    from ablate.study.runs import design_runs
 
     names = study.factor_names
     return [

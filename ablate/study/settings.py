@@ -1,8 +1,11 @@
 """A study as typed, frozen dataclasses: the grid, the model, training, data, runs, analysis.
 
-:mod:`ablate.study.parse` builds these from a study file and validates every value;
-``Study.to_dict`` gives the resolved study (every default filled in), which ablate saves
-beside the results, and ``Study.fingerprint`` names the experiment its trials belong to.
+Each key of a study file is declared here once, as a field (:func:`ablate.parameters.setting`:
+its default, its values, one line of meaning); :mod:`ablate.study.parse` reads and validates
+study files from these declarations, and the reference of the study file is generated from
+them (:func:`ablate.study.schema.reference`). ``Study.to_dict`` gives the resolved study
+(every default filled in), which ablate saves beside the results, and ``Study.fingerprint``
+names the experiment its trials belong to.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any, Literal
 import yaml
 
 from ablate.models.registry import ModelSpec, builder_spec
+from ablate.parameters import REQUIRED, Level, setting
 from ablate.tasks import TASKS, Task
 
-Level = bool | int | float | str
 FactorKind = Literal["bool", "number", "string"]
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -56,8 +59,11 @@ class ModelSettings:
     factor, defaults filled in; for a user's builder, the study's ``model.options``.
     """
 
-    builder: str = "vae"
-    parameters: tuple[tuple[str, Any], ...] = ()
+    builder: str = setting(
+        "vae", "the model builder: a built-in model's name, or your own function",
+        kind="custom", values="a built-in model, or 'package.module:function'",
+    )  # fmt: skip
+    parameters: tuple[tuple[str, Any], ...] = ()  # the builder's declared parameters (options)
 
     @property
     def spec(self) -> ModelSpec:
@@ -84,18 +90,36 @@ class ModelSettings:
 class TrainingSettings:
     """How each trial trains: the reference's Adam with inverse-time decay by default."""
 
-    epochs: int = 25
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float = 0.005
-    decay: float | Literal["reference"] = "reference"
-    min_learning_rate: float = 0.0001
-    eval_batch_size: int = 256  # 1024 doubled a worker's peak memory (3.3 GB, reference model)
-    validate_each_epoch: bool = True
-    save_outputs: bool = True  # keep each trained model's latent codes and reconstructions
+    epochs: int = setting(25, "epochs each trial trains", minimum=1, maximum=100_000)
+    batch_size: int = setting(64, "training examples per step", minimum=1, maximum=1 << 20)
+    optimizer: str = setting("adam", "the optimizer", kind="choice", choices=OPTIMIZERS)
+    learning_rate: float = setting(0.005, "the initial learning rate", above=0, maximum=10)
+    decay: float | Literal["reference"] = setting(
+        "reference", "inverse-time decay per step, lr / (1 + decay·step); \"reference\": "
+        "2·(learning_rate − min_learning_rate)/epochs, the reference study's", kind="float",
+        minimum=0, maximum=1000, also=("reference",),
+    )  # fmt: skip
+    min_learning_rate: float = setting(
+        0.0001, "the learning rate the reference decay reaches at the last step", minimum=0,
+        maximum=10,
+    )  # fmt: skip
+    eval_batch_size: int = setting(
+        256, "test examples per evaluation step (1,024 doubled a worker's peak memory)",
+        minimum=1, maximum=1 << 20,
+    )  # fmt: skip
+    validate_each_epoch: bool = setting(True, "evaluate on the test set after every epoch")
+    save_outputs: bool = setting(
+        True, "keep what each trained model learned (latent codes, reconstructions, attention)"
+    )
     # How the training step runs, not what it computes (no part of the experiment):
-    jit_compile: bool | Literal["auto"] = "auto"  # XLA; "auto": on a GPU under JAX/TensorFlow
-    steps_per_execution: int = 1  # training steps per call into the backend
+    jit_compile: bool | Literal["auto"] = setting(
+        "auto", "compile the training step with XLA; \"auto\": on a GPU under JAX or "
+        "TensorFlow", kind="bool", also=("auto",),
+    )  # fmt: skip
+    steps_per_execution: int = setting(
+        1, "training steps per call into the backend (the same computation, fewer calls)",
+        minimum=1, maximum=1 << 16,
+    )  # fmt: skip
 
     def decay_rate(self) -> float:
         """Per-step inverse-time decay d in lr_t = lr / (1 + d·t).
@@ -115,11 +139,26 @@ EXECUTION_SETTINGS = ("save_outputs", "jit_compile", "steps_per_execution")
 class DataSettings:
     """Which dataset, where from, its source's options, and how much of it (None: all)."""
 
-    dataset: str = "mnist"
-    path: str | None = None
-    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the source
-    train_size: int | None = None
-    test_size: int | None = None
+    dataset: str = setting(
+        "mnist", "where the data comes from: a built-in source, or your own function",
+        kind="custom", values="a built-in source, or 'package.module:function'",
+    )  # fmt: skip
+    path: str | None = setting(
+        None, "a file or folder to read the data from (relative to the study file)",
+        kind="text", none=True,
+    )  # fmt: skip
+    options: tuple[tuple[str, Any], ...] = setting(
+        (), "keyword arguments for the source (declared per source; any for your function)",
+        kind="custom", values="a mapping of option names to values",
+    )  # fmt: skip
+    train_size: int | None = setting(
+        None, "use the first N training examples (null: all)", minimum=1, maximum=10**9,
+        kind="int", none=True,
+    )  # fmt: skip
+    test_size: int | None = setting(
+        None, "use the first N test examples (null: all)", minimum=1, maximum=10**9,
+        kind="int", none=True,
+    )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -131,20 +170,40 @@ class DataSettings:
 class RunSettings:
     """How trials are spread over worker processes and how failures are retried."""
 
-    workers: int | None = None  # None: chosen for the machine
-    workers_per_gpu: int = 2
-    threads_per_worker: int | None = None  # None: the cores divided among the workers
-    retries: int = 1  # extra attempts for a trial that raises or diverges
-    lost_retries: int = 5  # extra attempts for a trial whose worker died under it
-    heartbeat_seconds: float = 10.0
+    workers: int | None = setting(
+        None, "worker processes on this machine (\"auto\": one per GPU slot, else per core)",
+        kind="int", minimum=1, maximum=1024, also=("auto",), none=True,
+    )  # fmt: skip
+    workers_per_gpu: int = setting(2, "trials that share one GPU", minimum=1, maximum=64)
+    threads_per_worker: int | None = setting(
+        None, "compute threads per worker (\"auto\": the cores divided among the workers)",
+        kind="int", minimum=1, maximum=1024, also=("auto",), none=True,
+    )  # fmt: skip
+    retries: int = setting(
+        1, "extra attempts for a trial that diverges or fails in a way trying again may cure",
+        minimum=0, maximum=100,
+    )  # fmt: skip
+    lost_retries: int = setting(
+        5, "extra attempts for a trial whose worker process died", minimum=0, maximum=100
+    )
+    heartbeat_seconds: float = setting(
+        10.0, "seconds between a running trial's signs of life (5 missed: it is lost)",
+        minimum=0.05, maximum=3600,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     """Defaults for ``ablate analyze``: the response and the baseline level per factor."""
 
-    response: str = "test_loss"  # the task's default response unless the study names one
-    baseline: tuple[tuple[str, Level], ...] = ()
+    response: str = setting(
+        "test_loss", "the result column analysed (default: the task's)", kind="custom",
+        values="a response of the study's task",
+    )  # fmt: skip
+    baseline: tuple[tuple[str, Level], ...] = setting(
+        (), "the reference level of a factor (default: its first)", kind="custom",
+        values="a mapping of factor names to levels",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -157,14 +216,36 @@ class DesignSettings:
     study lists them, and a run checks that it builds the same ones again).
     """
 
-    type: str = "full"
-    resolution: int | None = None  # fractional: the lowest resolution acceptable (3 = III)
-    runs: int | None = None  # fractional, plackett-burman, optimal: the number of base runs
-    generators: tuple[str, ...] = ()  # fractional: "E = ABC", letters in factor order
-    model: str = "main"  # optimal: what the runs must estimate (see DESIGN_MODELS)
-    fold: tuple[str, ...] = ()  # fold-overs of the base runs: "all" or one factor's name
-    augment: tuple[int, ...] = ()  # optimal: batches of runs added, each D-optimal given all before
-    table: tuple[tuple[Level, ...], ...] = ()  # the runs, levels in factor order
+    type: str = setting("full", "which runs of the grid to train", kind="choice",
+                        choices=DESIGN_TYPES)  # fmt: skip
+    resolution: int | None = setting(
+        None, "fractional: the lowest resolution acceptable (the fewest runs that reach it)",
+        kind="custom", values="III, IV, V (or 3 to 8)", none=True,
+    )  # fmt: skip
+    runs: int | None = setting(
+        None, "fractional, plackett-burman, optimal: the number of base runs", kind="custom",
+        values="a number of runs the design can build", none=True,
+    )  # fmt: skip
+    generators: tuple[str, ...] = setting(
+        (), "fractional: generators like 'E = ABC', letters in factor order", kind="custom",
+        values="a list of generators",
+    )  # fmt: skip
+    model: str = setting(
+        "main", "optimal: what the runs must estimate (main effects, or also 2-factor "
+        "interactions)", kind="choice", choices=DESIGN_MODELS,
+    )  # fmt: skip
+    fold: tuple[str, ...] = setting(
+        (), "fold-overs of the base runs, in order: 'all', or a factor's name", kind="custom",
+        values="a list of fold-overs",
+    )  # fmt: skip
+    augment: tuple[int, ...] = setting(
+        (), "optimal: batches of runs added, each D-optimal given all before", kind="custom",
+        values="a number of runs, or a list of them",
+    )  # fmt: skip
+    table: tuple[tuple[Level, ...], ...] = setting(
+        (), "the runs ablate built (the resolved study lists them; a run checks it builds "
+        "the same again)", kind="custom", values="a list of runs, each a list of levels",
+    )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The keys a study file gives for this type (the others do not apply to it)."""
@@ -190,16 +271,29 @@ class DesignSettings:
 class Study:
     """A validated study: the grid, how to train each cell, and where results go."""
 
-    name: str
-    factors: tuple[Factor, ...]
-    description: str = ""
-    task: str = "reconstruction"
+    name: str = setting(
+        REQUIRED, "names the results folder and the study in storage", kind="custom",
+        values="1 to 64 letters, digits, '.', '_' or '-'",
+    )  # fmt: skip
+    factors: tuple[Factor, ...] = setting(
+        REQUIRED, "the factors and their levels: the grid", kind="custom",
+        values="a mapping of factor names to lists of levels",
+    )  # fmt: skip
+    description: str = setting("", "what the study is for, in words")
+    task: str = setting(
+        "reconstruction", "what the model learns (default: the builder's own task)",
+        kind="custom", values="reconstruction, classification or regression",
+    )  # fmt: skip
     model: ModelSettings = field(default_factory=ModelSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     data: DataSettings = field(default_factory=DataSettings)
-    replicates: int = 1
-    seed: int = 768
-    results: str = "results"
+    replicates: int = setting(
+        1, "trials per cell, replicate r with seed seed + r", minimum=1, maximum=10_000
+    )
+    seed: int = setting(
+        768, "the seed of replicate 0 (the reference's)", minimum=0, maximum=2**32 - 1 - 10_000
+    )
+    results: str = setting("results", "the folder under which the study's folder is made")
     run: RunSettings = field(default_factory=RunSettings)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     design: DesignSettings = field(default_factory=DesignSettings)

@@ -88,12 +88,6 @@ class Task:
     def is_response(self, column: str) -> bool:
         return column in self.result_columns or column == "train_loss"
 
-    def describe_responses(self) -> str:
-        return ", ".join(
-            f"{c} ({'lower' if self.goal(c) == 'min' else 'higher'} is better)"
-            for c in self.result_columns
-        )
-
     # -- data ---------------------------------------------------------------------------------
 
     def check_data(self, data: Dataset) -> None:
@@ -164,20 +158,6 @@ def predict(keras: Any, model: Any, x: np.ndarray, batch_size: int) -> np.ndarra
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def check_finite(name: str, array: np.ndarray) -> None:
-    """Refuse NaN or infinite values in a numeric array, naming where the first one is."""
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_):
-        raise AblateError(f"{name} holds {array.dtype} values; ablate needs numbers.")
-    if np.issubdtype(array.dtype, np.floating):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise AblateError(
-                f"{name} holds {int(bad.sum()):,} NaN or infinite values (the first at index "
-                f"{first}); remove or replace them before training."
-            )
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes | None:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ablate.data.dataset import check_finite
 from ablate.errors import AblateError
-from ablate.tasks.base import Baseline, Finish, Metric, Task, check_finite, predict
+from ablate.tasks.base import Baseline, Finish, Metric, Task, predict
 
 if TYPE_CHECKING:
     from ablate.data import Dataset

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ablate.stats.matrix import FactorInfo
+from ablate.designs.matrix import FactorInfo
 from ablate.views.style import figure, level_colors
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ablate.designs.matrix import FactorInfo
 from ablate.stats.analysis import Analysis
-from ablate.stats.matrix import FactorInfo
 from ablate.views.style import MUTED, PLAIN, SIGNIFICANT, figure, level_colors
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def coefficient_chart(a: Analysis) -> Figure:
     flatten the others.
     """
     table = a.coefficients
-    level_like = table["term"].isin(a.design.intercept_columns)
+    level_like = table["term"].isin(a.model_matrix.intercept_columns)
     main = table[~level_like].sort_values("coef")
     side = table[level_like].sort_values("coef")
     rows = max(len(main), len(side), 1)
@@ -43,16 +43,12 @@ def coefficient_chart(a: Analysis) -> Figure:
     if ax2 is not None:
         _coef_panel(ax2, side, a, "overall level" if len(side) == 1 else "level columns")
     fig.supxlabel(f"coefficient ({a.response} units)", fontsize="medium")
-    interval = "no intervals: saturated model" if a.saturated else f"{_pct(a)}% intervals"
+    interval = "no intervals: saturated model" if a.saturated else f"{a.confidence}% intervals"
     fig.suptitle(
         f"Coefficients on {a.response} ({interval}; red: adjusted p < {a.options.alpha:g})",
         fontsize="medium",
     )
     return fig
-
-
-def _pct(a: Analysis) -> str:
-    return f"{100 * (1 - a.options.alpha):g}"
 
 
 def _coef_panel(ax: Axes, table: pd.DataFrame, a: Analysis, title: str) -> None:
@@ -165,7 +161,7 @@ def main_effects_plot(a: Analysis) -> Figure:
         ax.grid(axis="y", color="0.94")
     axes[0].set_ylabel(f"marginal mean of {a.response}")
     fig.suptitle(
-        f"Main effects on {a.response}: marginal means with {_pct(a)}% intervals "
+        f"Main effects on {a.response}: marginal means with {a.confidence}% intervals "
         "(dotted: overall mean)",
         fontsize="medium",
     )

@@ -22,7 +22,7 @@ from ablate.views.effects import (
 )
 from ablate.views.importance import importance_chart
 from ablate.views.learned import learned_figure
-from ablate.views.style import FORMATS
+from ablate.views.style import IMAGE_FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ablate.results import Results
 
-__all__ = ["FORMATS", "chart_set", "draw_all", "pick_trial", "save_figures"]
+__all__ = ["IMAGE_FORMATS", "chart_set", "draw_all", "pick_trial", "save_figures"]
 
 
 def chart_set(

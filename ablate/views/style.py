@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ablate.stats.matrix import FactorInfo
+from ablate.designs.matrix import FactorInfo
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FORMATS = ("png", "svg", "pdf")
+IMAGE_FORMATS = ("png", "svg", "pdf")  # what a chart may be saved as
 WIDTH = 7.0  # inches: a full-width figure in a paper
 SIGNIFICANT = "#b2182b"
 PLAIN = "#2166ac"

@@ -20,6 +20,14 @@ CLASSIFY, RECONSTRUCT, REGRESS = (TASKS[t] for t in ("classification", "reconstr
                                                      "regression"))  # fmt: skip
 
 
+def _check(data: Dataset, task: Any, model: Any = None) -> None:
+    """What the checks before a run ask of a dataset: itself, the task, the model's inputs."""
+    check_dataset(data)
+    task.check_data(data)
+    if model is not None:
+        model.check_inputs(data)
+
+
 def _digits(n_train: int = 40, n_test: int = 20) -> dict[str, np.ndarray]:
     with np.load(SAMPLE_PATH) as f:
         return {
@@ -46,7 +54,7 @@ def test_an_npz_of_digits_loads_scaled_with_its_class_names(tmp_path: Path) -> N
     assert data.x_train.max() == 1.0 and data.x_train.min() == 0.0  # bytes scaled by 1/255
     assert data.n_classes == 10 and data.class_names[3] == "digit 3"
     assert data.y_train.dtype == np.uint8  # labels as stored: no overflow counting classes
-    check_dataset(data, CLASSIFY)  # fits classification as it is
+    _check(data, CLASSIFY)  # fits classification as it is
     settings = DataSettings(dataset="npz", path=str(path), train_size=30)
     assert len(read_dataset(settings).x_train) == 30
 
@@ -58,7 +66,7 @@ def test_a_dataset_function_is_called_with_the_seed_and_its_options() -> None:
     np.testing.assert_array_equal(data.x_train, again.x_train)  # the seed fixes the data
     other = load_function("tests.user_regression:linear", 6, {"n": 90})
     assert not np.array_equal(data.x_train, other.x_train)
-    check_dataset(data, REGRESS)
+    _check(data, REGRESS)
     with pytest.raises(AblateError, match="cannot be imported"):
         load_function("tests.no_such_module:f", 0, {})
     with pytest.raises(AblateError, match=r"does not take the keyword argument 'bogus' \(in data"):
@@ -88,7 +96,7 @@ def test_data_that_does_not_fit_itself_or_its_task_is_named(
     changes: dict[str, np.ndarray], task: Any, fragments: list[str]
 ) -> None:
     with pytest.raises(AblateError) as info:
-        check_dataset(_dataset(**changes), task)
+        _check(_dataset(**changes), task)
     for fragment in fragments:
         assert fragment in str(info.value), str(info.value)
 
@@ -96,7 +104,7 @@ def test_data_that_does_not_fit_itself_or_its_task_is_named(
 def test_an_image_array_without_a_channel_axis_is_refused_for_the_vae() -> None:
     flat = _dataset(x_train=_digits()["x_train"][..., 0], x_test=_digits()["x_test"][..., 0])
     with pytest.raises(AblateError) as info:
-        check_dataset(flat, RECONSTRUCT, VAE)
+        _check(flat, RECONSTRUCT, VAE)
     message = str(info.value)
     assert "x_train has shape (40, 28, 28)" in message and "vae model needs 3" in message
     assert "x[..., None]" in message and "(40, 28, 28, 1)" in message

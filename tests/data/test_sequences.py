@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,14 @@ from ablate.study import parse_study
 from ablate.tasks import TASKS
 
 DEFAULTS = {p.name: p.default for p in OPTIONS}
+
+
+def _check(data: Dataset, task: Any, model: Any = None) -> None:
+    """What the checks before a run ask of a dataset: itself, the task, the model's inputs."""
+    check_dataset(data)
+    task.check_data(data)
+    if model is not None:
+        model.check_inputs(data)
 
 
 def _data(seed: int = 768, **options: object) -> Dataset:
@@ -27,7 +37,7 @@ def test_shapes_labels_and_the_declared_defaults() -> None:
     assert data.x_train.dtype == np.float32
     assert set(np.unique(data.y_train)) == {0, 1} and data.n_classes == 2
     assert 0.45 < data.y_train.mean() < 0.55  # drawn uniformly
-    check_dataset(data, TASKS["classification"], LSTM_ATTENTION)
+    _check(data, TASKS["classification"], LSTM_ATTENTION)
 
 
 def test_the_label_is_in_the_attention_column_and_nowhere_else() -> None:

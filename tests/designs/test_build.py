@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from ablate.designs.aliases import structure
-from ablate.designs.build import design_runs, factor_infos, with_table
-from ablate.designs.describe import describe_design
+from ablate.designs.build import infos_of
 from ablate.errors import AblateError
+from ablate.execution.dryrun import describe_design
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials, trial_key
+from ablate.study.runs import design_runs, with_table
 
 SEVEN = """\
 name: seven
@@ -39,7 +40,7 @@ def _structure(study_text: str):  # type: ignore[no-untyped-def]
     study = parse_study(study_text)
     runs = design_runs(study).runs
     frame = pd.DataFrame(list(runs), columns=list(study.factor_names))
-    return study, runs, structure(frame, factor_infos(study.factors))
+    return study, runs, structure(frame, infos_of(study.factors))
 
 
 def test_a_resolution_iv_fraction_of_seven_factors_has_16_runs() -> None:
@@ -67,7 +68,7 @@ def test_a_fold_over_appends_new_runs_and_keeps_every_key() -> None:
     built = design_runs(after)
     assert [len(s.runs) for s in built.stages] == [16, 16]
     frame = pd.DataFrame(list(built.runs), columns=list(after.factor_names))
-    found = structure(frame, factor_infos(after.factors))
+    found = structure(frame, infos_of(after.factors))
     # folding on one factor frees its two-factor interactions: batch_norm×anything is clear
     assert found.relation.p == 2 and found.resolution == 4
     named = [set(chain.replace(" = ", "×").split("×")) for chain in found.chains]
@@ -152,14 +153,14 @@ def test_the_dry_run_describes_the_design() -> None:
 
 def test_an_optimal_design_with_correlated_terms_reports_them() -> None:
     from ablate.designs.aliases import correlations
-    from ablate.stats.matrix import build_design
+    from ablate.designs.matrix import build_matrix
 
     study, runs, found = _structure(REFERENCE + "design: {type: optimal, runs: 9}\n")
     assert len(runs) == 9 and found.max_correlation > 0.05
     frame = pd.DataFrame(list(runs), columns=list(study.factor_names))
-    table = correlations(build_design(frame, list(factor_infos(study.factors)), "sum", 1))
+    table = correlations(build_matrix(frame, list(infos_of(study.factors)), "sum", 1))
     assert table["r"].abs().max() == pytest.approx(found.max_correlation)
-    x = build_design(frame, list(factor_infos(study.factors)), "sum", 1).matrix
+    x = build_matrix(frame, list(infos_of(study.factors)), "sum", 1).matrix
     a, b, r = table.iloc[0]
     assert r == pytest.approx(float(pd.Series(x[a]).corr(pd.Series(x[b]))))  # Pearson's r
     assert f"up to |r| = {found.max_correlation:.3f}" in "\n".join(found.lines())

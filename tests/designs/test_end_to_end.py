@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablate.engine.runner import run_study
+from ablate.execution.runner import run_study
 from ablate.results import load_results
 from ablate.stats.analysis import analyze
 from ablate.study import parse_study

@@ -2,7 +2,7 @@
 
 - A Plackett–Burman design's main effects are orthogonal, and its two-factor interactions
   are partially aliased with main effects at ±1/3 in 12 runs and at ±0.2 or ±0.6 in 20 runs
-  (Montgomery, Design and Analysis of Experiments, section 8.6.3 and Example 8.8).
+  (Montgomery, ModelMatrix and Analysis of Experiments, section 8.6.3 and Example 8.8).
 - A definitive screening design (Jones and Nachtsheim 2011) has 2k + 1 runs for an even
   number k of three-level factors, and main effects orthogonal to each other and to every
   two-factor interaction and quadratic effect.
@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 
 from ablate.designs.aliases import model_aliases, structure
+from ablate.designs.matrix import build_matrix, factor_infos
 from ablate.designs.screening import (
     definitive_screening,
     plackett_burman,
     plackett_burman_sizes,
 )
 from ablate.errors import AblateError
-from ablate.stats.matrix import build_design, factor_infos
 
 
 def _frame(matrix: np.ndarray) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def test_plackett_burman_partial_aliasing(runs: int, k: int, sizes: set[float]) 
     a = x.T @ x2 / runs  # (X1'X1)^-1 X1'X2 for orthogonal ±1 columns
     entries = {round(abs(v), 6) for v in a.ravel() if abs(v) > 1e-9}
     assert entries == {round(s, 6) for s in sizes}
-    aliases = model_aliases(frame, infos, build_design(frame, infos, "sum", 1))
+    aliases = model_aliases(frame, infos, build_matrix(frame, infos, "sum", 1))
     row = aliases.set_index("term").loc["x1"]
     assert row["aliases"] == ""  # no full alias
     expected = sum(abs(v) > 1e-9 for v in a[0])

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ablate.engine import backend
+from ablate.training import backend
 
 keras = backend.import_keras()
 

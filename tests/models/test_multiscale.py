@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ablate.engine import backend
+from ablate.training import backend
 
 keras = backend.import_keras()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ablate.engine import backend
+from ablate.training import backend
 from tests.helpers import run_cli
 
 keras = backend.import_keras()

@@ -109,7 +109,7 @@ BACKGROUND = {"jax-variants": _jax_variants}
 
 @pytest.fixture(scope="module")
 def tensorflow_results() -> list[list[Any]]:
-    from ablate.engine import backend
+    from ablate.training import backend
 
     keras = backend.import_keras()
     if keras.backend.backend() != "tensorflow":

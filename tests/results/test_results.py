@@ -15,17 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ablate.engine.queue import TrialQueue
-from ablate.engine.records import EpochRecord, TrialResult
-from ablate.engine.storage import open_storage
-from ablate.engine.workers import WorkerIdentity
 from ablate.errors import AblateError
-from ablate.results import export, load_outputs, load_results, prepare_results_dir, write_atomic
+from ablate.execution.pool import export_queue
+from ablate.results import load_outputs, load_results, prepare_results_dir, write_atomic
 from ablate.results.export import write_parquet
 from ablate.results.files import SCHEMA_VERSION
+from ablate.storage.queue import open_queue
+from ablate.storage.workers import WorkerIdentity
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
+from ablate.training.records import EpochRecord, TrialResult
 from tests.helpers import run_cli, tiny_study_text
 
 
@@ -46,7 +46,7 @@ def finished(tmp_path: Path) -> Study:
     study = parse_study(tiny_study_text(tmp_path / "results"))
     study = dataclasses.replace(study, run=dataclasses.replace(study.run, retries=0))
     prepare_results_dir(study, None)
-    queue = TrialQueue.open(study, open_storage(None, study.results_dir))
+    queue = open_queue(study, None)
     queue.populate(expand_trials(study))
     me = WorkerIdentity("w1")
     for i in range(4):
@@ -55,7 +55,7 @@ def finished(tmp_path: Path) -> Study:
             queue.finish(claim, TrialResult(status="failed", error="ValueError: x"))
         else:
             queue.finish(claim, _result(0.3 + i / 10))
-    export(queue, study.results_dir)
+    export_queue(queue, study.results_dir)
     return study
 
 

@@ -265,7 +265,7 @@ def test_tukey_comparisons_match_statsmodels_for_a_one_factor_design() -> None:
 def test_predicted_r2_equals_leave_one_out_refits() -> None:
     frame = _grid(replicates=1, noise=0.01, seed=7)
     a = analyze(_bare(frame), factors=FACTORS)
-    X = a.design.matrix.to_numpy()
+    X = a.model_matrix.matrix.to_numpy()
     y = frame["test_loss"].to_numpy()
     press = 0.0
     for i in range(len(y)):

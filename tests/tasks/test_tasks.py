@@ -80,7 +80,7 @@ def test_confusion_matrix_and_recall_by_hand() -> None:
 
 
 def test_the_balanced_accuracy_metric_accumulates_a_confusion_matrix_over_batches() -> None:
-    from ablate.engine import backend
+    from ablate.training import backend
 
     backend.import_keras()
     from ablate.tasks.metrics import BalancedAccuracy

@@ -1,0 +1,285 @@
+"""A worker process: claim a trial, train it with heartbeats, record it; again, until none is left.
+
+Workers talk to their coordinator through one pipe each (:class:`Event` objects: claimed,
+progress, epoch, finished, notes), never a shared lock, so that a worker killed at any
+moment cannot block the others; they talk to each other only through the storage, which is
+what lets workers on other machines join the same study. A worker asked to stop hands its
+trial back to the queue (:mod:`~ablate.execution.signals`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing.connection
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import AblateError
+from ablate.execution.planning import WorkerSlot
+from ablate.execution.progress import Event
+from ablate.execution.signals import EXIT_INTERRUPTED, StopRequests, die_with_parent
+from ablate.results.files import SPOOL_DIR
+from ablate.secrets import scrub
+from ablate.storage.queue import Claim, TrialQueue, opened_queue
+from ablate.storage.spool import spool_result
+from ablate.storage.workers import WorkerIdentity
+from ablate.study.settings import Study
+from ablate.training import backend
+
+Reporter = Callable[[Event], None]
+
+#: A worker's exit codes besides 0 (the queue is empty) and EXIT_INTERRUPTED.
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+
+
+def worker_main(
+    study: Study,
+    storage_url: str | None,
+    slot: WorkerSlot,
+    conn: multiprocessing.connection.Connection,
+    parent: int,
+    logs: Path,
+) -> None:
+    """Entry point of a worker process (spawned): set up the backend, then :func:`work`."""
+    stops = StopRequests()
+    die_with_parent(parent, stops)
+    stops.install()
+    _redirect_output(logs / f"{slot.name}.log")
+    backend.configure_process(threads=slot.threads, gpu=slot.gpu)
+
+    def report(event: Event) -> None:
+        with contextlib.suppress(OSError):  # the coordinator is gone: carry on regardless
+            conn.send(event)
+
+    _forward_warnings(slot.name, report)
+    code = 0
+    try:
+        with opened_queue(study, storage_url, create=False) as queue:
+            identity = WorkerIdentity(slot.name, gpu=slot.gpu or None)
+            work(study, queue, identity, report, stops)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except AblateError as err:
+        report(Event("fatal", slot.name, message=str(err)))
+        code = EXIT_USER_ERROR
+    except Exception as err:
+        sys.stderr.write(traceback.format_exc())  # into the worker's log file
+        first = scrub(str(err).splitlines()[0] if str(err) else "")
+        report(Event("fatal", slot.name, message=f"worker {slot.name} stopped on an unexpected "
+                     f"error ({type(err).__name__}: {first}); its traceback is in "
+                     f"{logs / (slot.name + '.log')}"))  # fmt: skip
+        code = EXIT_BUG
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()
+    os._exit(code)  # skip interpreter teardown: TensorFlow's can hang or print
+
+
+def work(
+    study: Study,
+    queue: TrialQueue,
+    identity: WorkerIdentity,
+    report: Reporter,
+    stops: StopRequests | None = None,
+) -> int:
+    """One worker: claim, train and record trials until none is left; returns how many.
+
+    While trials are still running elsewhere, the worker waits instead of leaving, so that
+    it can take over any of them whose worker dies.
+    """
+    from ablate.data import load_dataset
+
+    backend.import_keras()  # once per worker, so that no trial's time includes it
+    dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
+    trainer = _Trainer(study, queue, dataset, identity, report, stops or StopRequests())
+    return serve(queue, identity, report, trainer.run, idle=min(study.run.heartbeat_seconds, 5.0))
+
+
+def serve(
+    queue: TrialQueue,
+    identity: WorkerIdentity,
+    report: Reporter,
+    run: Callable[[Claim], None],
+    idle: float,
+) -> int:
+    """Claim trials and ``run`` each (train and record it) until none is left; returns how
+    many. Trials whose worker is gone are handed back at most every ``idle`` seconds (they are
+    declared lost only after seconds of silence anyway), and while waiting for trials running
+    elsewhere, every ``idle`` seconds."""
+    trained = 0
+    next_check = 0.0
+    while True:
+        if time.monotonic() >= next_check:
+            for label in queue.recover_lost():
+                report(Event("recovered", identity.name, label=label, message="its worker died"))
+            next_check = time.monotonic() + idle
+        claim = queue.claim(identity)
+        if claim is None:
+            if not queue.busy():
+                return trained
+            time.sleep(idle)
+            next_check = 0.0
+            continue
+        run(claim)
+        trained += 1
+
+
+@dataclass
+class _Trainer:
+    """Trains one claimed trial after another for a worker, and records each."""
+
+    study: Study
+    queue: TrialQueue
+    dataset: Any
+    identity: WorkerIdentity
+    report: Reporter
+    stops: StopRequests
+
+    def run(self, claim: Claim) -> None:
+        """Train one claimed trial with heartbeats, record it, and report it."""
+        from ablate.training.trial import train_trial
+
+        spec, name, epochs = claim.spec, self.identity.name, self.study.training.epochs
+        self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
+        beat = Heartbeat(self.queue, claim, self.study.run.heartbeat_seconds, epochs)
+        live = _Live(self, claim, beat)
+        beat.start()
+        try:
+            result = train_trial(self.study, spec, self.dataset, on_epoch=live.epoch,
+                                 on_progress=live.progress)  # fmt: skip
+        except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
+            with self.stops.handing_back():  # a second stop signal must wait for it
+                beat.stop()
+                self.queue.release(claim)
+            raise
+        beat.stop()
+        self._record(claim, result)
+
+    def _record(self, claim: Claim, result: Any) -> None:
+        spec = claim.spec
+        try:
+            recorded = self.queue.finish(claim, result)
+        except AblateError as err:  # the storage stayed unreachable: keep the result on disk
+            spool = self.study.results_dir / SPOOL_DIR
+            kept = spool_result(spool, self.queue, claim, result, self.identity)
+            raise AblateError(
+                f"{err} The result of {spec.cell.label} r{spec.replicate}, which finished "
+                f"meanwhile, is kept in {kept}; the next `ablate run` records it."
+            ) from None
+        message = "" if recorded else "another worker had taken it over; result discarded"
+        if result.error and recorded:
+            message = result.error.splitlines()[0] + ("; tried again" if recorded.retried else "")
+        self.report(
+            Event(
+                "finished", self.identity.name, spec.cell.label, spec.replicate,
+                status=result.status if recorded else "taken-over",
+                values=shown_values(self.study, result.values), seconds=result.seconds,
+                message=message, error=result.error or "", traceback=result.traceback or "",
+                key=spec.key, final=bool(recorded) and not recorded.retried,
+            )
+        )  # fmt: skip
+
+
+class _Live:
+    """What a trial reports while it trains: examples seen, each epoch's values (to the
+    coordinator, the heartbeat and Optuna's intermediate values)."""
+
+    def __init__(self, trainer: _Trainer, claim: Claim, beat: Heartbeat) -> None:
+        self._t, self._claim, self._beat = trainer, claim, beat
+        self._seen = 0  # training examples reported within the current epoch
+        self._n_train = len(trainer.dataset.x_train)
+
+    def progress(self, images: int) -> None:
+        spec = self._claim.spec
+        self._seen += images
+        self._t.report(Event("progress", self._t.identity.name, spec.cell.label, spec.replicate,
+                             images=images))  # fmt: skip
+
+    def epoch(self, record: Any) -> None:
+        t, spec = self._t, self._claim.spec
+        shown = shown_values(t.study, record.values)
+        self._beat.progress.update(epoch=record.epoch, values=shown)
+        with contextlib.suppress(Exception):  # a live curve point is not worth a trial
+            t.queue.report_epoch(self._claim, record.epoch, record.values)
+        t.report(
+            Event(
+                "epoch", t.identity.name, spec.cell.label, spec.replicate, epoch=record.epoch,
+                epochs=t.study.training.epochs, images=max(self._n_train - self._seen, 0),
+                values=shown,
+            )
+        )  # fmt: skip
+        self._seen = 0
+
+
+def shown_values(study: Study, values: dict[str, Any]) -> dict[str, float]:
+    """The few values progress displays show: the study's response, and the test loss."""
+    shown = {}
+    for column in dict.fromkeys((study.analysis.response, "test_loss")):
+        value = values.get(column)
+        if value is not None:
+            shown[column] = float(value)
+    return shown
+
+
+class Heartbeat:
+    """A daemon thread that tells the storage, every interval, that the trial is alive."""
+
+    def __init__(self, queue: TrialQueue, claim: Claim, interval: float, epochs: int) -> None:
+        self.progress: dict[str, Any] = {"epoch": 0, "epochs": epochs}
+        self._queue = queue
+        self._claim = claim
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ablate-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._queue.heartbeat(self._claim, dict(self.progress))
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                self._queue.heartbeat(self._claim, dict(self.progress))
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+class _ForwardHandler(logging.Handler):
+    """Warnings of a worker (storage retries) shown by the coordinator, as notes."""
+
+    def __init__(self, name: str, report: Reporter) -> None:
+        super().__init__(logging.WARNING)
+        self._name = name
+        self._report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._report(Event("note", self._name, message=scrub(record.getMessage())))
+
+
+def _forward_warnings(name: str, report: Reporter) -> None:
+    logger = logging.getLogger("ablate")
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(_ForwardHandler(name, report))
+    logger.propagate = False
+
+
+def _redirect_output(path: Path) -> None:
+    """Send this process's stdout and stderr (also the C++ libraries') to a log file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -1,0 +1,15 @@
+"""The public API's docstring example runs as written (doctest)."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import ablate
+
+
+@pytest.mark.slow
+def test_the_public_api_example_runs_as_written() -> None:
+    failures, tried = doctest.testmod(ablate, verbose=False, optionflags=doctest.ELLIPSIS)
+    assert tried >= 6 and failures == 0
