@@ -64,6 +64,6 @@ def markdown() -> str:
         parts += [markdown_table(spec.parameters or ()), ""]
     for name, found in SOURCES.items():
         if found.options:
-            parts += [f"### Data source `{name}`: `data.options`", "", markdown_table(found.options)]
-            parts.append("")
+            title = f"### Data source `{name}`: `data.options`"
+            parts += [title, "", markdown_table(found.options), ""]
     return "\n".join(parts).rstrip() + "\n"
