@@ -27,13 +27,31 @@ A study of four cells of a small VAE on the bundled MNIST sample, trained, analy
 
 from __future__ import annotations
 
-from ablate.errors import AblateError
-from ablate.execution.runner import RunSummary, run_study
-from ablate.results import Results, load_results
-from ablate.stats.analysis import Analysis, analyze
-from ablate.study import load_study, parse_study
-from ablate.study.settings import Study
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from ablate.errors import AblateError
+    from ablate.execution.runner import RunSummary, run_study
+    from ablate.results import Results, load_results
+    from ablate.stats.analysis import Analysis, analyze
+    from ablate.study import load_study, parse_study
+    from ablate.study.settings import Study
+
+#: The public API: each name, and the module that defines it (imported when first used, so
+#: that ``import ablate`` and the ``ablate analyze`` command do not load the training stack).
+_API = {
+    "AblateError": "ablate.errors",
+    "Analysis": "ablate.stats.analysis",
+    "Results": "ablate.results",
+    "RunSummary": "ablate.execution.runner",
+    "Study": "ablate.study.settings",
+    "analyze": "ablate.stats.analysis",
+    "load_results": "ablate.results",
+    "load_study": "ablate.study",
+    "parse_study": "ablate.study",
+    "run_study": "ablate.execution.runner",
+}
 __all__ = [
     "AblateError",
     "Analysis",
@@ -46,3 +64,15 @@ __all__ = [
     "parse_study",
     "run_study",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'ablate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

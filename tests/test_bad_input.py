@@ -160,7 +160,7 @@ def test_only_the_handlers_of_unexpected_exceptions_exit_1() -> None:
     AblateError``; a worker's bug code is set only in its ``except Exception`` (and the pool
     reads it as "stopped for a reason its last message gave"); every
     user-fixable error is an AblateError, whose exit code is 2."""
-    cli = ast.parse((ROOT / "ablate" / "cli.py").read_text())
+    cli = ast.parse((ROOT / "ablate" / "cli" / "__init__.py").read_text())
     ones = _returns(cli, 1)
     assert len(ones) == 1
     handlers = [h for h in ast.walk(cli) if isinstance(h, ast.ExceptHandler)]

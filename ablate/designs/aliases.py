@@ -28,8 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ablate.designs.fractional import roman
 from ablate.designs.matrix import FactorInfo, ModelMatrix, Term, build_matrix
+from ablate.designs.optimal import d_efficiency
 from ablate.designs.relation import Relation, defining_relation, effects_up_to, word
+from ablate.designs.relation import letters as make_letters
 
 _TOL = 1e-8
 _ORDER_NAMES = {1: "main effect", 2: "two-factor interaction", 3: "three-factor interaction"}
@@ -106,7 +109,6 @@ def coded(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> np.ndarray:
 def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
     """The design the rows of ``frame`` form (repeated rows count once)."""
     names = tuple(f.name for f in factors)
-    from ablate.designs.relation import letters as make_letters
 
     abc = tuple(make_letters(len(factors)))
     cells = math.prod(len(f.levels) for f in factors)
@@ -125,7 +127,6 @@ def structure(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> Structure:
     elif relation is not None and relation.regular:
         kind = "regular fraction"
         k, p = relation.k, relation.p
-        from ablate.designs.fractional import roman
 
         title = f"2^({k}-{p}) fraction, resolution {roman(relation.resolution)}"
         chains, clear = _regular_chains(relation, names)
@@ -209,7 +210,6 @@ def _partial_chains(
 
 
 def _main_effects_efficiency(frame: pd.DataFrame, factors: Sequence[FactorInfo]) -> float | None:
-    from ablate.designs.optimal import d_efficiency
 
     x = build_matrix(frame, list(factors), "sum", 1).matrix.to_numpy(dtype=float)
     if np.linalg.matrix_rank(x) < x.shape[1]:

@@ -22,7 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from ablate.designs import fractional, optimal, screening
-from ablate.designs.matrix import FactorInfo
+from ablate.designs.matrix import FactorInfo, build_matrix
+from ablate.designs.relation import defining_relation
 from ablate.errors import AblateError
 from ablate.parameters import Level
 
@@ -133,7 +134,6 @@ def _fraction(factors: Sequence[Factor], settings: DesignSpec) -> fractional.Fra
 
 
 def _fraction_summary(k: int, fraction: fractional.Fraction) -> str:
-    from ablate.designs.relation import defining_relation
 
     relation = defining_relation(fraction.matrix)
     res = fractional.roman(relation.resolution)
@@ -166,8 +166,6 @@ def _optimal(factors: tuple[Factor, ...], settings: DesignSpec, seed: int) -> De
 def candidates(factors: Sequence[Factor], model: str) -> tuple[list[Run], np.ndarray]:
     """Every cell of the grid and its row of the model's effect-coded columns (intercept first)."""
     import pandas as pd
-
-    from ablate.designs.matrix import build_matrix
 
     infos = infos_of(factors)
     cells = list(itertools.product(*(f.levels for f in factors)))

@@ -172,6 +172,9 @@ def _match_level(name: str, wanted: Any, levels: tuple[Any, ...], kind: str) -> 
     )
 
 
+Encoder = tuple[str, Callable[[pd.DataFrame], np.ndarray]]  # a column's name, how to make it
+
+
 def build_matrix(
     frame: pd.DataFrame,
     factors: Sequence[FactorInfo],
@@ -181,69 +184,13 @@ def build_matrix(
 ) -> ModelMatrix:
     """The design matrix of ``coding`` with interactions up to order ``interactions``, and
     the interactions ``named`` besides (tuples of factor names, e.g. ``("a", "b")``)."""
-    if coding not in CODINGS:
-        raise AblateError(f"unknown coding {coding!r}; choose one of {', '.join(CODINGS)}.")
-    if not 1 <= interactions <= max(1, len(factors)):
-        raise AblateError(
-            f"--interactions {interactions} is impossible with {len(factors)} factors; "
-            f"choose from 1 (main effects only) to {len(factors)}."
-        )
-    order = {f.name: i for i, f in enumerate(factors)}
-    for term in named:
-        unknown = [n for n in term if n not in order]
-        if unknown or len(set(term)) != len(term) or len(term) < 2:
-            raise AblateError(
-                f"--terms {':'.join(term)}: an interaction names two or more different factors "
-                f"of the analysis ({', '.join(order)}), joined by ':'."
-            )
+    _check_request(factors, coding, interactions, named)
     notes: list[str] = []
     # Per factor: the columns of its main effect, and the columns interactions are built from.
-    main: dict[str, list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]]] = {}
-    contrast: dict[str, list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]]] = {}
-    full_set: str | None = None
-    for f in factors:
-        contrast[f.name] = _contrast_columns(f, coding)
-        if coding == "reference" and f.kind != "bool" and full_set is None:
-            full_set = f.name
-            main[f.name] = [
-                (f"{f.name}[{f.level_label(v)}]", _indicator(f.name, v)) for v in f.levels
-            ]
-        else:
-            main[f.name] = contrast[f.name]
-
-    terms: list[Term] = []
-    encoders: list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]] = []
-    if coding != "reference" or full_set is None:
-        encoders.append(("intercept", lambda d: np.ones(len(d))))
-        terms.append(Term((), ("intercept",)))
-        if coding == "reference":
-            notes.append(
-                "no categorical factor has level columns that can stand in for the intercept, "
-                "so an intercept column was added (the response with every factor at its "
-                "baseline)."
-            )
-    for f in factors:
-        cols = main[f.name]
-        encoders.extend(cols)
-        if f.name == full_set:
-            # its level columns hold the intercept; as a term it is the differences (k - 1 df)
-            terms.append(Term((), tuple(c for c, _ in cols)))
-        else:
-            terms.append(Term((f.name,), tuple(c for c, _ in cols)))
-        if coding == "reference" and f.name != full_set and f.kind != "bool" and full_set:
-            notes.append(
-                f"{f.name}: its levels are measured against {f.name}"
-                f"[{f.level_label(f.baseline)}] (its baseline)."
-            )
-    combos = [
-        combo
-        for size in range(2, interactions + 1)
-        for combo in itertools.combinations([f.name for f in factors], size)
-    ]
-    for term in named:  # interactions beyond those of --interactions, in factor order
-        combo = tuple(sorted(term, key=order.__getitem__))
-        if len(combo) > interactions and combo not in combos:
-            combos.append(combo)
+    contrast = {f.name: _contrast_columns(f, coding) for f in factors}
+    full_set = next((f.name for f in factors if coding == "reference" and f.kind != "bool"), None)
+    terms, encoders = _main_terms(factors, coding, full_set, contrast, notes)
+    combos = _combinations(factors, interactions, named)
     for combo in combos:
         cols = []
         for parts in itertools.product(*(contrast[name] for name in combo)):
@@ -263,20 +210,84 @@ def build_matrix(
         columns=[name for name, _ in encoders],
         index=frame.index,
     )
-    return ModelMatrix(
-        matrix=matrix,
-        terms=tuple(terms),
-        coding=coding,
-        factors=tuple(factors),
-        formula=_formula(factors, interactions, coding, full_set, combos),
-        notes=tuple(notes),
-        _encoders=tuple(encoders),
-    )
+    formula = _formula(factors, interactions, coding, full_set, combos)
+    return ModelMatrix(matrix, tuple(terms), coding, tuple(factors), formula, tuple(notes),
+                       _encoders=tuple(encoders))  # fmt: skip
 
 
-def _contrast_columns(
-    f: FactorInfo, coding: Coding
-) -> list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]]:
+def _check_request(
+    factors: Sequence[FactorInfo], coding: str, interactions: int, named: Sequence[tuple[str, ...]]
+) -> None:
+    """Refuse a coding, an order of interactions or a named interaction that cannot be had."""
+    if coding not in CODINGS:
+        raise AblateError(f"unknown coding {coding!r}; choose one of {', '.join(CODINGS)}.")
+    if not 1 <= interactions <= max(1, len(factors)):
+        raise AblateError(
+            f"--interactions {interactions} is impossible with {len(factors)} factors; "
+            f"choose from 1 (main effects only) to {len(factors)}."
+        )
+    names = [f.name for f in factors]
+    for term in named:
+        if any(n not in names for n in term) or len(set(term)) != len(term) or len(term) < 2:
+            raise AblateError(
+                f"--terms {':'.join(term)}: an interaction names two or more different factors "
+                f"of the analysis ({', '.join(names)}), joined by ':'."
+            )
+
+
+def _main_terms(
+    factors: Sequence[FactorInfo],
+    coding: Coding,
+    full_set: str | None,
+    contrast: dict[str, list[Encoder]],
+    notes: list[str],
+) -> tuple[list[Term], list[Encoder]]:
+    """The intercept (or the level columns standing in for it) and the main effects."""
+    terms: list[Term] = []
+    encoders: list[Encoder] = []
+    if coding != "reference" or full_set is None:
+        encoders.append(("intercept", lambda d: np.ones(len(d))))
+        terms.append(Term((), ("intercept",)))
+        if coding == "reference":
+            notes.append(
+                "no categorical factor has level columns that can stand in for the intercept, "
+                "so an intercept column was added (the response with every factor at its "
+                "baseline)."
+            )
+    for f in factors:
+        if f.name == full_set:  # its level columns hold the intercept: as a term, k - 1 df
+            cols = [(f"{f.name}[{f.level_label(v)}]", _indicator(f.name, v)) for v in f.levels]
+            terms.append(Term((), tuple(c for c, _ in cols)))
+        else:
+            cols = contrast[f.name]
+            terms.append(Term((f.name,), tuple(c for c, _ in cols)))
+        encoders.extend(cols)
+        if coding == "reference" and f.name != full_set and f.kind != "bool" and full_set:
+            notes.append(
+                f"{f.name}: its levels are measured against {f.name}"
+                f"[{f.level_label(f.baseline)}] (its baseline)."
+            )
+    return terms, encoders
+
+
+def _combinations(
+    factors: Sequence[FactorInfo], interactions: int, named: Sequence[tuple[str, ...]]
+) -> list[tuple[str, ...]]:
+    """Every interaction up to order ``interactions``, then those ``named`` besides."""
+    order = {f.name: i for i, f in enumerate(factors)}
+    combos = [
+        combo
+        for size in range(2, interactions + 1)
+        for combo in itertools.combinations([f.name for f in factors], size)
+    ]
+    for term in named:  # interactions beyond those of --interactions, in factor order
+        combo = tuple(sorted(term, key=order.__getitem__))
+        if len(combo) > interactions and combo not in combos:
+            combos.append(combo)
+    return combos
+
+
+def _contrast_columns(f: FactorInfo, coding: Coding) -> list[Encoder]:
     """A factor's columns without its baseline level: 0/1 or, for sum coding, +1/−1."""
     others = [v for v in f.levels if v != f.baseline]
     cols = []

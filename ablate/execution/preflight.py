@@ -38,6 +38,7 @@ from ablate.study.settings import Study
 from ablate.targets import user_code_error
 from ablate.tasks import Baseline
 from ablate.training import backend
+from ablate.training.trial import build_model
 
 #: Training examples the first cell's model is run forward on.
 PROBE_EXAMPLES = 4
@@ -115,7 +116,6 @@ def probe_model(study: Study, data: Dataset) -> str:
     """Build the first cell's model and run it forward once on a few training examples;
     returns what was built, in words. Refuses a model that cannot be built, is not a Keras
     model, or whose output does not fit the task or is not finite."""
-    from ablate.training.trial import build_model
 
     keras = backend.import_keras()
     first = expand_trials(study)[0]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.data import load_dataset
 from ablate.errors import AblateError
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event
@@ -33,6 +34,7 @@ from ablate.storage.spool import spool_result
 from ablate.storage.workers import WorkerIdentity
 from ablate.study.settings import Study
 from ablate.training import backend
+from ablate.training.trial import train_trial
 
 Reporter = Callable[[Event], None]
 
@@ -97,7 +99,6 @@ def work(
     While trials are still running elsewhere, the worker waits instead of leaving, so that
     it can take over any of them whose worker dies.
     """
-    from ablate.data import load_dataset
 
     backend.import_keras()  # once per worker, so that no trial's time includes it
     dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
@@ -147,7 +148,6 @@ class _Trainer:
 
     def run(self, claim: Claim) -> None:
         """Train one claimed trial with heartbeats, record it, and report it."""
-        from ablate.training.trial import train_trial
 
         spec, name, epochs = claim.spec, self.identity.name, self.study.training.epochs
         self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))

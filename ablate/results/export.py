@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ablate.fileio import sync_folder, write_atomic
 from ablate.results.files import EPOCHS_FILE, OUTPUTS_DIR, TRIALS_FILE
 from ablate.storage.experiment import SCHEMA_VERSION
+from ablate.study.grid import Cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,7 +172,6 @@ def _json(value: Any) -> str | None:
 
 
 def _label(levels: dict[str, Any], study: Study) -> str:
-    from ablate.study.grid import Cell
 
     return Cell(0, tuple((n, levels[n]) for n in study.factor_names)).label
 

@@ -21,14 +21,20 @@ from __future__ import annotations
 import itertools
 import math
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ablate.designs.build import infos_of
+from ablate.designs.matrix import build_matrix, reference_grid
 from ablate.errors import AblateError
+from ablate.results import load_results
+from ablate.stats.analysis import analyze
+from ablate.study.runs import design_runs
 from ablate.study.settings import DESIGN_MODELS, MAX_TRIALS, Study
 
 MAX_REPLICATES = 10_000
@@ -103,29 +109,66 @@ def plan_replicates(
     ``workers``: how many trials run at once, for the wall time (or a function giving that
     for a number of trials: the run's worker planning, which never starts more workers than
     trials)."""
-    from ablate.designs.build import infos_of
-    from ablate.designs.matrix import build_matrix, reference_grid
-    from ablate.study.runs import design_runs
+    _check_request(effect, power, alpha, noise)
+    built = design_runs(study)
+    model = model or built.model
+    if model not in DESIGN_MODELS:
+        raise AblateError(f"--model must be one of {', '.join(DESIGN_MODELS)}.")
+    table, runs, p = contrast_variances(study, built.runs, model)
+    weakest = int(table["v"].idxmax())  # the largest variance has the least power
 
+    def weakest_power(r: int) -> float:
+        return contrast_power(effect, noise.sd, table["v"].iloc[weakest], runs, r, p, alpha)
+
+    limit = min(MAX_REPLICATES, max(1, MAX_TRIALS // runs))
+    needed = next((r for r in range(1, limit + 1) if weakest_power(r) >= power), None)
+    shown = _shown_replicates(needed, limit)
+    name = f"{table['factor'].iloc[weakest]} {table['contrast'].iloc[weakest]}"
+    powers = pd.DataFrame(
+        [
+            {"replicates": r, "trials": r * runs, "df_resid": r * runs - p,
+             "power": weakest_power(r), "weakest": name}
+            for r in shown
+        ]
+    )  # fmt: skip
+    at = needed or shown[-1]
+    table["power"] = [contrast_power(effect, noise.sd, v, runs, at, p, alpha) for v in table["v"]]
+    wall = n_workers = None
+    if needed is not None and noise.seconds_per_trial is not None:
+        n_workers = workers(needed * runs) if callable(workers) else workers
+        wall = needed * runs * noise.seconds_per_trial / n_workers
+    return ReplicatePlan(
+        study=study.name, design=built.description, runs=runs, model=model, parameters=p,
+        effect=effect, response=study.analysis.response, noise=noise, alpha=alpha,
+        power=power, replicates=needed, table=powers, contrasts=table, workers=n_workers,
+        wall_seconds=wall,
+    )  # fmt: skip
+
+
+def _check_request(effect: float, power: float, alpha: float, noise: Noise) -> None:
     if not effect > 0:
         raise AblateError("--effect must be a positive difference in the response's units.")
     if not 0 < power < 1 or not 0 < alpha < 1:
         raise AblateError("--power and --alpha must lie between 0 and 1.")
     if not noise.sd > 0:
         raise AblateError("the noise SD must be positive (--sd, or a pilot with some spread).")
-    built = design_runs(study)
-    model = model or built.model
-    if model not in DESIGN_MODELS:
-        raise AblateError(f"--model must be one of {', '.join(DESIGN_MODELS)}.")
+
+
+def contrast_variances(
+    study: Study, runs: Sequence[tuple[Any, ...]], model: str
+) -> tuple[pd.DataFrame, int, int]:
+    """Every pairwise contrast of every factor's marginal means, with ``v``: its variance per
+    σ² with one replicate of ``runs`` (divide by r for r replicates); and the number of runs
+    and of coefficients of ``model``."""
     infos = infos_of(study.factors)
-    frame = pd.DataFrame(list(built.runs), columns=list(study.factor_names))
+    frame = pd.DataFrame(list(runs), columns=list(study.factor_names))
     order = 2 if model == "main+2fi" else 1
     design = build_matrix(frame, list(infos), "sum", min(order, len(infos)))
     X = design.matrix.to_numpy(dtype=float)
-    runs, p = X.shape
+    n_runs, p = X.shape
     if np.linalg.matrix_rank(X) < p:
         raise AblateError(
-            f"the design's {runs} runs cannot estimate the {model} model ({p} coefficients); "
+            f"the design's {n_runs} runs cannot estimate the {model} model ({p} coefficients); "
             "plan for the main-effects model (--model main) or a design with more runs."
         )
     inverse = np.linalg.inv(X.T @ X)
@@ -138,41 +181,7 @@ def plan_replicates(
             L = means[b] - means[a]
             label = f"{f.level_label(b)} − {f.level_label(a)}"
             contrasts.append({"factor": f.name, "contrast": label, "v": float(L @ inverse @ L)})
-    table = pd.DataFrame(contrasts)
-    weakest = int(table["v"].idxmax())  # the largest variance has the least power
-
-    def weakest_power(r: int) -> float:
-        return contrast_power(effect, noise.sd, table["v"].iloc[weakest], runs, r, p, alpha)
-
-    needed = None
-    limit = min(MAX_REPLICATES, max(1, MAX_TRIALS // runs))
-    for r in range(1, limit + 1):
-        value = weakest_power(r)
-        if not math.isnan(value) and value >= power:
-            needed = r
-            break
-    shown = _shown_replicates(needed, limit)
-    name = f"{table['factor'].iloc[weakest]} {table['contrast'].iloc[weakest]}"
-    powers = pd.DataFrame(
-        [
-            {"replicates": r, "trials": r * runs, "df_resid": r * runs - p,
-             "power": weakest_power(r), "weakest": name}
-            for r in shown
-        ]
-    )  # fmt: skip
-    at = needed or shown[-1]
-    table["power"] = [contrast_power(effect, noise.sd, v, runs, at, p, alpha) for v in table["v"]]
-    wall = None
-    n_workers = None
-    if needed is not None and noise.seconds_per_trial is not None:
-        n_workers = workers(needed * runs) if callable(workers) else workers
-        wall = needed * runs * noise.seconds_per_trial / n_workers
-    return ReplicatePlan(
-        study=study.name, design=built.description, runs=runs, model=model, parameters=p,
-        effect=effect, response=study.analysis.response, noise=noise, alpha=alpha,
-        power=power, replicates=needed, table=powers, contrasts=table, workers=n_workers,
-        wall_seconds=wall,
-    )  # fmt: skip
+    return pd.DataFrame(contrasts), n_runs, p
 
 
 def _shown_replicates(needed: int | None, limit: int) -> list[int]:
@@ -184,9 +193,6 @@ def _shown_replicates(needed: int | None, limit: int) -> list[int]:
 
 def noise_from_pilot(path: str | Path, study: Study, response: str | None = None) -> Noise:
     """σ from a pilot's results (pure error, else the residual SD) and its mean trial time."""
-    from ablate.results import load_results
-    from ablate.stats.analysis import analyze
-
     pilot = load_results(path)
     column = response or study.analysis.response
     factors = [n for n in study.factor_names if n in pilot.trials.columns]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ablate.errors import AblateError
 from ablate.storage.base import Entry, NewTrial, TrialStore
 from ablate.storage.experiment import open_study
 from ablate.storage.opening import open_storage
@@ -152,7 +153,6 @@ class TrialQueue:
 
     def spec(self, attrs: dict[str, Any]) -> TrialSpec:
         """A trial's spec from its attributes, refused if it is not one of this study's."""
-        from ablate.errors import AblateError
 
         levels = attrs["levels"]
         ordered = tuple((name, levels[name]) for name in self.study.factor_names)

@@ -280,9 +280,8 @@ def dispose(storage: Any) -> None:
 def _read_tables(engine: Any, study_id: int) -> list[StoredTrial]:
     """Every trial of the study from Optuna's tables, as its schema has had them since its
     first version: the columns an export needs, no more."""
-    from ablate.storage.sql_writes import optuna_tables
 
-    tables = optuna_tables()
+    tables = sql_writes.optuna_tables()
     trials, attrs = tables["trials"], tables["attrs"]
     with engine.connect() as conn:
         rows = conn.execute(

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ablate.study.runs import design_runs
 from ablate.study.settings import Level, Study
 
 
@@ -67,7 +68,6 @@ def runs(study: Study) -> list[Cell]:
     """
     if study.design.type == "full":
         return cells(study)
-    from ablate.study.runs import design_runs
 
     names = study.factor_names
     return [

@@ -89,7 +89,7 @@ def _train(
     attempt: _Attempt,
 ) -> TrialResult:
     keras = backend.import_keras()
-    history, meta, start = attempt.history, attempt.meta, attempt.start
+    history, meta = attempt.history, attempt.meta
     meta.update(backend=backend.backend_name(), versions=backend.versions())
     settings, task = study.training, study.task_spec
     model, optimizer = prepare_model(keras, study, spec, dataset)
@@ -98,9 +98,8 @@ def _train(
         trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         device=backend.describe_device(),
     )
-    build_seconds = time.perf_counter() - start
+    build_seconds = time.perf_counter() - attempt.start
     attempt.phase = "train"
-
     y_train, y_test = task.targets(dataset)
     monitor = _monitor(keras, study, optimizer, history, on_epoch, on_progress)
     model.fit(
@@ -111,29 +110,41 @@ def _train(
         verbose=0,
         callbacks=[monitor, *callbacks],
     )
-    eval_seconds = sum(e.eval_seconds for e in history)
     train_seconds = sum(e.train_seconds for e in history)
-    last = history[-1] if history else None
     common: dict[str, Any] = {
-        "epochs": len(history),
-        "history": tuple(history),
-        "build_seconds": build_seconds,
+        "epochs": len(history), "history": tuple(history), "build_seconds": build_seconds,
         "train_seconds": train_seconds,
         "images_per_second": (
             len(dataset.x_train) * len(history) / train_seconds if train_seconds > 0 else None
         ),
         **meta,
-    }
+    }  # fmt: skip
+    return _evaluate(keras, study, model, dataset, y_test, attempt, common)
+
+
+def _evaluate(
+    keras: Any,
+    study: Study,
+    model: Any,
+    dataset: Dataset,
+    y_test: np.ndarray,
+    attempt: _Attempt,
+    common: dict[str, Any],
+) -> TrialResult:
+    """The trained model's result: diverged if a loss is not finite, else its test values,
+    what the task adds and, if kept, what it learned."""
+    settings, task, history = study.training, study.task_spec, attempt.history
+    eval_seconds = sum(e.eval_seconds for e in history)
+    last = history[-1] if history else None
     train_loss = last.get("train_loss") if last else None
+
+    def diverged(why: str, seconds: float) -> TrialResult:
+        return TrialResult(status="diverged", values={"train_loss": train_loss}, error=why,
+                           seconds=time.perf_counter() - attempt.start, eval_seconds=seconds,
+                           **common)  # fmt: skip
+
     if last is None or not _all_finite(last):
-        return TrialResult(
-            status="diverged",
-            values={"train_loss": train_loss},
-            error=f"the loss became NaN or infinite in epoch {len(history)}",
-            seconds=time.perf_counter() - start,
-            eval_seconds=eval_seconds,
-            **common,
-        )
+        return diverged(f"the loss became NaN or infinite in epoch {len(history)}", eval_seconds)
     t = time.perf_counter()
     if settings.validate_each_epoch:
         test = {c: last.get(c) for c in task.result_columns}
@@ -142,25 +153,17 @@ def _train(
                               verbose=0, return_dict=True)  # fmt: skip
         test = task.from_logs({f"val_{k}": v for k, v in logs.items()}, "test")
     if not all(v is not None and math.isfinite(v) for v in test.values()):
-        return TrialResult(
-            status="diverged",
-            values={"train_loss": train_loss},
-            error="a test value is NaN or infinite",
-            seconds=time.perf_counter() - start,
-            eval_seconds=eval_seconds + time.perf_counter() - t,
-            **common,
-        )
+        return diverged("a test value is NaN or infinite", eval_seconds + time.perf_counter() - t)
     finish = task.finish(keras, model, dataset, settings.eval_batch_size)
     arrays = finish.arrays
     if settings.save_outputs:  # what the model attended to, only where it is kept
         arrays = {**arrays, **attention_arrays(keras, model, dataset, settings.eval_batch_size)}
-    eval_seconds += time.perf_counter() - t
     return TrialResult(
         status="complete",
         values={**test, **finish.values, "train_loss": train_loss},
         details=finish.details,
-        seconds=time.perf_counter() - start,
-        eval_seconds=eval_seconds,
+        seconds=time.perf_counter() - attempt.start,
+        eval_seconds=eval_seconds + time.perf_counter() - t,
         outputs=npz_bytes(arrays) if settings.save_outputs else None,
         **common,
     )

@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablate.errors import AblateError
+from ablate.results import load_outputs
 from ablate.stats.analysis import Analysis
+from ablate.stats.curves import learning_curves
 from ablate.views.attention import attention_figure, has_attention
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
@@ -89,8 +92,6 @@ def draw_all(
     (by the response's direction: the lowest loss, the highest accuracy) or trial keys. The
     learning curves show the response's metric when it is recorded per epoch, else the loss.
     """
-    from ablate.results import load_outputs
-    from ablate.stats.analysis import learning_curves
 
     metric = _curve_metric(results, a)
     curves = learning_curves(results, a.factors, metric[0])
@@ -125,7 +126,6 @@ def _attending_trial(
     """(key, label, response, outputs) of the best or worst complete trial among those whose
     model saved attention (a study's worst trial may well be one without attention), or of
     the trial with key ``pick`` if it saved attention."""
-    from ablate.results import load_outputs
 
     done = _complete(results, a)
     column = a.fit["response_column"]
@@ -164,7 +164,6 @@ def _curve_metric(results: Results, a: Analysis) -> tuple[str, str]:
 
 def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, float] | None:
     """(trial key, readable label, response) of the best or worst complete trial, or by key."""
-    from ablate.errors import AblateError
 
     column = a.fit["response_column"]
     done = _complete(results, a)

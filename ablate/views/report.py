@@ -17,7 +17,8 @@ import pandas as pd
 
 from ablate.results import Results, write_atomic
 from ablate.stats.analysis import Analysis
-from ablate.stats.tables import Section, markdown, sections
+from ablate.stats.layout import Section, sections
+from ablate.stats.tables import markdown
 
 _CAPTIONS = {
     "coefficients": "Coefficients with their intervals; red: significant after adjustment.",

@@ -188,7 +188,7 @@ def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
     assert "Traceback" not in proc.stderr and 'mybuilder.py", line 9, in call' in proc.stderr
     queue = open_queue(load_study(study_path), None, create=False)  # fmt: skip
     started = [e for e in queue.store.entries() if e.state != "waiting"]
-    assert len(started) <= 4  # three failures and at most one handed back: nothing trained
+    assert len(started) <= 5  # three failures, and each of 2 workers' next claim handed back
     assert queue.summary().complete == 0 and queue.summary().total == 8
     del queue
     (tmp_path / "mybuilder.py").write_text(BUILDER.format(key="width"))  # the fix

@@ -25,7 +25,8 @@ from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
 from ablate.errors import AblateError
 from ablate.results import Results
-from ablate.stats.analysis import analyze, lenth_pse
+from ablate.stats.analysis import analyze
+from ablate.stats.screening import lenth_pse
 from ablate.stats.tables import render
 
 ACTS = ["elu", "relu", "selu", "sigmoid"]

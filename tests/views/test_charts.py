@@ -13,7 +13,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.image import AxesImage
 
 from ablate.results import Results
-from ablate.stats.analysis import Analysis, analyze, learning_curves
+from ablate.stats.analysis import Analysis, analyze
+from ablate.stats.curves import learning_curves
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
     coefficient_chart,

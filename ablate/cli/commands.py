@@ -1,0 +1,231 @@
+"""The ``ablate`` command's commands: each reads its arguments, calls the library and prints.
+
+The library is imported inside each command, so that a command starts with only what it
+needs (``ablate analyze`` never imports a training framework).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ablate.errors import AblateError
+
+if TYPE_CHECKING:
+    from ablate.results import Results
+    from ablate.stats.analysis import Analysis
+
+#: The environment variable naming the default storage URL.
+STORAGE_ENV = "ABLATE_STORAGE"
+
+
+def fitted(args: argparse.Namespace) -> tuple[Results, Analysis]:
+    """Load the results and fit the analysis the options ask for."""
+    from ablate.results import load_results
+    from ablate.stats.analysis import Options, analyze
+
+    baselines = []
+    for item in args.baseline:
+        name, sep, level = item.partition("=")
+        if not sep or not name.strip() or not level.strip():
+            raise AblateError(f"--baseline takes FACTOR=LEVEL, not {item!r}.")
+        baselines.append((name.strip(), level.strip()))
+    factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
+    options = Options(
+        response=args.response,
+        factors=tuple(factors) if factors else None,
+        coding=args.coding,
+        baselines=tuple(baselines),
+        interactions=args.interactions,
+        anova_type=args.anova_type,
+        robust=args.robust,
+        adjust=args.adjust,
+        log=args.log,
+        terms=tuple(
+            tuple(n.strip() for n in t.split(":")) for t in args.terms.split(",") if t.strip()
+        ),
+        importance=not args.no_importance,
+    )
+    results = load_results(args.results)
+    return results, analyze(results, options)
+
+
+def storage_url(args: argparse.Namespace) -> str | None:
+    return args.storage or os.environ.get(STORAGE_ENV) or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ablate.execution.runner import run_study
+    from ablate.study import load_study
+
+    study = load_study(args.study)
+    if args.dry_run:
+        from ablate.execution.dryrun import dry_run
+
+        checked = dry_run(study, args.workers, args.workers_per_gpu, storage_url(args))
+        print(checked.text)
+        if checked.problem is not None:
+            raise checked.problem
+        return 0
+    # Ctrl-C (SIGINT) stops the run cleanly even when a script started it in the background:
+    # the shell then sets SIGINT to "ignore", and Python would inherit that.
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    summary = run_study(
+        study,
+        storage_url=storage_url(args),
+        workers=args.workers,
+        workers_per_gpu=args.workers_per_gpu,
+        join=args.join,
+    )
+    counts = f"{summary.complete}/{summary.total} complete"
+    if summary.failed or summary.diverged:
+        counts += f", {summary.failed} failed, {summary.diverged} diverged"
+    print(
+        f"{summary.study}: {counts}; {summary.trained} trained in this run "
+        f"({summary.seconds:.0f} s). Results: {summary.directory}"
+    )
+    if summary.interrupted:
+        print(
+            f"Interrupted: {summary.missing} trials still to run; run the same command again "
+            "to carry on where this one stopped.",
+            file=sys.stderr,
+        )
+        return 130
+    if summary.failed or summary.diverged:
+        print(
+            f"Some trials did not complete; their errors are in the error column of "
+            f"{summary.directory / 'trials.parquet'}.",
+            file=sys.stderr,
+        )
+    print(f"Next: ablate analyze {summary.directory}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from ablate.execution.progress import describe_status
+    from ablate.storage.queue import opened_queue
+    from ablate.study import load_study
+
+    study = load_study(args.results)
+    with opened_queue(study, storage_url(args), create=False) as queue:
+        summary = queue.summary()
+        stale_after = queue.stale_after
+    if args.format == "json":
+        print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
+    else:
+        print(describe_status(study.name, summary, stale_after))
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from ablate.results.doctor import describe, diagnose
+
+    findings = diagnose(Path(args.results), storage_url(args), repair=args.repair)
+    print(describe(findings, args.repair))
+    problems = [f for f in findings if f.severity == "problem"]
+    if problems:
+        fixable = any(f.repair for f in problems)
+        raise AblateError(
+            f"{len(problems)} problem(s) in {args.results}"
+            + ("; `ablate doctor --repair` fixes those marked [--repair]." if fixable else ".")
+        )
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from ablate.results import export
+    from ablate.storage.queue import opened_queue
+    from ablate.study import load_study
+
+    study = load_study(args.results)
+    directory = Path(args.results)
+    with opened_queue(study, storage_url(args), create=False) as queue:
+        rows = export(study, queue.records(), queue.outputs, directory)
+    print(f"{directory}: exported {rows} finished trials")
+    return 0
+
+
+def analyze(args: argparse.Namespace) -> int:
+    from ablate.stats.tables import render
+
+    _, analysis = fitted(args)
+    if args.design_matrix:
+        from ablate.results import write_atomic
+
+        write_atomic(args.design_matrix, analysis.model_matrix.matrix.to_csv(index=False).encode())
+        print(f"wrote the design matrix to {args.design_matrix}", file=sys.stderr)
+    _emit(render(analysis, args.format, args.table).rstrip("\n"), args.output)
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from ablate.views.plots import draw_all, save_figures
+
+    results, analysis = fitted(args)
+    out = args.out or (
+        results.source / "plots" if results.source.is_dir() else results.source.parent
+    )
+    picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
+    for path in save_figures(draw_all(results, analysis, picks), out, args.format):
+        print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from ablate.stats.power import Noise, noise_from_pilot, plan_replicates, render_plan
+    from ablate.study import load_study
+
+    study = load_study(args.study)
+    if args.response:
+        study = dataclasses.replace(
+            study, analysis=dataclasses.replace(study.analysis, response=args.response)
+        )
+    if args.sd is None and not args.pilot:
+        raise AblateError(
+            "ablate plan needs the noise: --sd S (the seed-to-seed SD of the response), or "
+            "--pilot RESULTS (a pilot run's results, whose replicates measure it)."
+        )
+    noise = Noise(args.sd, "--sd")
+    if args.pilot:
+        measured = noise_from_pilot(args.pilot, study, args.response)
+        if args.sd is not None:  # the pilot's times, the noise given
+            measured = dataclasses.replace(measured, sd=args.sd, source="--sd", warning="")
+        noise = measured
+    from ablate.execution.planning import plan_workers
+
+    plan = plan_replicates(
+        study, args.effect, power=args.power, alpha=args.alpha, noise=noise, model=args.model,
+        workers=lambda trials: len(plan_workers(study, workers=args.workers, remaining=trials)),
+    )  # fmt: skip
+    print(render_plan(plan))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from ablate.views.report import write_report
+
+    results, analysis = fitted(args)
+    out = args.out or (results.source if results.source.is_dir() else results.source.parent)
+    picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
+    report = write_report(results, analysis, out, picks)
+    for path in (report.html, report.markdown, *report.charts):
+        print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
+    return 0
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        print(text)
+        return
+    from ablate.results import write_atomic
+
+    write_atomic(output, (text + "\n").encode())
+    print(f"wrote {output}", file=sys.stderr)

@@ -1,0 +1,240 @@
+"""The ``ablate`` command's arguments: one parser per command, and the options they share.
+
+Each command's handler is in :mod:`ablate.cli.commands`; the CLI reference of the docs is
+generated from :func:`build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ablate.cli import commands
+from ablate.designs.matrix import CODINGS
+from ablate.stats.options import ADJUSTMENTS
+from ablate.stats.tables import TABLE_FORMATS, TABLES
+from ablate.views.style import IMAGE_FORMATS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ablate`` command's parser, every command with its options."""
+    parser = argparse.ArgumentParser(
+        prog="ablate",
+        description="Factorial ablation studies of Keras models, with OLS effect analysis.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_run, _worker, _status, _export, _analyze, _plot, _doctor, _plan, _report):
+        add(sub)
+    return parser
+
+
+def _run(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run (or resume) every trial of a study file")
+    run.add_argument("study", help="study file (YAML), e.g. studies/quick.yaml")
+    _storage_option(run)
+    _worker_options(run)
+    run.add_argument(
+        "--dry-run", action="store_true",
+        help="make every check a run makes and show what it would do, without training",
+    )  # fmt: skip
+    run.set_defaults(handler=commands.run, join=False)
+
+
+def _worker(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser(
+        "worker", help="join a study started elsewhere: claim and train its trials"
+    )
+    worker.add_argument("study", help="the study file, or a results folder with its study.yaml")
+    _storage_option(worker)
+    _worker_options(worker)
+    worker.set_defaults(handler=commands.run, join=True, dry_run=False)
+
+
+def _status(sub: argparse._SubParsersAction) -> None:
+    status = sub.add_parser("status", help="where a study stands, also while it runs elsewhere")
+    status.add_argument("results", help="results folder (or the study file)")
+    _storage_option(status)
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=commands.status)
+
+
+def _export(sub: argparse._SubParsersAction) -> None:
+    exp = sub.add_parser("export", help="rewrite a study's parquet files from its storage")
+    exp.add_argument("results", help="results folder, e.g. results/quick")
+    _storage_option(exp)
+    exp.set_defaults(handler=commands.export)
+
+
+def _analyze(sub: argparse._SubParsersAction) -> None:
+    ana = sub.add_parser(
+        "analyze", help="fit OLS to a study's results: effects, ANOVA, marginal means"
+    )
+    ana.add_argument("results", help="results folder, or a parquet/CSV file")
+    _analysis_options(ana)
+    ana.add_argument("--format", choices=TABLE_FORMATS, default="text")
+    ana.add_argument("--table", choices=TABLES, default="coefficients",
+                     help="the table --format csv writes (default: coefficients)")  # fmt: skip
+    ana.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    ana.add_argument("--design-matrix", type=Path, help="also write the fitted matrix (CSV)")
+    ana.set_defaults(handler=commands.analyze)
+
+
+def _plot(sub: argparse._SubParsersAction) -> None:
+    plot = sub.add_parser("plot", help="draw the effect charts of a study's results")
+    plot.add_argument("results", help="results folder, or a parquet/CSV file")
+    plot.add_argument("--out", type=Path, help="folder for the charts (default: RESULTS/plots)")
+    plot.add_argument("--format", choices=IMAGE_FORMATS, default="png")
+    _analysis_options(plot)
+    _cells_option(plot)
+    plot.set_defaults(handler=commands.plot)
+
+
+def _doctor(sub: argparse._SubParsersAction) -> None:
+    doctor = sub.add_parser(
+        "doctor", help="check a study's results against its storage; --repair fixes them"
+    )
+    doctor.add_argument("results", help="results folder, e.g. results/quick")
+    _storage_option(doctor)
+    doctor.add_argument(
+        "--repair", action="store_true", help="fix what can be fixed without losing data"
+    )
+    doctor.set_defaults(handler=commands.doctor)
+
+
+def _plan(sub: argparse._SubParsersAction) -> None:
+    plan = sub.add_parser(
+        "plan", help="how many replicates a study's design needs to detect an effect of size D"
+    )
+    plan.add_argument("study", help="study file (YAML), or a results folder")
+    plan.add_argument(
+        "--effect", type=_positive_float, required=True, metavar="D",
+        help="the smallest difference in the response worth detecting, in its units",
+    )  # fmt: skip
+    plan.add_argument("--power", type=float, default=0.8, help="power to reach (default 0.8)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    plan.add_argument(
+        "--sd", type=_positive_float, help="the noise SD, seed to seed (overrides a pilot's)"
+    )
+    plan.add_argument(
+        "--pilot", help="results of a pilot run: its pure error gives the noise (unless --sd), "
+        "its trial times the expected wall time",
+    )  # fmt: skip
+    plan.add_argument("--response", help="response column (default: the study's)")
+    plan.add_argument(
+        "--model", choices=("main", "main+2fi"),
+        help="the model the analysis will fit (default: the design's, else main effects)",
+    )  # fmt: skip
+    plan.add_argument("--workers", type=_positive, help="workers to assume (default: automatic)")
+    plan.set_defaults(handler=commands.plan)
+
+
+def _report(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report (and Markdown) with every table and chart",
+    )
+    report.add_argument("results", help="results folder, or a parquet/CSV file")
+    report.add_argument("--out", type=Path, help="folder for report.html (default: RESULTS)")
+    _analysis_options(report)
+    _cells_option(report)
+    report.set_defaults(handler=commands.report)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options several commands share
+
+
+def _cells_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cells",
+        default="best,worst",
+        help="trials whose learned latent space and reconstructions to draw: best, worst, "
+        "or trial keys, comma-separated (default: best,worst)",
+    )
+
+
+def _storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        help=f"database URL shared by several machines, e.g. postgresql://user@host/db "
+        f"(default: ${commands.STORAGE_ENV}, else a journal file in the results folder)",
+    )
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--response", help="response column (default: the study's, or test_loss)")
+    p.add_argument("--factors", help="comma-separated factor columns (needed for a bare file)")
+    p.add_argument(
+        "--coding",
+        choices=CODINGS,
+        default="reference",
+        help="reference: 0/1 columns, no intercept (default); treatment: intercept + 0/1 "
+        "against a baseline; sum: intercept + ±1 effect coding",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="FACTOR=LEVEL",
+        help="reference level of a factor (repeatable; default: its first level)",
+    )
+    p.add_argument(
+        "--interactions",
+        type=_positive,
+        default=1,
+        metavar="ORDER",
+        help="add interactions up to this order (2: all pairs); default 1, main effects",
+    )
+    p.add_argument(
+        "--terms",
+        default="",
+        metavar="A:B,...",
+        help="interactions to add besides --interactions, e.g. a:c,a:d (one per alias chain "
+        "of a fraction)",
+    )
+    p.add_argument(
+        "--no-importance",
+        action="store_true",
+        help="leave out the importance table (fANOVA and PED-ANOVA through Optuna)",
+    )
+    p.add_argument(
+        "--anova-type", type=int, choices=(2, 3), default=2, help="2 (default) or 3 (sum coding)"
+    )
+    p.add_argument("--robust", choices=("hc3",), help="heteroscedasticity-robust (HC3) errors")
+    p.add_argument(
+        "--adjust", choices=ADJUSTMENTS, default="holm", help="multiple-testing adjustment of p"
+    )
+    p.add_argument("--log", action="store_true", help="analyse the log of the response")
+
+
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes on this machine (default: one per GPU slot, else per core)",
+    )
+    p.add_argument(
+        "--workers-per-gpu",
+        type=_positive,
+        help="trials that share one GPU (default: the study's run.workers_per_gpu, 2)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

@@ -1,0 +1,340 @@
+"""The analysis laid out for people: titled tables with readable columns and numbers.
+
+:func:`sections` turns an :class:`~ablate.stats.analysis.Analysis` into :class:`Section`
+objects in report order, one builder per table; :mod:`ablate.stats.tables` renders them as
+text, Markdown, LaTeX, CSV or JSON, and the HTML report embeds the same sections.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ablate.stats.analysis import Analysis
+
+WIDTH = 100  # columns of text output
+FIRST_COLUMN_MAX = 28
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table (or, with ``table`` None, a block of text lines)."""
+
+    key: str
+    title: str
+    table: pd.DataFrame | None = None
+    lines: tuple[str, ...] = ()
+
+
+def _p(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _g(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _ci(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    return f"[{low:.4g}, {high:.4g}]"
+
+
+def sections(a: Analysis) -> list[Section]:
+    """Every table of the analysis, formatted for reading, in report order."""
+    out = [Section("design", "Design", lines=tuple(_design_lines(a)))]
+    for build in (_coefficients, _effects, _design_sections, _anova, _lack_of_fit, _means,
+                  _pairwise, _screening, _cells, _importance):  # fmt: skip
+        out += build(a)
+    out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
+    if a.notes:
+        out.append(Section("notes", "Notes", lines=tuple(f"- {n}" for n in a.notes)))
+    return out
+
+
+def _cis(table: pd.DataFrame) -> list[str]:
+    return [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
+
+
+def _f(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.2f}"
+
+
+def _coefficients(a: Analysis) -> list[Section]:
+    c = a.coefficients
+    table = pd.DataFrame(
+        {
+            "term": c["term"], "coef": c["coef"].map(_g), "std err": c["std_err"].map(_g),
+            "t": c["t"].map(_f), "p": c["p"].map(_p), "p adj": c["p_adj"].map(_p),
+            f"{a.confidence}% CI": _cis(c),
+        }
+    )  # fmt: skip
+    title = f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust})"
+    return [Section("coefficients", title, table)]
+
+
+def _effects(a: Analysis) -> list[Section]:
+    e = a.effects
+    if not len(e):
+        return []
+    table = pd.DataFrame(
+        {
+            "factor": [_labelled(f, al) for f, al in zip(e["factor"], _aliases_of(e), strict=True)],
+            "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
+            "effect": e["effect"].map(_g), "std err": e["std_err"].map(_g),
+            f"{a.confidence}% CI": _cis(e), "p": e["p"].map(_p), "p adj": e["p_adj"].map(_p),
+        }
+    )  # fmt: skip
+    if "ratio" in e:
+        table["ratio high/low"] = [
+            f"{r:.3g} [{lo:.3g}, {hi:.3g}]"
+            for r, lo, hi in zip(e["ratio"], e["ratio_low"], e["ratio_high"], strict=True)
+        ]
+    title = (f"Effects of two-level factors (high − low, in {a.response} units, averaged over "
+             "the other factors)")  # fmt: skip
+    return [Section("effects", title, table)]
+
+
+def _anova(a: Analysis) -> list[Section]:
+    an = a.anova
+    table = pd.DataFrame(
+        {
+            "term": an["term"], "df": an["df"].map(lambda v: str(int(v))),
+            "sum sq": an["sum_sq"].map(_g), "mean sq": an["mean_sq"].map(_g),
+            "F": an["F"].map(_f), "p": an["p"].map(_p),
+            "% of SS": an["pct_ss"].map(lambda v: f"{v:.1f}"),
+        }
+    )  # fmt: skip
+    title = f"ANOVA (Type {'II' if a.options.anova_type == 2 else 'III'} sums of squares)"
+    return [Section("anova", title, table)]
+
+
+def _lack_of_fit(a: Analysis) -> list[Section]:
+    lof = a.lack_of_fit
+    if lof is None:
+        return []
+    table = pd.DataFrame(
+        {
+            "source": lof["source"], "df": lof["df"].map(lambda v: str(int(v))),
+            "sum sq": lof["sum_sq"].map(_g), "mean sq": lof["mean_sq"].map(_g),
+            "F": lof["F"].map(_f), "p": lof["p"].map(_p),
+        }
+    )  # fmt: skip
+    title = "Residual split by replicates: lack of fit against pure error"
+    return [Section("lack_of_fit", title, table)]
+
+
+def _means(a: Analysis) -> list[Section]:
+    m = a.marginal_means
+    table = pd.DataFrame(
+        {
+            "factor": m["factor"], "level": m["level"], "n": m["n"].map(str),
+            "marginal mean": m["emmean"].map(_g), f"{a.confidence}% CI": _cis(m),
+            "observed mean": m["observed_mean"].map(_g),
+        }
+    )  # fmt: skip
+    title = f"Estimated marginal means ({a.confidence}% CI) and observed means"
+    return [Section("marginal_means", title, table)]
+
+
+def _pairwise(a: Analysis) -> list[Section]:
+    pw = a.pairwise
+    if not len(pw):
+        return []
+    table = pd.DataFrame(
+        {
+            "factor": pw["factor"],
+            "comparison": [f"{b} − {x}" for x, b in zip(pw["level_a"], pw["level_b"], strict=True)],
+            "difference": pw["diff"].map(_g), "std err": pw["std_err"].map(_g),
+            "simultaneous CI": _cis(pw), "p (Tukey)": pw["p_tukey"].map(_p),
+        }
+    )  # fmt: skip
+    title = f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% family-wise)"
+    return [Section("pairwise", title, table)]
+
+
+def _screening(a: Analysis) -> list[Section]:
+    if a.lenth is None:
+        return []
+    s = a.screening
+    aliases = {} if a.aliases is None else dict(zip(a.aliases["term"], a.aliases["aliases"],
+                                                    strict=True))  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "term": [_labelled(t.replace(":", "×"), aliases.get(t, "")) for t in s["term"]],
+            "effect": s["effect"].map(_g),
+            "pseudo t": s["t_or_pseudo_t"].map(lambda v: f"{v:.2f}"),
+            "active (ME)": s["active"].map(lambda v: "yes" if v else ""),
+            "active (SME)": s["active_simultaneous"].map(lambda v: "yes" if v else ""),
+        }
+    )
+    lenth = a.lenth
+    title = (f"Effect screening by Lenth's method: PSE = {lenth['pse']:.4g}, ME = "
+             f"{lenth['me']:.4g}, SME = {lenth['sme']:.4g} ({lenth['df']:.1f} df)")  # fmt: skip
+    return [Section("screening", title, table)]
+
+
+def _cells(a: Analysis) -> list[Section]:
+    if a.fit["replicates_max"] <= 1:
+        return []
+    cells, names = a.cells, [f.name for f in a.factors]
+    table = pd.DataFrame(
+        {
+            "cell": [" ".join(str(r[n]) for n in names) for _, r in cells.iterrows()],
+            "n": cells["n"].map(str), "mean": cells["mean"].map(_g), "sd": cells["sd"].map(_g),
+        }
+    )  # fmt: skip
+    return [Section("cells", "Seed-to-seed spread per cell", table)]
+
+
+def _importance(a: Analysis) -> list[Section]:
+    imp = a.importance
+    if imp is None or not len(imp):
+        return []
+    table = pd.DataFrame(
+        {
+            "factor": imp["factor"], "linear model": imp["linear"].map(_share),
+            "fANOVA": imp["fanova"].map(_share), "PED-ANOVA": imp["ped_anova"].map(_share),
+        }
+    )  # fmt: skip
+    title = ("Importance of each factor: the linear model beside Optuna's evaluators (each sums "
+             "to 1)")  # fmt: skip
+    return [Section("importance", title, table)]
+
+
+def _share(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _aliases_of(effects: pd.DataFrame) -> list[str]:
+    return list(effects["aliases"]) if "aliases" in effects else [""] * len(effects)
+
+
+def _labelled(name: str, aliases: str) -> str:
+    """An effect with what it is aliased with: ``temperature (+ pressure×concentration)``."""
+    if not aliases:
+        return name
+    shown = aliases if len(aliases) <= 60 else aliases[:57].rsplit(" ", 2)[0] + " …"
+    return f"{name} ({shown})"
+
+
+def _design_sections(a: Analysis) -> list[Section]:
+    """The alias table of the fitted terms and, for non-orthogonal runs, their correlations."""
+    out = []
+    st = a.structure
+    if st is not None and st.kind != "full factorial" and a.aliases is not None:
+        out.append(
+            Section(
+                "aliases",
+                "Aliases of the estimated terms (effect coding, up to 3-factor interactions)",
+                _alias_rows(a.aliases),
+            )
+        )
+    if a.correlations is not None and len(a.correlations):
+        c = a.correlations
+        out.append(
+            Section(
+                "correlations",
+                "Correlations between the estimated terms' columns (0 in an orthogonal design)",
+                pd.DataFrame(
+                    {
+                        "column": c["column_a"].map(lambda t: t.replace(":", "×")),
+                        "with": c["column_b"].map(lambda t: t.replace(":", "×")),
+                        "r": c["r"].map(lambda v: f"{v:.3f}"),
+                    }
+                ),
+            )
+        )
+    return out
+
+
+def _alias_rows(aliases: pd.DataFrame) -> pd.DataFrame:
+    """The alias table for reading: long lists continue on rows of their own (blank term),
+    and a column that is empty for every term is left out."""
+    full = aliases["aliases"].astype(str)
+    partial = aliases["partial"].astype(str)
+    columns = {"aliased with": full.any(), "partially aliased with": partial.any()}
+    shown = sum(columns.values())
+    first = min(max(len(t) for t in aliases["term"]), FIRST_COLUMN_MAX)
+    width = max((WIDTH - first - 2 * shown) // max(shown, 1), 24)
+    rows = []
+    for term, f, p in zip(aliases["term"], full, partial, strict=True):
+        terms = [t.strip() for t in re.split(r" (?=[+-] )", f)] if f else []
+        cells = {
+            "aliased with": _pack(terms, width),
+            "partially aliased with": _pack(p.split("; ") if p else [], width),
+        }
+        height = max([1] + [len(v) for k, v in cells.items() if columns[k]])
+        for i in range(height):
+            row = {"term": term.replace(":", "×") if i == 0 else ""}
+            for k, v in cells.items():
+                if columns[k]:
+                    row[k] = v[i] if i < len(v) else ("none" if i == 0 else "")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["term", *[k for k, keep in columns.items() if keep]])
+
+
+def _pack(parts: list[str], width: int) -> list[str]:
+    """Parts joined by spaces into lines of at most ``width`` characters (one part may exceed)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def _design_lines(a: Analysis) -> list[str]:
+    fit = a.fit
+    left_out = ", ".join(f"{n} {s}" for s, n in a.excluded.items()) or "none"
+    reps = (
+        f"{fit['replicates_min']}"
+        if fit["replicates_min"] == fit["replicates_max"]
+        else f"{fit['replicates_min']} to {fit['replicates_max']}"
+    )
+    goal = {"min": " (lower is better)", "max": " (higher is better)"}.get(fit.get("goal"), "")
+    lines = [f"response: {a.response}{goal}"]
+    if fit.get("baseline"):
+        b = fit["baseline"]
+        lines.append(
+            f"trivial baseline: {b['value']:.4g} ({b['what']}); best trial {b['best']:.4g}; "
+            f"{b['not_beating']} of {a.n_used} trials do not beat it"
+        )
+    lines += [
+        f"trials used: {a.n_used} (left out: {left_out})",
+        f"cells: {fit['cells']} with {reps} trial(s) each",
+    ]
+    for f in a.factors:
+        levels = ", ".join(f.level_label(v) for v in f.levels)
+        lines.append(f"factor {f.name}: {levels} (baseline {f.level_label(f.baseline)})")
+    lines.append(f"model: {fit['formula']}")
+    if a.structure is not None:
+        lines += [f"design: {line}" if i == 0 else line
+                  for i, line in enumerate(a.structure.lines())]  # fmt: skip
+    return lines
+
+
+def _fit_lines(a: Analysis) -> list[str]:
+    f = a.fit
+    return [
+        f"R² = {_g(f['r2']) or 'undefined'}, adjusted R² = {_g(f['adj_r2']) or 'undefined'}, "
+        f"predicted R² (PRESS) = {_g(f['pred_r2']) or 'undefined'}",
+        f"residual SD = {_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
+        f"{f['n_params']} coefficients from {f['n_used']} trials",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers

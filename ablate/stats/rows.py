@@ -1,0 +1,139 @@
+"""Which rows of a results table the analysis uses: the factor and response columns, the
+trials that are valid measurements (complete, a finite response, every factor's level), and
+what a model that learned nothing scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ablate.errors import AblateError
+from ablate.results import Results
+from ablate.stats.options import Options
+
+
+def against_baseline(
+    results: Results, response: str, y: NDArray[np.float64], goal: str | None
+) -> dict[str, Any] | None:
+    """The response's trivial baseline (what a model that learned nothing scores), the best
+    trial, and how many trials fail to beat the baseline; None without a baseline."""
+    if response not in results.baselines or goal is None or len(y) == 0:
+        return None
+    value, what = results.baselines[response]
+    better = y < value if goal == "min" else y > value
+    best = float(y.min() if goal == "min" else y.max())
+    failing = int((~better).sum())
+    if failing == 0:
+        verdict = f"every one of the {len(y)} trials beats it (best {best:.4g})"
+    elif failing == len(y):
+        verdict = (
+            f"NO trial beats it (best {best:.4g}): these models did not learn, and the effects "
+            "below compare models that failed"
+        )
+    else:
+        verdict = f"{failing} of {len(y)} trials do not beat it (best {best:.4g})"
+    note = (
+        f"trivial baseline: a model that learned nothing scores {response} = {value:.4g} ({what}; "
+        f"{'lower' if goal == 'min' else 'higher'} is better); {verdict}."
+    )
+    return {"value": value, "what": what, "best": best, "not_beating": failing, "note": note}
+
+
+def inputs(
+    results: Results, opts: Options
+) -> tuple[pd.DataFrame, list[str], str, dict[str, Any], dict[str, Any]]:
+    frame = results.trials
+    study = results.study
+    if study is not None:
+        names = list(opts.factors or study.factor_names)
+        response = opts.response or study.analysis.response
+        declared = {f.name: (f.kind, f.levels) for f in study.factors}
+        baselines = dict(study.analysis.baseline)
+    else:
+        if not opts.factors:
+            raise AblateError(
+                f"{results.source} is a bare table: name its factor columns with --factors "
+                "a,b,c (and the response with --response COLUMN)."
+            )
+        names, response, declared, baselines = list(opts.factors), opts.response, {}, {}
+        response = response or "test_loss"
+    baselines.update(dict(opts.baselines))
+    missing = [c for c in [*names, response] if c not in frame.columns]
+    if missing:
+        raise AblateError(
+            f"{results.source} has no column {', '.join(repr(m) for m in missing)}; its columns "
+            f"are {', '.join(map(str, frame.columns))}."
+        )
+    if len(set(names)) != len(names):
+        raise AblateError("a factor is named twice in --factors.")
+    unknown = [b for b in baselines if b not in names]
+    if unknown:
+        raise AblateError(f"--baseline names {', '.join(unknown)}, which is not a factor here.")
+    return frame, names, response, declared, baselines
+
+
+#: Responses beyond this size overflow the sums of squares (1e154² is near the float limit).
+_HUGE = 1e150
+
+
+def usable_rows(
+    results: Results, frame: pd.DataFrame, names: list[str], response: str, notes: list[str]
+) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
+    """The rows that are valid measurements: complete trials with a finite response and
+    every factor's level; the others counted by why they are left out."""
+    if frame.empty:
+        raise AblateError(f"{results.source} has no rows: there is nothing to analyse yet.")
+    excluded: dict[str, int] = {}
+    if "status" in frame.columns:
+        statuses = frame["status"].astype("string")
+        for status, count in statuses[statuses != "complete"].value_counts().items():
+            excluded[str(status)] = int(count)
+        frame = frame[statuses == "complete"]
+        if excluded:
+            notes.append(
+                "left out: "
+                + ", ".join(f"{n} {s} trial{'s' if n > 1 else ''}" for s, n in excluded.items())
+                + " (their losses are not valid measurements)."
+            )
+    y = numeric_response(frame, response)
+    reasons = {
+        "missing response": y.isna().to_numpy(),
+        "infinite response": np.isinf(y.to_numpy(dtype=float)),
+        "missing factor level": frame[names].isna().any(axis=1).to_numpy(),
+    }
+    keep = np.ones(len(frame), dtype=bool)
+    for reason, bad in reasons.items():
+        count = int((bad & keep).sum())
+        if count:
+            excluded[reason] = count
+            article = "an" if reason[0] in "aeiou" else "a"
+            notes.append(
+                f"left out: {count} trial{'s' if count > 1 else ''} with {article} {reason}."
+            )
+        keep &= ~bad
+    frame, y = frame[keep], y[keep]
+    largest = float(np.abs(y).max()) if len(y) else 0.0
+    if largest > _HUGE:
+        raise AblateError(
+            f"the response {response} holds values as large as {largest:.3g}, whose sums of "
+            "squares overflow; rescale the column."
+        )
+    if frame.empty:
+        raise AblateError(
+            f"no usable rows in {results.source}: every trial is "
+            f"{', '.join(excluded) or 'missing'}; there is nothing to analyse yet."
+        )
+    return frame, y, excluded
+
+
+def numeric_response(frame: pd.DataFrame, response: str) -> pd.Series:
+    column = frame[response]
+    if column.dtype == bool or not pd.api.types.is_numeric_dtype(column):
+        raise AblateError(
+            f"the response column '{response}' is not numeric (it holds {column.dtype} values); "
+            "choose a numeric column with --response, such as test_loss."
+        )
+    return column.astype(float)
