@@ -56,6 +56,7 @@ class Parameter:
     none: bool = False  # null accepted
     values: str = ""  # what a custom value looks like, in words
     required: bool = False  # a study file must give it
+    fusable: bool = False  # cells differing in it may train in one fused program
 
     def __post_init__(self) -> None:
         assert self.kind == "custom" or self.required or self.accepts(self.default), (

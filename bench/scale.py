@@ -157,7 +157,8 @@ def _worker(study_file: str, url: str | None, name: str, epochs: int, kb: int, o
         opened = time.perf_counter() - start
         timed = _Timed(queue)
 
-        def run(claim: Any) -> None:
+        def run(claims: list[Any]) -> None:
+            (claim,) = claims
             t1 = time.perf_counter()
             queue.heartbeat(claim, {"epoch": 0, "epochs": epochs})
             for e in range(1, epochs + 1):

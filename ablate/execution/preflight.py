@@ -56,9 +56,21 @@ class Checked:
 def preflight(study: Study, *, build: bool = True) -> Checked:
     """Resolve and exercise what the study names (see the module), all in this process;
     raises AblateError."""
+    check_fuse(study)
     data = check_data(study)
     model = check_model(study, sample(data)) if build else ""
     return Checked(data.describe(), study.task_spec.baselines(data), model)
+
+
+def check_fuse(study: Study) -> None:
+    """A fused group size (``run.fuse``: a number above 1) needs the JAX backend."""
+    fuse, name = study.run.fuse, backend.backend_name()
+    if isinstance(fuse, int) and fuse > 1 and name != "jax":
+        raise AblateError(
+            f"{study.source or study.name}: run.fuse: {fuse} trains trials together as one "
+            f"JAX program, but the backend here is {name}. Run with KERAS_BACKEND=jax (JAX "
+            "installed), or set run.fuse: off."
+        )
 
 
 def check_data(study: Study) -> Dataset:
@@ -169,6 +181,7 @@ def checked_before_run(study: Study) -> Checked:
     """:func:`preflight`: the data here, the model in a child process unless Keras is
     imported here already."""
     import_beside(study)  # also for the workers this process spawns later
+    check_fuse(study)
     data = check_data(study)
     checked = Checked(data.describe(), study.task_spec.baselines(data))
     if "keras" in sys.modules:

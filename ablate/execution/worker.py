@@ -34,6 +34,8 @@ from ablate.storage.spool import spool_result
 from ablate.storage.workers import WorkerIdentity
 from ablate.study.settings import Study
 from ablate.training import backend
+from ablate.training.fused import train_group
+from ablate.training.fusion import group_key, group_size
 from ablate.training.trial import train_trial
 
 Reporter = Callable[[Event], None]
@@ -103,36 +105,69 @@ def work(
     backend.import_keras()  # once per worker, so that no trial's time includes it
     dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
     trainer = _Trainer(study, queue, dataset, identity, report, stops or StopRequests())
-    return serve(queue, identity, report, trainer.run, idle=min(study.run.heartbeat_seconds, 5.0))
+    size = group_size(study)
+
+    def claim() -> list[Claim]:
+        return claim_fusable(queue, identity, study, size)
+
+    return serve(queue, identity, report, trainer.run, idle=min(study.run.heartbeat_seconds, 5.0),
+                 claim=claim)  # fmt: skip
+
+
+def claim_fusable(
+    queue: TrialQueue, identity: WorkerIdentity, study: Study, size: int
+) -> list[Claim]:
+    """Up to ``size`` waiting trials that may train in one program (see
+    :mod:`~ablate.training.fusion`): those that fuse with the first one claimed; the others
+    are handed back at once."""
+    if size == 1:
+        taken = queue.claim(identity)
+        return [taken] if taken is not None else []
+    claims = queue.claim_group(identity, size)
+    if not claims:
+        return []
+    key = group_key(study, claims[0].spec)
+    kept = [c for c in claims if group_key(study, c.spec) == key]
+    for c in claims:
+        if group_key(study, c.spec) != key:
+            queue.release(c)
+    return kept
 
 
 def serve(
     queue: TrialQueue,
     identity: WorkerIdentity,
     report: Reporter,
-    run: Callable[[Claim], None],
+    run: Callable[[list[Claim]], None],
     idle: float,
+    claim: Callable[[], list[Claim]] | None = None,
 ) -> int:
-    """Claim trials and ``run`` each (train and record it) until none is left; returns how
-    many. Trials whose worker is gone are handed back at most every ``idle`` seconds (they are
-    declared lost only after seconds of silence anyway), and while waiting for trials running
-    elsewhere, every ``idle`` seconds."""
+    """Claim trials (one at a time, or ``claim``'s groups) and ``run`` them (train and record)
+    until none is left; returns how many. Trials whose worker is gone are handed back at most
+    every ``idle`` seconds (they are declared lost only after seconds of silence anyway), and
+    while waiting for trials running elsewhere, every ``idle`` seconds."""
     trained = 0
     next_check = 0.0
+
+    def one() -> list[Claim]:
+        taken = queue.claim(identity)
+        return [taken] if taken is not None else []
+
+    take = claim or one
     while True:
         if time.monotonic() >= next_check:
             for label in queue.recover_lost():
                 report(Event("recovered", identity.name, label=label, message="its worker died"))
             next_check = time.monotonic() + idle
-        claim = queue.claim(identity)
-        if claim is None:
+        claims = take()
+        if not claims:
             if not queue.busy():
                 return trained
             time.sleep(idle)
             next_check = 0.0
             continue
-        run(claim)
-        trained += 1
+        run(claims)
+        trained += len(claims)
 
 
 @dataclass
@@ -146,24 +181,42 @@ class _Trainer:
     report: Reporter
     stops: StopRequests
 
-    def run(self, claim: Claim) -> None:
-        """Train one claimed trial with heartbeats, record it, and report it."""
-
-        spec, name, epochs = claim.spec, self.identity.name, self.study.training.epochs
-        self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
-        beat = Heartbeat(self.queue, claim, self.study.run.heartbeat_seconds, epochs)
-        live = _Live(self, claim, beat)
-        beat.start()
+    def run(self, claims: list[Claim]) -> None:
+        """Train claimed trials -- one, or a fused group -- with heartbeats; record each."""
+        name, epochs = self.identity.name, self.study.training.epochs
+        for claim in claims:
+            spec = claim.spec
+            self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
+        beats = [Heartbeat(self.queue, c, self.study.run.heartbeat_seconds, epochs) for c in claims]
+        lives = [_Live(self, c, b) for c, b in zip(claims, beats, strict=True)]
+        for beat in beats:
+            beat.start()
         try:
-            result = train_trial(self.study, spec, self.dataset, on_epoch=live.epoch,
-                                 on_progress=live.progress)  # fmt: skip
-        except BaseException:  # Ctrl-C or a stop signal: hand the trial back untouched
+            results = self._train(claims, lives)
+        except BaseException:  # Ctrl-C or a stop signal: hand the trials back untouched
             with self.stops.handing_back():  # a second stop signal must wait for it
-                beat.stop()
-                self.queue.release(claim)
+                for beat in beats:
+                    beat.stop()
+                for claim in claims:
+                    self.queue.release(claim)
             raise
-        beat.stop()
-        self._record(claim, result)
+        for beat in beats:
+            beat.stop()
+        for claim, result in zip(claims, results, strict=True):
+            self._record(claim, result)
+
+    def _train(self, claims: list[Claim], lives: list[_Live]) -> list[Any]:
+        if len(claims) == 1:  # a group of one trains as any single trial does
+            live = lives[0]
+            return [train_trial(self.study, claims[0].spec, self.dataset, on_epoch=live.epoch,
+                                on_progress=live.progress)]  # fmt: skip
+
+        def progress(images: int) -> None:
+            for live in lives:
+                live.progress(images)
+
+        specs, epochs = [c.spec for c in claims], [live.epoch for live in lives]
+        return train_group(self.study, specs, self.dataset, on_epoch=epochs, on_progress=progress)
 
     def _record(self, claim: Claim, result: Any) -> None:
         spec = claim.spec

@@ -56,6 +56,7 @@ class ModelSpec:
     input_rank: int | None = None  # dimensions of one example it needs (3: H, W, C)
     input_doc: str = ""  # those dimensions in words
     exclusive: tuple[tuple[str, str], ...] = ()  # parameters that cannot both be in use
+    fused: str = ""  # "module:function" building one model for a fused group of its cells
 
     @property
     def default_task(self) -> str:
@@ -149,6 +150,7 @@ def _accepted(function: Callable[..., Any], protocol: dict[str, Any]) -> dict[st
 VAE = ModelSpec(
     name="vae",
     target="ablate.models.vae:build_vae",
+    fused="ablate.models.vae:build_fused_vae",
     doc="the reference study's dense convolutional variational autoencoder (model-spec.md)",
     tasks=("reconstruction",),
     input_rank=3,
@@ -166,15 +168,30 @@ VAE = ModelSpec(
         Parameter("depth", "int", 3, "convolution blocks per dense block", minimum=1, maximum=64),
         Parameter("latent_dim", "int", 2, "dimension of the latent space", minimum=1, maximum=4096),
         Parameter("kl_weight", "float", 0.001, "weight of the KL term", minimum=0, maximum=1e6),
-        Parameter("dropout_rate", "float", 0.2, "rate of every Dropout layer", minimum=0, below=1),
-        Parameter("batch_norm", "bool", False, "BatchNormalization in every convolution block"),
-        Parameter("dropout", "bool", False, "Dropout in every convolution block"),
+        Parameter(
+            "dropout_rate",
+            "float",
+            0.2,
+            "rate of every Dropout layer",
+            minimum=0,
+            below=1,
+            fusable=True,
+        ),
+        Parameter(
+            "batch_norm",
+            "bool",
+            False,
+            "BatchNormalization in every convolution block",
+            fusable=True,
+        ),
+        Parameter("dropout", "bool", False, "Dropout in every convolution block", fusable=True),
         Parameter(
             "spatial_attention",
             "bool",
             False,
             "spatial attention in every convolution block (the reference's flag: true is "
             "`attention: spatial`; set one of the two)",
+            fusable=True,
         ),
         Parameter(
             "attention",
@@ -184,6 +201,7 @@ VAE = ModelSpec(
             "(squeeze-and-excitation), `cbam` (channel, then spatial); or `stn`, a spatial "
             "transformer on the input image",
             choices=VAE_ATTENTION,
+            fusable=True,  # a spatial transformer (stn) only with its own replicates
         ),
         Parameter(
             "reduction_ratio",
@@ -199,6 +217,7 @@ VAE = ModelSpec(
             "relu",
             "activation closing every convolution block",
             choices=ACTIVATIONS,
+            fusable=True,
         ),
         Parameter(
             "output_batch_norm",

@@ -14,6 +14,7 @@ ablate does so only where a model is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -26,7 +27,8 @@ from ablate.models.attention import (
     SpatialAttention,
     SpatialTransformer,
 )
-from ablate.models.registry import VAE_ATTENTION
+from ablate.models.gates import Gate, GatedDropout, SelectActivation
+from ablate.models.registry import VAE, VAE_ATTENTION
 
 
 @keras.saving.register_keras_serializable(package="ablate")
@@ -92,78 +94,155 @@ def build_vae(
 ) -> VariationalAutoencoder:
     """The reference VAE for one cell; every parameter arrives resolved (defaults and their
     meaning: ``ablate.models.registry.VAE``), the cell's factor levels among them."""
-    if attention not in VAE_ATTENTION:
+    params = {k: v for k, v in locals().items() if k not in ("input_shape", "seed")}
+    return _build(input_shape, seed, params, slots=None)
+
+
+def build_fused_vae(
+    *, input_shape: Sequence[int], seed: int | None, members: Sequence[dict[str, Any]]
+) -> VariationalAutoencoder:
+    """One VAE holding every optional part any of ``members`` (each a cell's resolved
+    parameters) uses, gated per trial (:mod:`ablate.models.gates`): the program a fused group
+    of those cells trains. The members may differ only in the parameters the registry marks
+    fusable; its variables are named as the members' own models' are, so that each trial
+    starts from its own model's values."""
+    first = members[0]
+    for other in members[1:]:
+        differ = [k for k in first if k not in FUSABLE and first[k] != other[k]]
+        if differ:
+            raise AblateError(f"cells that differ in {', '.join(differ)} cannot be fused")
+    modes = [_mode(m) for m in members]
+    if "stn" in modes and len(set(modes)) > 1:
+        raise AblateError("a spatial transformer cell fuses only with its own replicates")
+    slots = _Slots(
+        attention=tuple(k for k in VAE_ATTENTION if k in modes and k not in ("none", "stn")),
+        batch_norm=any(m["batch_norm"] for m in members),
+        dropout=any(m["dropout"] for m in members),
+        activations=tuple(dict.fromkeys(m["activation"] for m in members)),
+    )
+    return _build(input_shape, seed, dict(first), slots=slots)
+
+
+#: The VAE parameters whose levels may differ within one fused program (declared fusable).
+FUSABLE = tuple(p.name for p in VAE.parameters or () if p.fusable)
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """The optional parts of a fused VAE's convolution blocks, each gated per trial."""
+
+    attention: tuple[str, ...]  # kinds, in VAE_ATTENTION's order
+    batch_norm: bool
+    dropout: bool
+    activations: tuple[str, ...]
+
+
+def _mode(params: dict[str, Any]) -> str:
+    """The attention a cell's convolution blocks use (spatial_attention: true is spatial)."""
+    return "spatial" if params["spatial_attention"] else params["attention"]
+
+
+def _build(
+    input_shape: Sequence[int], seed: int | None, p: dict[str, Any], slots: _Slots | None
+) -> VariationalAutoencoder:
+    """The VAE for parameters ``p``: one cell's own model, or (``slots``) a fused group's."""
+    if p["attention"] not in VAE_ATTENTION:
         raise AblateError(
-            f"attention is {attention!r}; the vae takes one of {', '.join(VAE_ATTENTION)}"
+            f"attention is {p['attention']!r}; the vae takes one of {', '.join(VAE_ATTENTION)}"
         )
-    if spatial_attention and attention not in ("none", "spatial"):
+    if p["spatial_attention"] and p["attention"] not in ("none", "spatial"):
         raise AblateError(
-            f"spatial_attention: true and attention: {attention} both set the convolution "
+            f"spatial_attention: true and attention: {p['attention']} both set the convolution "
             "block's attention; use attention alone (spatial_attention: true is attention: "
             "spatial)"
         )
-    mode = "spatial" if spatial_attention else attention
+    mode, momentum, latent = _mode(p), p["batch_norm_momentum"], p["latent_dim"]
     block = {
-        "batch_norm": batch_norm,
-        "dropout": dropout,
-        "dropout_rate": dropout_rate,
+        "batch_norm": p["batch_norm"],
+        "dropout": p["dropout"],
+        "dropout_rate": p["dropout_rate"],
         "attention": mode if mode != "stn" else "none",  # the transformer acts on the input
-        "reduction_ratio": reduction_ratio,
-        "activation": activation,
-        "momentum": batch_norm_momentum,
+        "reduction_ratio": p["reduction_ratio"],
+        "activation": p["activation"],
+        "momentum": momentum,
+        "slots": slots,
     }
-    down_units = sorted(units, reverse=True)
+    down_units = sorted(p["units"], reverse=True)
 
     image = keras.Input(tuple(input_shape), name="image")  # (28, 28, 1)
     channels = int(input_shape[-1])
     h = SpatialTransformer(name="transformer")(image) if mode == "stn" else image
-    h = _coder(h, down_units, depth, encoder=True, **block)  # (7, 7, units[-1])
+    h = _coder(h, down_units, p["depth"], encoder=True, **block)  # (7, 7, units[-1])
     grid_shape = tuple(h.shape[1:])
     n = grid_shape[0] * grid_shape[1] * grid_shape[2]  # 7·7·5 = 245
     h = layers.Flatten()(h)
-    h = _dense_bn_relu(h, n, batch_norm_momentum)
-    h = _dense_bn_relu(h, latent_dim, batch_norm_momentum)
-    mu = layers.Dense(latent_dim, name="z_mean")(h)
-    log_var = layers.Dense(latent_dim, name="z_log_var")(h)
+    h = _dense_bn_relu(h, n, momentum, "enc_fc1")
+    h = _dense_bn_relu(h, latent, momentum, "enc_fc2")
+    mu = layers.Dense(latent, name="z_mean")(h)
+    log_var = layers.Dense(latent, name="z_log_var")(h)
     encoder = keras.Model(image, [mu, log_var], name="encoder")
 
-    z = keras.Input((latent_dim,), name="z")
-    g = _dense_bn_relu(z, latent_dim, batch_norm_momentum)
-    g = _dense_bn_relu(g, n, batch_norm_momentum)
+    z = keras.Input((latent,), name="z")
+    g = _dense_bn_relu(z, latent, momentum, "dec_fc1")
+    g = _dense_bn_relu(g, n, momentum, "dec_fc2")
     g = layers.Reshape(grid_shape)(g)  # (7, 7, units[-1])
     reconstruction = _coder(  # (28, 28, 1)
-        g, down_units[::-1], depth, encoder=False, channels=channels,
-        output_batch_norm=output_batch_norm, **block,
+        g, down_units[::-1], p["depth"], encoder=False, channels=channels,
+        output_batch_norm=p["output_batch_norm"], **block,
     )  # fmt: skip
     decoder = keras.Model(z, reconstruction, name="decoder")
 
-    return VariationalAutoencoder(encoder, decoder, Sampling(kl_weight, seed=seed))
+    sampling = Sampling(p["kl_weight"], seed=seed, name="sampling")
+    return VariationalAutoencoder(encoder, decoder, sampling)
 
 
 def _conv_block(
-    x: Any, filters: int, *, batch_norm: bool, dropout: bool, dropout_rate: float,
+    x: Any, filters: int, name: str, *, batch_norm: bool, dropout: bool, dropout_rate: float,
     attention: str, reduction_ratio: int, activation: str, momentum: float,
+    slots: _Slots | None,
 ) -> Any:  # fmt: skip
-    """Conv2D(3×3, same, no bias) -> [attention] -> [BatchNorm] -> [Dropout] -> activation."""
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    if attention == "spatial":
-        x = SpatialAttention()(x)
-    elif attention == "channel":
-        x = ChannelAttention(reduction_ratio)(x)
-    elif attention == "cbam":
-        x = ConvolutionalBlockAttention(reduction_ratio)(x)
+    """Conv2D(3×3, same, no bias) -> [attention] -> [BatchNorm] -> [Dropout] -> activation.
+
+    With ``slots`` (a fused group), every part any trial uses, each gated per trial.
+    """
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    if slots is not None:
+        return _gated_rest(x, name, reduction_ratio, momentum, slots)
+    if attention != "none":
+        x = _attention_layer(attention, reduction_ratio, f"{name}_{attention}")(x)
     if batch_norm:
-        x = layers.BatchNormalization(momentum=momentum)(x)
+        x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     if dropout:
-        x = layers.Dropout(dropout_rate)(x)
-    return layers.Activation(activation)(x)
+        x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
+    return layers.Activation(activation, name=f"{name}_act")(x)
 
 
-def _dense_block(x: Any, filters: int, depth: int, **block: Any) -> Any:
+def _gated_rest(x: Any, name: str, ratio: int, momentum: float, slots: _Slots) -> Any:
+    """A fused block after its convolution: the same parts, in the same order, gated."""
+    for kind in slots.attention:
+        y = _attention_layer(kind, ratio, f"{name}_{kind}")(x)
+        x = Gate(lambda p, kind=kind: float(_mode(p) == kind), name=f"{name}_{kind}_gate")([y, x])
+    if slots.batch_norm:
+        y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+        x = Gate(lambda p: float(p["batch_norm"]), name=f"{name}_bn_gate")([y, x])
+    if slots.dropout:
+        x = GatedDropout(name=f"{name}_dropout")(x)
+    return SelectActivation(slots.activations, name=f"{name}_act")(x)
+
+
+def _attention_layer(kind: str, ratio: int, name: str) -> layers.Layer:
+    if kind == "spatial":
+        return SpatialAttention(name=name)
+    if kind == "channel":
+        return ChannelAttention(ratio, name=name)
+    return ConvolutionalBlockAttention(ratio, name=name)
+
+
+def _dense_block(x: Any, filters: int, depth: int, name: str, **block: Any) -> Any:
     """DenseNet-style: each block's output is concatenated onto its input, ``depth`` times."""
     c = x
-    for _ in range(depth):
-        y = _conv_block(c, filters, **block)
+    for j in range(depth):
+        y = _conv_block(c, filters, f"{name}_{j}", **block)
         c = layers.Concatenate(axis=-1)([c, y])  # channels grow by `filters` each time
     return c
 
@@ -175,27 +254,31 @@ def _coder(
     """Encoder (units descending, stride-2 convs) or decoder (ascending, transposed convs).
 
     The decoder ends in ``channels`` sigmoid maps, batch-normalised first as in the reference
-    unless ``output_batch_norm`` is off.
+    unless ``output_batch_norm`` is off. Layers are named by place (``enc1_0_conv``: encoder,
+    stage 1, block 0), so that a fused model's variables match each trial's own.
     """
-    x = layers.Conv2D(units[0], 3, padding="same", use_bias=False)(x)
+    side = "enc" if encoder else "dec"
+    x = layers.Conv2D(units[0], 3, padding="same", use_bias=False, name=f"{side}_in_conv")(x)
     x = layers.ReLU()(x)  # always ReLU, whatever the activation factor says
     resample = layers.Conv2D if encoder else layers.Conv2DTranspose
     for k in range(1, len(units) - 1):
-        x = _dense_block(x, units[k], depth, momentum=momentum, **block)
-        x = resample(units[k], 3, strides=2, padding="same", use_bias=False)(x)  # H/2 or H·2
+        x = _dense_block(x, units[k], depth, f"{side}{k}", momentum=momentum, **block)
+        x = resample(units[k], 3, strides=2, padding="same", use_bias=False,
+                     name=f"{side}{k}_resample")(x)  # H/2 or H·2  # fmt: skip
     if encoder:
-        x = layers.Conv2D(units[-1], 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=momentum)(x)
+        x = layers.Conv2D(units[-1], 3, padding="same", use_bias=False, name="enc_out_conv")(x)
+        x = layers.BatchNormalization(momentum=momentum, name="enc_out_bn")(x)
         return layers.ReLU()(x)
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=not output_batch_norm)(x)
+    x = layers.Conv2D(channels, 3, padding="same", use_bias=not output_batch_norm,
+                      name="dec_out_conv")(x)  # fmt: skip
     if output_batch_norm:
-        x = layers.BatchNormalization(momentum=momentum)(x)
+        x = layers.BatchNormalization(momentum=momentum, name="dec_out_bn")(x)
     return layers.Activation("sigmoid")(x)
 
 
-def _dense_bn_relu(x: Any, units: int, momentum: float) -> Any:
-    x = layers.Dense(units, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=momentum)(x)
+def _dense_bn_relu(x: Any, units: int, momentum: float, name: str) -> Any:
+    x = layers.Dense(units, use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return layers.ReLU()(x)
 
 

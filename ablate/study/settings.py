@@ -190,6 +190,11 @@ class RunSettings:
         10.0, "seconds between a running trial's signs of life (5 missed: it is lost)",
         minimum=0.05, maximum=3600,
     )  # fmt: skip
+    fuse: int | str = setting(
+        "auto", "trials a worker trains at once as one compiled program (JAX): a group size, "
+        "\"off\", or \"auto\" (on a GPU under JAX, up to 32; off on CPUs, where it is slower)",
+        kind="int", minimum=1, maximum=1024, also=("auto", "off"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ablate.models.explain import attention_arrays
 from ablate.study.grid import TrialSpec
 from ablate.study.settings import Study, TrainingSettings
 from ablate.tasks.base import npz_bytes
-from ablate.training import backend
+from ablate.training import backend, order
 from ablate.training.failures import Phase, describe_exception, is_transient
 from ablate.training.records import EpochRecord, TrialResult
 
@@ -50,7 +50,7 @@ def train_trial(
     every few seconds within an epoch with the examples trained since. ``callbacks``:
     further Keras callbacks for ``fit`` (profilers, benchmarks), after ablate's own.
     """
-    attempt = _Attempt(start=time.perf_counter())
+    attempt = Attempt(start=time.perf_counter())
     try:
         return _train(study, spec, dataset, on_epoch, on_progress, callbacks, attempt)
     except Exception as err:
@@ -69,7 +69,7 @@ def train_trial(
 
 
 @dataclass
-class _Attempt:
+class Attempt:
     """What a trial has done so far, kept for its record if it fails: its epochs, what is
     known of its model, and whether it was still being built or already training."""
 
@@ -86,7 +86,7 @@ def _train(
     on_epoch: EpochCallback | None,
     on_progress: ProgressCallback | None,
     callbacks: Sequence[Any],
-    attempt: _Attempt,
+    attempt: Attempt,
 ) -> TrialResult:
     keras = backend.import_keras()
     history, meta = attempt.history, attempt.meta
@@ -119,16 +119,16 @@ def _train(
         ),
         **meta,
     }  # fmt: skip
-    return _evaluate(keras, study, model, dataset, y_test, attempt, common)
+    return finish_trial(keras, study, model, dataset, y_test, attempt, common)
 
 
-def _evaluate(
+def finish_trial(
     keras: Any,
     study: Study,
     model: Any,
     dataset: Dataset,
     y_test: np.ndarray,
-    attempt: _Attempt,
+    attempt: Attempt,
     common: dict[str, Any],
 ) -> TrialResult:
     """The trained model's result: diverged if a loss is not finite, else its test values,
@@ -143,7 +143,7 @@ def _evaluate(
                            seconds=time.perf_counter() - attempt.start, eval_seconds=seconds,
                            **common)  # fmt: skip
 
-    if last is None or not _all_finite(last):
+    if last is None or not all_finite(last):
         return diverged(f"the loss became NaN or infinite in epoch {len(history)}", eval_seconds)
     t = time.perf_counter()
     if settings.validate_each_epoch:
@@ -179,11 +179,15 @@ def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) 
     model: models stay backend-agnostic. When the targets are the inputs (reconstruction)
     they become one tensor serving as both (Keras would hold two copies). Same maths as
     ``fit(x, y, shuffle=True)``: a fresh permutation each epoch, the last batch of an epoch
-    partial when ``batch_size`` does not divide the examples. Other backends take the NumPy
-    arrays as they are.
+    partial when ``batch_size`` does not divide the examples. Other backends get the batches of
+    :mod:`ablate.training.order`, the order fused trials see too.
     """
-    if backend.backend_name() != "tensorflow":
-        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
+    if backend.backend_name() != "tensorflow":  # ablate's own order, as fused trials see it
+        return {
+            "x": order.batch_stream(x, y, seed, batch_size),
+            "steps_per_epoch": order.steps_per_epoch(len(x), batch_size),
+            "shuffle": False,
+        }
     import tensorflow as tf
 
     inputs = tf.constant(x)  # (n, ...) float32
@@ -271,6 +275,11 @@ def steps_per_call(settings: TrainingSettings, n_train: int) -> int:
     return max(k for k in range(1, min(wanted, steps) + 1) if steps % k == 0)
 
 
+def learning_rate_at(settings: TrainingSettings, step: int) -> float:
+    """The learning rate after ``step`` training steps (:func:`make_optimizer`'s schedule)."""
+    return settings.learning_rate / (1.0 + settings.decay_rate() * step)
+
+
 def make_optimizer(keras: Any, settings: TrainingSettings) -> Any:
     """The study's optimizer with inverse-time decay per step: lr_t = lr / (1 + d·t)."""
     rate = settings.decay_rate()
@@ -342,7 +351,7 @@ def _monitor(
             )
             history.append(record)
             self._unreported = 0  # on_epoch reports the whole epoch
-            if not _all_finite(record):
+            if not all_finite(record):
                 self.model.stop_training = True
             if on_epoch is not None:
                 on_epoch(record)
@@ -350,7 +359,7 @@ def _monitor(
     return Monitor()
 
 
-def _all_finite(record: EpochRecord) -> bool:
+def all_finite(record: EpochRecord) -> bool:
     """The training loss, and the test loss if measured, are finite numbers."""
     train, test = record.get("train_loss"), record.get("test_loss")
     return train is not None and math.isfinite(train) and (test is None or math.isfinite(test))
