@@ -52,6 +52,9 @@ def fitted(args: argparse.Namespace) -> tuple[Results, Analysis]:
             tuple(n.strip() for n in t.split(":")) for t in args.terms.split(",") if t.strip()
         ),
         importance=not args.no_importance,
+        margin=args.margin,
+        block=args.block,
+        exclude_unlearned=args.exclude_unlearned,
     )
     results = load_results(args.results)
     return results, analyze(results, options)

@@ -205,6 +205,25 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
         "--adjust", choices=ADJUSTMENTS, default="holm", help="multiple-testing adjustment of p"
     )
     p.add_argument("--log", action="store_true", help="analyse the log of the response")
+    p.add_argument(
+        "--margin",
+        type=_positive_float,
+        metavar="D",
+        help="equivalence margin in the response's units: every effect and pairwise difference "
+        "gets a verdict (different, equivalent within ±D, inconclusive) from two one-sided "
+        "tests (default: the study's analysis.margin)",
+    )
+    p.add_argument(
+        "--block",
+        metavar="COLUMN",
+        help="fit a column as a block beside the factors, fixed and random: replicate treats "
+        "seeds as blocks (default: the study's analysis.block)",
+    )
+    p.add_argument(
+        "--exclude-unlearned",
+        action="store_true",
+        help="leave out the trials that did not beat the trivial baseline (counted in the notes)",
+    )
 
 
 def _worker_options(p: argparse.ArgumentParser) -> None:

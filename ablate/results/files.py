@@ -62,7 +62,10 @@ def write_baselines(directory: Path, dataset: str, baselines: dict[str, Baseline
     """Save the task's trivial baselines on the study's data, for the analysis to compare."""
     payload = {
         "dataset": dataset,
-        "responses": {k: {"value": b.value, "what": b.what} for k, b in baselines.items()},
+        "responses": {
+            k: {"value": b.value, "what": b.what, "examples": b.examples}
+            for k, b in baselines.items()
+        },
     }
     write_atomic(directory / BASELINES_FILE, (json.dumps(payload, indent=2) + "\n").encode())
 

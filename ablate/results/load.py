@@ -21,6 +21,7 @@ from ablate.results.files import (
     TRIALS_FILE,
 )
 from ablate.study import Study, load_study
+from ablate.tasks.base import Baseline
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,8 +36,8 @@ class Results:
     epochs: pd.DataFrame | None
     study: Study | None
     source: Path
-    #: response -> (value, what): what a model that learned nothing scores (baselines.json)
-    baselines: dict[str, tuple[float, str]] = field(default_factory=dict)
+    #: response -> what a model that learned nothing scores (baselines.json)
+    baselines: dict[str, Baseline] = field(default_factory=dict)
 
 
 def load_results(path: str | Path) -> Results:
@@ -66,17 +67,25 @@ def load_results(path: str | Path) -> Results:
     return Results(trials=read_table(p), epochs=None, study=None, source=p)
 
 
-def _read_baselines(path: Path) -> dict[str, tuple[float, str]]:
-    """The saved baselines (none for results written before ablate recorded them)."""
+def _read_baselines(path: Path) -> dict[str, Baseline]:
+    """The saved baselines (none for results written before ablate recorded them; no test-set
+    size for those written before it was recorded)."""
     try:
         responses = json.loads(path.read_text())["responses"]
-        return {k: (float(v["value"]), str(v["what"])) for k, v in responses.items()}
+        return {
+            k: Baseline(float(v["value"]), str(v["what"]), _count(v.get("examples")))
+            for k, v in responses.items()
+        }
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise AblateError(
             f"{path} cannot be read ({_short(err)}); `ablate run` writes it again."
         ) from None
+
+
+def _count(value: object) -> int | None:
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _check_manifest(directory: Path) -> None:

@@ -23,13 +23,13 @@ What it holds, beyond the coefficients of the reference analysis:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ablate.designs.aliases import Structure, correlations, dependency, model_aliases, structure
+from ablate.designs.aliases import correlations, dependency, model_aliases, structure
 from ablate.designs.matrix import (
     FactorInfo,
     ModelMatrix,
@@ -39,56 +39,19 @@ from ablate.designs.matrix import (
 )
 from ablate.errors import AblateError
 from ablate.results import Results
-from ablate.stats import anova, estimates, fit, rows, screening
+from ablate.stats import anova, equivalence, estimates, fit, learned, rows, screening
+from ablate.stats.blocks import fit_blocks
+from ablate.stats.dispersion import dispersion
+from ablate.stats.findings import findings, interaction_hints
 from ablate.stats.importance import importance
 from ablate.stats.options import ADJUSTMENTS, Options, check_options, merge
-from ablate.tasks import goal_of
+from ablate.stats.result import Analysis
+from ablate.tasks import bounds_of, goal_of
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ["ADJUSTMENTS", "Analysis", "Options", "analyze"]
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Every table of a factorial analysis, as data."""
-
-    response: str  # as analysed, e.g. "log(test_loss)"
-    options: Options
-    factors: tuple[FactorInfo, ...]
-    model_matrix: ModelMatrix  # what the coefficients were fitted on
-    n_used: int
-    excluded: dict[str, int]
-    coefficients: pd.DataFrame  # term, coef, std_err, t, p, p_adj, ci_low, ci_high, effect
-    effects: pd.DataFrame  # factor, low, high, effect, std_err, t, p, p_adj, ci_low, ci_high
-    anova: pd.DataFrame  # term, df, sum_sq, mean_sq, F, p, pct_ss
-    lack_of_fit: pd.DataFrame | None  # source, df, sum_sq, mean_sq, F, p
-    cells: pd.DataFrame  # factor levels, n, mean, sd (seed to seed)
-    marginal_means: pd.DataFrame  # factor, level, n, observed_mean, emmean, std_err, ci_*
-    pairwise: pd.DataFrame  # factor, level_a, level_b, diff, std_err, t, p_tukey, ci_*
-    interaction_means: pd.DataFrame  # factor_a, level_a, factor_b, level_b, n, mean
-    screening: pd.DataFrame  # term, effect, abs_effect, half_normal_q, t_or_pseudo_t, active
-    screening_se: float | None  # standard error of a screening effect (PSE when saturated)
-    pareto_critical: float | None  # the |t| (or pseudo-t) beyond which a term is significant
-    lenth: dict[str, float] | None  # pse, me, sme, df: for a saturated model
-    residuals: pd.DataFrame  # fitted, residual, studentized, leverage, normal_q, factors
-    fit: dict[str, Any]  # n_used, n_params, df_resid, r2, adj_r2, pred_r2, resid_sd, formula
-    summary: str  # statsmodels' OLS summary table
-    notes: tuple[str, ...] = field(default=())
-    structure: Structure | None = None  # what design the runs form (from the runs alone)
-    aliases: pd.DataFrame | None = None  # term, aliases, partial, label (effect coding)
-    correlations: pd.DataFrame | None = None  # column_a, column_b, r between terms' columns
-    importance: pd.DataFrame | None = None  # factor, linear, fanova, ped_anova
-
-    @property
-    def confidence(self) -> str:
-        """The intervals' confidence level in percent, as labels show it ("95")."""
-        return f"{100 * (1 - self.options.alpha):g}"
-
-    @property
-    def saturated(self) -> bool:
-        return self.fit["df_resid"] == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,14 +61,22 @@ class Analysis:
 def analyze(results: Results, options: Options | None = None, **overrides: Any) -> Analysis:
     """Fit the factorial model to a results folder or a bare table."""
     opts = merge(options, overrides)
+    if results.study is not None:  # the study file's defaults, where the options say nothing
+        chosen = results.study.analysis
+        opts = replace(opts, margin=opts.margin if opts.margin is not None else chosen.margin,
+                       block=opts.block or chosen.block)  # fmt: skip
     check_options(opts)
     frame, names, response, declared, baselines = rows.inputs(results, opts)
     notes: list[str] = []
     frame, y_raw, excluded = rows.usable_rows(results, frame, names, response, notes)
-    goal = goal_of(response, results.study.task_spec if results.study else None)
-    against = rows.against_baseline(results, response, y_raw.to_numpy(dtype=float), goal)
-    if against is not None and against["not_beating"]:
-        notes.append(against["note"])
+    task = results.study.task_spec if results.study else None
+    goal = goal_of(response, task)
+    verdicts = learned.judge(frame, names, response, y_raw.to_numpy(dtype=float),
+                             results.baselines.get(response), goal, opts.alpha)  # fmt: skip
+    if verdicts is not None and verdicts.not_learned:
+        notes.append(verdicts.note)
+        if opts.exclude_unlearned:
+            frame, y_raw = _learned_only(frame, y_raw, verdicts, excluded, notes)
     y, label = _transformed(y_raw, response, opts, notes)
     factors = factor_infos(frame, names, declared=declared, baselines=baselines)
     design = build_matrix(frame, factors, opts.coding, opts.interactions, opts.terms)
@@ -115,8 +86,51 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
         raise AblateError(_not_estimable(frame, factors, opts, n, p))
     opts = replace(opts, response=response, factors=tuple(names))  # as resolved
     analysis = _assemble(frame, y, label, opts, factors, design, excluded, notes)
-    analysis.fit.update(goal=goal, baseline=against)
+    analysis.fit.update(goal=goal, baseline=verdicts.as_dict() if verdicts else None)
+    analysis = replace(analysis, learned=verdicts)
+    analysis = _with_seeds(analysis, frame, y, bounds_of(response, task))
     return _with_importance(analysis, results, frame, y, goal)
+
+
+def _learned_only(
+    frame: pd.DataFrame, y: pd.Series, verdicts: learned.Learned, excluded: dict[str, int],
+    notes: list[str],
+) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+    """``--exclude-unlearned``: the rows of the trials that learned."""
+    keep = verdicts.table["learned"].to_numpy(dtype=bool)
+    if not keep.any():
+        raise AblateError(
+            "--exclude-unlearned leaves nothing: no trial learned (none beats the trivial "
+            "baseline by the test above). Drop the option to compare the failed models."
+        )
+    excluded["did not learn"] = int((~keep).sum())
+    notes.append(f"left out: {int((~keep).sum())} trials that did not learn (--exclude-unlearned).")
+    return frame[keep], y[keep]
+
+
+def _with_seeds(
+    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any]
+) -> Analysis:
+    """Blocks, dispersion, equivalence verdicts and the findings in words."""
+    opts, notes = a.options, list(a.notes)
+    blocks = None
+    if opts.block:
+        blocks = fit_blocks(frame, y, a.factors, a.model_matrix, a.fit["rss"],
+                            a.fit["df_resid"], opts)  # fmt: skip
+        notes += blocks.notes
+    spread = dispersion(frame, y, a.factors, opts, notes)
+    verdicts = None
+    if opts.margin is not None:
+        effects = blocks.effects if blocks is not None else a.effects
+        df = blocks.df_resid if blocks is not None else a.fit["df_resid"]
+        verdicts = equivalence.table(effects, a.pairwise, opts.margin, opts.alpha, df,
+                                     a.fit["replicates_min"], a.fit["cells"])  # fmt: skip
+    a = replace(a, blocks=blocks, dispersion=spread, equivalence=verdicts, notes=tuple(notes))
+    hints: list[tuple[str, float]] = []
+    if a.lack_of_fit is not None and opts.interactions == 1 and not opts.terms:
+        hints = interaction_hints(frame, y, a.factors, a.fit["rss"], a.fit["df_resid"],
+                                  opts.alpha)  # fmt: skip
+    return replace(a, findings=findings(a, hints, bounds))
 
 
 def _transformed(
@@ -167,7 +181,7 @@ def _assemble(
     screened = screening.screening(frame, y, factors, opts, fitted.df_resid, fitted.rss,
                                    fitted.exact, notes)  # fmt: skip
     stats = fit.statistics(fitted, y, label, design, opts, notes)
-    stats.update(excluded=dict(excluded), replicates_min=int(cells["n"].min()),
+    stats.update(rss=fitted.rss, excluded=dict(excluded), replicates_min=int(cells["n"].min()),
                  replicates_max=int(cells["n"].max()), cells=len(cells))  # fmt: skip
     return Analysis(
         response=label, options=opts, factors=factors, model_matrix=design, n_used=len(y),

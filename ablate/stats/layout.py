@@ -9,53 +9,28 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ablate.stats.analysis import Analysis
-
-WIDTH = 100  # columns of text output
-FIRST_COLUMN_MAX = 28
-
-
-@dataclass(frozen=True)
-class Section:
-    """A titled table (or, with ``table`` None, a block of text lines)."""
-
-    key: str
-    title: str
-    table: pd.DataFrame | None = None
-    lines: tuple[str, ...] = ()
-
-
-def _p(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _g(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-def _ci(low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return ""
-    return f"[{low:.4g}, {high:.4g}]"
+from ablate.stats import layout_seeds as seeds
+from ablate.stats.formats import (
+    FIRST_COLUMN_MAX,
+    WIDTH,
+    Section,
+    fmt_cis,
+    fmt_f,
+    fmt_g,
+    fmt_p,
+)
+from ablate.stats.result import Analysis
 
 
 def sections(a: Analysis) -> list[Section]:
     """Every table of the analysis, formatted for reading, in report order."""
-    out = [Section("design", "Design", lines=tuple(_design_lines(a)))]
-    for build in (_coefficients, _effects, _design_sections, _anova, _lack_of_fit, _means,
-                  _pairwise, _screening, _cells, _importance):  # fmt: skip
+    out = [*seeds.findings(a), Section("design", "Design", lines=tuple(_design_lines(a)))]
+    for build in (_coefficients, _effects, seeds.equivalence, seeds.blocks, _design_sections,
+                  _anova, _lack_of_fit, _means, _pairwise, _screening, _cells, seeds.dispersion,
+                  _importance, seeds.not_learned):  # fmt: skip
         out += build(a)
     out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
     if a.notes:
@@ -63,21 +38,13 @@ def sections(a: Analysis) -> list[Section]:
     return out
 
 
-def _cis(table: pd.DataFrame) -> list[str]:
-    return [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
-
-
-def _f(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.2f}"
-
-
 def _coefficients(a: Analysis) -> list[Section]:
     c = a.coefficients
     table = pd.DataFrame(
         {
-            "term": c["term"], "coef": c["coef"].map(_g), "std err": c["std_err"].map(_g),
-            "t": c["t"].map(_f), "p": c["p"].map(_p), "p adj": c["p_adj"].map(_p),
-            f"{a.confidence}% CI": _cis(c),
+            "term": c["term"], "coef": c["coef"].map(fmt_g), "std err": c["std_err"].map(fmt_g),
+            "t": c["t"].map(fmt_f), "p": c["p"].map(fmt_p), "p adj": c["p_adj"].map(fmt_p),
+            f"{a.confidence}% CI": fmt_cis(c),
         }
     )  # fmt: skip
     title = f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust})"
@@ -92,8 +59,9 @@ def _effects(a: Analysis) -> list[Section]:
         {
             "factor": [_labelled(f, al) for f, al in zip(e["factor"], _aliases_of(e), strict=True)],
             "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
-            "effect": e["effect"].map(_g), "std err": e["std_err"].map(_g),
-            f"{a.confidence}% CI": _cis(e), "p": e["p"].map(_p), "p adj": e["p_adj"].map(_p),
+            "effect": e["effect"].map(fmt_g), "std err": e["std_err"].map(fmt_g),
+            f"{a.confidence}% CI": fmt_cis(e), "p": e["p"].map(fmt_p),
+            "p adj": e["p_adj"].map(fmt_p),
         }
     )  # fmt: skip
     if "ratio" in e:
@@ -111,8 +79,8 @@ def _anova(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "term": an["term"], "df": an["df"].map(lambda v: str(int(v))),
-            "sum sq": an["sum_sq"].map(_g), "mean sq": an["mean_sq"].map(_g),
-            "F": an["F"].map(_f), "p": an["p"].map(_p),
+            "sum sq": an["sum_sq"].map(fmt_g), "mean sq": an["mean_sq"].map(fmt_g),
+            "F": an["F"].map(fmt_f), "p": an["p"].map(fmt_p),
             "% of SS": an["pct_ss"].map(lambda v: f"{v:.1f}"),
         }
     )  # fmt: skip
@@ -127,8 +95,8 @@ def _lack_of_fit(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "source": lof["source"], "df": lof["df"].map(lambda v: str(int(v))),
-            "sum sq": lof["sum_sq"].map(_g), "mean sq": lof["mean_sq"].map(_g),
-            "F": lof["F"].map(_f), "p": lof["p"].map(_p),
+            "sum sq": lof["sum_sq"].map(fmt_g), "mean sq": lof["mean_sq"].map(fmt_g),
+            "F": lof["F"].map(fmt_f), "p": lof["p"].map(fmt_p),
         }
     )  # fmt: skip
     title = "Residual split by replicates: lack of fit against pure error"
@@ -140,8 +108,8 @@ def _means(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "factor": m["factor"], "level": m["level"], "n": m["n"].map(str),
-            "marginal mean": m["emmean"].map(_g), f"{a.confidence}% CI": _cis(m),
-            "observed mean": m["observed_mean"].map(_g),
+            "marginal mean": m["emmean"].map(fmt_g), f"{a.confidence}% CI": fmt_cis(m),
+            "observed mean": m["observed_mean"].map(fmt_g),
         }
     )  # fmt: skip
     title = f"Estimated marginal means ({a.confidence}% CI) and observed means"
@@ -156,8 +124,8 @@ def _pairwise(a: Analysis) -> list[Section]:
         {
             "factor": pw["factor"],
             "comparison": [f"{b} − {x}" for x, b in zip(pw["level_a"], pw["level_b"], strict=True)],
-            "difference": pw["diff"].map(_g), "std err": pw["std_err"].map(_g),
-            "simultaneous CI": _cis(pw), "p (Tukey)": pw["p_tukey"].map(_p),
+            "difference": pw["diff"].map(fmt_g), "std err": pw["std_err"].map(fmt_g),
+            "simultaneous CI": fmt_cis(pw), "p (Tukey)": pw["p_tukey"].map(fmt_p),
         }
     )  # fmt: skip
     title = f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% family-wise)"
@@ -173,7 +141,7 @@ def _screening(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "term": [_labelled(t.replace(":", "×"), aliases.get(t, "")) for t in s["term"]],
-            "effect": s["effect"].map(_g),
+            "effect": s["effect"].map(fmt_g),
             "pseudo t": s["t_or_pseudo_t"].map(lambda v: f"{v:.2f}"),
             "active (ME)": s["active"].map(lambda v: "yes" if v else ""),
             "active (SME)": s["active_simultaneous"].map(lambda v: "yes" if v else ""),
@@ -192,7 +160,8 @@ def _cells(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "cell": [" ".join(str(r[n]) for n in names) for _, r in cells.iterrows()],
-            "n": cells["n"].map(str), "mean": cells["mean"].map(_g), "sd": cells["sd"].map(_g),
+            "n": cells["n"].map(str), "mean": cells["mean"].map(fmt_g),
+            "sd": cells["sd"].map(fmt_g),
         }
     )  # fmt: skip
     return [Section("cells", "Seed-to-seed spread per cell", table)]
@@ -310,7 +279,7 @@ def _design_lines(a: Analysis) -> list[str]:
         b = fit["baseline"]
         lines.append(
             f"trivial baseline: {b['value']:.4g} ({b['what']}); best trial {b['best']:.4g}; "
-            f"{b['not_beating']} of {a.n_used} trials do not beat it"
+            f"{b['not_learned']} trials did not learn (learned = {b['rule']})"
         )
     lines += [
         f"trials used: {a.n_used} (left out: {left_out})",
@@ -329,9 +298,9 @@ def _design_lines(a: Analysis) -> list[str]:
 def _fit_lines(a: Analysis) -> list[str]:
     f = a.fit
     return [
-        f"R² = {_g(f['r2']) or 'undefined'}, adjusted R² = {_g(f['adj_r2']) or 'undefined'}, "
-        f"predicted R² (PRESS) = {_g(f['pred_r2']) or 'undefined'}",
-        f"residual SD = {_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
+        f"R² = {fmt_g(f['r2']) or 'undefined'}, adjusted R² = {fmt_g(f['adj_r2']) or 'undefined'}, "
+        f"predicted R² (PRESS) = {fmt_g(f['pred_r2']) or 'undefined'}",
+        f"residual SD = {fmt_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
         f"{f['n_params']} coefficients from {f['n_used']} trials",
     ]
 

@@ -27,6 +27,9 @@ class Options:
     alpha: float = 0.05
     terms: tuple[tuple[str, ...], ...] = ()  # interactions named besides --interactions
     importance: bool = True  # the linear model's importance beside Optuna's evaluators
+    margin: float | None = None  # equivalence margin in response units (TOST verdicts)
+    block: str | None = None  # a column fitted as a block, e.g. "replicate"
+    exclude_unlearned: bool = False  # leave out the trials that did not beat the baseline
 
 
 def merge(options: Options | None, overrides: dict[str, Any]) -> Options:
@@ -52,3 +55,7 @@ def check_options(opts: Options) -> None:
         )
     if not 0 < opts.alpha < 1:
         raise AblateError("alpha must lie between 0 and 1.")
+    if opts.margin is not None and not (0 < opts.margin < float("inf")):
+        raise AblateError(
+            f"--margin must be a positive number in the response's units, not {opts.margin}."
+        )

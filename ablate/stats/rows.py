@@ -1,6 +1,5 @@
-"""Which rows of a results table the analysis uses: the factor and response columns, the
-trials that are valid measurements (complete, a finite response, every factor's level), and
-what a model that learned nothing scores."""
+"""Which rows of a results table the analysis uses: the factor and response columns, and the
+trials that are valid measurements (complete, a finite response, every factor's level)."""
 
 from __future__ import annotations
 
@@ -8,38 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
 from ablate.errors import AblateError
 from ablate.results import Results
 from ablate.stats.options import Options
-
-
-def against_baseline(
-    results: Results, response: str, y: NDArray[np.float64], goal: str | None
-) -> dict[str, Any] | None:
-    """The response's trivial baseline (what a model that learned nothing scores), the best
-    trial, and how many trials fail to beat the baseline; None without a baseline."""
-    if response not in results.baselines or goal is None or len(y) == 0:
-        return None
-    value, what = results.baselines[response]
-    better = y < value if goal == "min" else y > value
-    best = float(y.min() if goal == "min" else y.max())
-    failing = int((~better).sum())
-    if failing == 0:
-        verdict = f"every one of the {len(y)} trials beats it (best {best:.4g})"
-    elif failing == len(y):
-        verdict = (
-            f"NO trial beats it (best {best:.4g}): these models did not learn, and the effects "
-            "below compare models that failed"
-        )
-    else:
-        verdict = f"{failing} of {len(y)} trials do not beat it (best {best:.4g})"
-    note = (
-        f"trivial baseline: a model that learned nothing scores {response} = {value:.4g} ({what}; "
-        f"{'lower' if goal == 'min' else 'higher'} is better); {verdict}."
-    )
-    return {"value": value, "what": what, "best": best, "not_beating": failing, "note": note}
 
 
 def inputs(

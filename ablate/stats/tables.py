@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import AblateError
-from ablate.stats.analysis import Analysis
-from ablate.stats.layout import FIRST_COLUMN_MAX, WIDTH, Section, sections
+from ablate.stats.formats import FIRST_COLUMN_MAX, WIDTH, Section
+from ablate.stats.layout import sections
+from ablate.stats.result import Analysis
 
 TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
-    "screening", "aliases", "correlations", "importance",
+    "screening", "aliases", "correlations", "importance", "equivalence", "learned",
+    "blocked_effects", "dispersion", "spread",
 )  # fmt: skip
 
 
@@ -125,11 +127,24 @@ def _latex_section(s: Section) -> str:
 def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
     if name not in TABLES:
         raise AblateError(f"--table must be one of {', '.join(TABLES)}.")
-    table = getattr(a, name)
+    table = _nested(a).get(name, getattr(a, name, None))
     if table is None:
-        why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)"}
+        why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)",
+               "equivalence": " (--margin D)", "blocked_effects": " (--block COLUMN)",
+               "dispersion": " (it needs replicates)", "spread": " (it needs replicates)",
+               "learned": " (the response has no trivial baseline)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
+
+
+def _nested(a: Analysis) -> dict[str, pd.DataFrame | None]:
+    """The tables that sit inside the analysis's parts."""
+    return {
+        "learned": a.learned.table if a.learned is not None else None,
+        "blocked_effects": a.blocks.effects if a.blocks is not None else None,
+        "dispersion": a.dispersion.table if a.dispersion is not None else None,
+        "spread": a.dispersion.spread if a.dispersion is not None else None,
+    }
 
 
 def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
@@ -203,5 +218,36 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "aliases": _records(a.aliases),
         "correlations": _records(a.correlations),
         "importance": _records(a.importance),
+        "findings": list(a.findings),
+        "learned": _learned(a),
+        "equivalence": _records(a.equivalence),
+        "blocks": _blocks(a),
+        "dispersion": _dispersion(a),
         "notes": list(a.notes),
     }
+
+
+def _learned(a: Analysis) -> dict[str, Any] | None:
+    if a.learned is None:
+        return None
+    return {**_jsonable(a.learned.as_dict()), "trials": _records(a.learned.table)}
+
+
+def _blocks(a: Analysis) -> dict[str, Any] | None:
+    b = a.blocks
+    if b is None:
+        return None
+    return {
+        "column": b.column, "levels": b.levels, "anova": _jsonable(b.anova),
+        "resid_sd": _jsonable(b.resid_sd), "resid_sd_unblocked": _jsonable(b.resid_sd_unblocked),
+        "df_resid": b.df_resid, "relative_efficiency": _jsonable(b.relative_efficiency),
+        "mixed": _jsonable(b.mixed), "effects": _records(b.effects),
+    }  # fmt: skip
+
+
+def _dispersion(a: Analysis) -> dict[str, Any] | None:
+    d = a.dispersion
+    if d is None:
+        return None
+    return {"cells_used": d.cells_used, "effects": _records(d.table),
+            "spread": _records(d.spread)}  # fmt: skip

@@ -225,7 +225,8 @@ class _StudyReader(ModelReader, DesignReader):
                 f"{', '.join(COMMON_GOALS)})",
                 response,
             )
-        return AnalysisSettings(response=response, baseline=self._baseline(d, path, factors))
+        return AnalysisSettings(response=response, baseline=self._baseline(d, path, factors),
+                                **self.values(AnalysisSettings, d, path))  # fmt: skip
 
     def _baseline(
         self, d: dict[str, Any], path: tuple[str, ...], factors: tuple[Factor, ...]

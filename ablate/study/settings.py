@@ -209,6 +209,14 @@ class AnalysisSettings:
         (), "the reference level of a factor (default: its first)", kind="custom",
         values="a mapping of factor names to levels",
     )  # fmt: skip
+    margin: float | None = setting(
+        None, "the equivalence margin, in the response's units: each effect is tested for "
+        "being smaller than ±margin (two one-sided tests)", kind="float", above=0, none=True,
+    )  # fmt: skip
+    block: str | None = setting(
+        None, "a result column fitted as a block beside the factors: replicate (seeds as "
+        "blocks)", kind="text", none=True, values="a column name, e.g. replicate",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -349,6 +357,8 @@ class Study:
         out["analysis"] = {
             "response": self.analysis.response,
             "baseline": dict(self.analysis.baseline),
+            "margin": self.analysis.margin,
+            "block": self.analysis.block,
         }
         return out
 

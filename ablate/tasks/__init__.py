@@ -45,6 +45,16 @@ def goal_of(column: str, task: Task | None = None) -> Goal | None:
     return None
 
 
+def bounds_of(column: str, task: Task | None = None) -> tuple[float | None, float | None]:
+    """The values a result column can take, from the metric declarations (as :func:`goal_of`
+    finds the direction); (None, None) where unknown."""
+    for candidate in (task,) if task is not None else TASKS.values():
+        found = candidate.bounds(column) if candidate is not None else (None, None)
+        if found != (None, None):
+            return found
+    return None, None
+
+
 __all__ = [
     "COMMON_GOALS",
     "TASKS",
@@ -56,5 +66,6 @@ __all__ = [
     "Reconstruction",
     "Regression",
     "Task",
+    "bounds_of",
     "goal_of",
 ]

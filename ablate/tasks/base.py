@@ -32,6 +32,8 @@ class Metric:
     goal: Goal  # "min": lower is better
     doc: str
     unit: str = ""  # for axis labels
+    low: float | None = None  # the values it can take (an interval outside them is flagged)
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Baseline:
 
     value: float
     what: str  # e.g. "predicting the mean training image"
+    #: For a share of test examples (accuracy): how many examples, for an exact binomial test
+    #: of whether a model beats the baseline's rate; None for other responses.
+    examples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,15 @@ class Task:
         """Per-epoch values: the loss first, then the other metrics, for training then test."""
         ordered = sorted(self.metrics, key=lambda m: m.name != "loss")
         return tuple(f"{part}_{m.name}" for part in ("train", "test") for m in ordered)
+
+    def bounds(self, column: str) -> tuple[float | None, float | None]:
+        """The values one of this task's test or train columns can take (None: unbounded)."""
+        for part in ("test_", "train_"):
+            if column.startswith(part):
+                m = self.metric(column.removeprefix(part))
+                if m is not None:
+                    return m.low, m.high
+        return None, None
 
     def goal(self, column: str) -> Goal | None:
         """Whether lower ("min") or higher ("max") is better for one of this task's columns."""

@@ -29,12 +29,20 @@ class Classification(Task):
         "cross-entropy loss"
     )
     metrics: ClassVar[tuple[Metric, ...]] = (
-        Metric("loss", "min", "cross-entropy of the true class, mean per example", "nats"),
-        Metric("accuracy", "max", "share of examples whose most probable class is the true one"),
+        Metric("loss", "min", "cross-entropy of the true class, mean per example", "nats", 0.0),
+        Metric(
+            "accuracy",
+            "max",
+            "share of examples whose most probable class is the true one",
+            low=0.0,
+            high=1.0,
+        ),
         Metric(
             "balanced_accuracy",
             "max",
             "unweighted mean of the per-class recalls (UA recall): chance is 1/K",
+            low=0.0,
+            high=1.0,
         ),
     )
     default_response: ClassVar[str] = "test_accuracy"
@@ -127,7 +135,9 @@ class Classification(Task):
         y = data.y_test.astype(np.int64)
         return {
             "test_accuracy": Baseline(
-                float((y == majority).mean()), f"always predicting the majority class ({majority})"
+                float((y == majority).mean()),
+                f"always predicting the majority class ({majority})",
+                examples=len(y),
             ),
             "test_balanced_accuracy": Baseline(1.0 / k, f"chance with {k} classes (1/{k})"),
             "test_loss": Baseline(

@@ -37,6 +37,7 @@ class Reconstruction(Task):
             "min",
             "binary cross-entropy of the reconstruction, mean per value",
             "BCE per value",
+            low=0.0,
         ),
         Metric("kl_loss", "min", "the model's own loss terms (a VAE's weighted KL), per input"),
         Metric("loss", "min", "their sum: the loss the model is trained on", "BCE + KL"),

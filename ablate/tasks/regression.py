@@ -24,9 +24,11 @@ class Regression(Task):
     name: ClassVar[str] = "regression"
     doc: ClassVar[str] = "numeric targets (one or several per example); mean squared error loss"
     metrics: ClassVar[tuple[Metric, ...]] = (
-        Metric("loss", "min", "mean squared error", "squared target units"),
-        Metric("mae", "min", "mean absolute error", "target units"),
-        Metric("r2", "max", "coefficient of determination on the test set (1 is perfect)"),
+        Metric("loss", "min", "mean squared error", "squared target units", low=0.0),
+        Metric("mae", "min", "mean absolute error", "target units", low=0.0),
+        Metric(
+            "r2", "max", "coefficient of determination on the test set (1 is perfect)", high=1.0
+        ),
     )
     default_response: ClassVar[str] = "test_loss"
 

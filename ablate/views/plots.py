@@ -25,6 +25,7 @@ from ablate.views.effects import (
 )
 from ablate.views.importance import importance_chart
 from ablate.views.learned import learned_figure
+from ablate.views.seeds import equivalence_chart, spread_chart
 from ablate.views.style import IMAGE_FORMATS
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ def chart_set(
         del figures["interactions"]
     if a.importance is not None and len(a.importance):
         figures["importance"] = importance_chart(a)
+    if a.equivalence is not None and len(a.equivalence):
+        figures["equivalence"] = equivalence_chart(a)
+    if a.dispersion is not None:
+        figures["spread"] = spread_chart(a)
     if curves is not None:
         figures["learning_curves"] = learning_curve_plot(*curves, a.factors, *metric)
     for stem, title, outputs in learned:

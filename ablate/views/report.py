@@ -1,8 +1,9 @@
 """The study report: one self-contained HTML file (images embedded) and a Markdown twin.
 
-It holds the study definition, the design summary, every table of ``ablate analyze`` and every
-chart of ``ablate plot``. The HTML needs no network and no other file to view; the Markdown
-refers to the PNG charts written beside it in ``plots/``.
+It opens with what the study found, in words (the analysis's findings), then every chart of
+``ablate plot``, then every table of ``ablate analyze``, and ends with the study definition.
+The HTML needs no network and no other file to view; the Markdown refers to the PNG charts
+written beside it in ``plots/``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pandas as pd
 
 from ablate.results import Results, write_atomic
 from ablate.stats.analysis import Analysis
-from ablate.stats.layout import Section, sections
+from ablate.stats.formats import Section
+from ablate.stats.layout import sections
 from ablate.stats.tables import markdown
 
 _CAPTIONS = {
@@ -30,6 +32,9 @@ _CAPTIONS = {
     "learning_curves": "Learning curves: did the training itself behave?",
     "importance": "Importance: the linear model's share of each factor beside Optuna's fANOVA "
     "and PED-ANOVA, on the same trials.",
+    "equivalence": "Equivalence: every effect against the margin (the shaded band); thick bars "
+    "inside the band are negligible, thin bars clear of 0 are real.",
+    "spread": "Seed sensitivity: the spread across seeds at every level of every factor.",
 }
 
 
@@ -135,26 +140,40 @@ def _html(
         else ""
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    first, rest = _findings_first(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{study}"
-        + "".join(_html_section(s) for s in parts)
+        f"<h1>{html.escape(title)}</h1>"
+        + "".join(_html_section(s) for s in first)
         + f'<section id="charts"><h2>Charts</h2>{charts}</section>'
+        + "".join(_html_section(s) for s in rest)
+        + study
         + f"<footer>Written by ablate on {stamp}.</footer></body></html>\n"
     )
 
 
+def _findings_first(parts: list[Section]) -> tuple[list[Section], list[Section]]:
+    """The findings (and nothing else) before the charts; every other table after them."""
+    return [s for s in parts if s.key == "findings"], [s for s in parts if s.key != "findings"]
+
+
 def _markdown(title: str, study_text: str | None, parts: list[Section], charts: list[Path]) -> str:
     out = [f"# {title}", ""]
-    if study_text:
-        out += ["## Study definition", "", "```yaml", study_text.rstrip(), "```", ""]
-    for s in parts:
-        out += [f"## {s.title}", ""]
-        out += [markdown(s.table)] if s.table is not None else [f"{line}  " for line in s.lines]
-        out.append("")
+    first, rest = _findings_first(parts)
+    for s in first:
+        out += _markdown_section(s)
     out += ["## Charts", ""]
     for path in charts:
         out += [f"![{_caption(path.stem)}](plots/{path.name})", "", f"*{_caption(path.stem)}*", ""]
+    for s in rest:
+        out += _markdown_section(s)
+    if study_text:
+        out += ["## Study definition", "", "```yaml", study_text.rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _markdown_section(s: Section) -> list[str]:
+    body = [markdown(s.table)] if s.table is not None else [f"{line}  " for line in s.lines]
+    return [f"## {s.title}", "", *body, ""]

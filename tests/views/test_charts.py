@@ -157,7 +157,7 @@ def test_every_chart_is_written(analysis: Analysis, tmp_path: Path) -> None:
     figures = chart_set(analysis, learning_curves(_data(), analysis.factors))
     assert set(figures) == {"coefficients", "pareto", "half_normal", "main_effects",
                             "interactions", "residuals", "learning_curves",
-                            "importance"}  # fmt: skip
+                            "importance", "spread"}  # fmt: skip
     for path in save_figures(figures, tmp_path, "svg"):
         assert path.read_text().lstrip().startswith("<?xml")
 

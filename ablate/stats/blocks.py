@@ -1,0 +1,157 @@
+"""Seeds as blocks: the replicate as a block shared by every cell, fixed and random.
+
+Replicate r of every cell trains with seed ``study.seed + r`` (the same initial draws where the
+models share shapes, the same data order), so a good or bad seed may lift or sink every cell of
+its replicate alike. Fitting the replicate as a *block* takes that shared part out of the noise
+the effects are judged against:
+
+- as a fixed effect: the model matrix plus sum-coded block columns (they average to zero over
+  the blocks, so the effects keep their meaning), with the block's ANOVA line (its extra sum of
+  squares given the factors), the residual SD with and without blocks, and the relative
+  efficiency of blocking (Fisher's degrees-of-freedom correction times the ratio of residual
+  variances: above 1, blocking paid for the degrees of freedom it took);
+- as a random intercept (statsmodels ``MixedLM``, REML): the variance components of the block
+  and of the residual and the intra-class correlation, the share of the seed-to-seed variance
+  that every cell of a replicate shares.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ablate.designs.matrix import FactorInfo, ModelMatrix, reference_grid
+from ablate.errors import AblateError
+from ablate.stats import estimates
+from ablate.stats.options import Options
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """The block, fitted fixed and random."""
+
+    column: str
+    levels: int
+    anova: dict[str, float]  # df, sum_sq, mean_sq, F, p: the block's line
+    resid_sd: float  # with blocks
+    resid_sd_unblocked: float
+    df_resid: int  # with blocks
+    relative_efficiency: float
+    effects: pd.DataFrame  # as Analysis.effects, with blocks in the model
+    mixed: dict[str, float] = field(default_factory=dict)  # block_var, resid_var, icc
+    notes: tuple[str, ...] = ()
+
+
+def check_block(frame: pd.DataFrame, column: str, factors: tuple[FactorInfo, ...]) -> None:
+    """A block must be a column, not a factor, with two or more values."""
+    if column in {f.name for f in factors}:
+        raise AblateError(f"--block {column} is a factor of the analysis; a block is not.")
+    if column not in frame.columns:
+        raise AblateError(
+            f"--block {column}: the table has no such column; a results folder's replicates are "
+            f"in 'replicate' (its columns: {', '.join(map(str, frame.columns))})."
+        )
+    if frame[column].isna().any():
+        raise AblateError(
+            f"--block {column}: {int(frame[column].isna().sum())} trials used have no {column}; "
+            "fill it in, or block on another column."
+        )
+    if frame[column].nunique(dropna=True) < 2:
+        raise AblateError(
+            f"--block {column}: every trial used has the same {column}, so there is no block "
+            "to fit; blocks need two or more replicates."
+        )
+
+
+def fit_blocks(
+    frame: pd.DataFrame, y: NDArray[np.float64], factors: tuple[FactorInfo, ...],
+    design: ModelMatrix, rss: float, df_resid: int, opts: Options,
+) -> Blocks:  # fmt: skip
+    """The block ``opts.block`` fitted beside ``design``, whose fit left ``rss`` on
+    ``df_resid`` degrees of freedom."""
+    from scipy import stats
+    from statsmodels.regression.linear_model import OLS
+
+    column = str(opts.block)
+    check_block(frame, column, factors)
+    block = frame[column].to_numpy()
+    levels = sorted(pd.unique(block).tolist())
+    X = design.matrix.to_numpy(dtype=float)
+    D = _sum_coded(block, levels)
+    Xb = np.column_stack([X, D])
+    df_b = len(y) - Xb.shape[1]
+    if np.linalg.matrix_rank(Xb) < Xb.shape[1] or df_b < 1:
+        raise AblateError(
+            f"--block {column}: the blocks cannot be told apart from the factors in these "
+            "trials (each block holds too few of the cells), or no degrees of freedom are left; "
+            "block on a column that every cell shares, or add replicates."
+        )
+    fitted = OLS(y, Xb).fit()
+    rss_b = float(fitted.ssr)
+    ss_block, df_block = max(rss - rss_b, 0.0), len(levels) - 1
+    mse_b = rss_b / df_b
+    f_block = (ss_block / df_block) / mse_b if mse_b > 0 else math.nan
+    line = {"df": df_block, "sum_sq": ss_block, "mean_sq": ss_block / df_block, "F": f_block,
+            "p": float(stats.f.sf(f_block, df_block, df_b)) if mse_b > 0 else math.nan}  # fmt: skip
+    mse_u = rss / df_resid if df_resid > 0 else math.nan
+    grid = reference_grid(factors)
+    rows = np.column_stack([design.rows(grid), np.zeros((len(grid), D.shape[1]))])
+    t_crit = float(stats.t.ppf(1 - opts.alpha / 2, df_b))
+    cov = np.asarray(fitted.cov_params(), dtype=float)
+    effects = estimates.effects(factors, grid, rows, np.asarray(fitted.params), cov, df_b,
+                                t_crit, opts)  # fmt: skip
+    notes: list[str] = []
+    mixed = _mixed(y, X, block, notes)
+    return Blocks(
+        column=column, levels=len(levels), anova=line, resid_sd=math.sqrt(mse_b),
+        resid_sd_unblocked=math.sqrt(mse_u) if mse_u == mse_u else math.nan, df_resid=df_b,
+        relative_efficiency=_relative_efficiency(df_b, df_resid, mse_b, mse_u),
+        effects=effects, mixed=mixed, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _sum_coded(block: np.ndarray, levels: list[Any]) -> NDArray[np.float64]:
+    """One column per block but the last: +1 in its block, −1 in the last, 0 elsewhere."""
+    last = block == levels[-1]
+    return np.column_stack([(block == v).astype(float) - last for v in levels[:-1]])
+
+
+def _relative_efficiency(df_b: int, df_u: int, mse_b: float, mse_u: float) -> float:
+    """How many unblocked trials one blocked trial is worth (Fisher's correction for the
+    degrees of freedom the blocks take: (df_b + 1)(df_u + 3) / ((df_b + 3)(df_u + 1)))."""
+    if not (mse_b > 0 and mse_u == mse_u and df_u > 0):
+        return math.nan
+    return (df_b + 1) * (df_u + 3) / ((df_b + 3) * (df_u + 1)) * mse_u / mse_b
+
+
+def _mixed(
+    y: NDArray[np.float64], X: NDArray[np.float64], block: np.ndarray, notes: list[str]
+) -> dict[str, float]:
+    """The block as a random intercept (REML): variance components and the ICC."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = MixedLM(y, X, groups=block).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            notes.append(f"the random-intercept model could not be fitted ({err}).")
+            return {}
+    block_var = max(float(np.asarray(result.cov_re)[0, 0]), 0.0)
+    resid_var = float(result.scale)
+    if any("boundary" in str(w.message) or "converge" in str(w.message) for w in caught):
+        notes.append(
+            "the random-intercept fit reached the boundary (a block variance of 0) or did not "
+            "fully converge: the blocks share little or nothing beyond noise."
+        )
+    total = block_var + resid_var
+    return {"block_var": block_var, "resid_var": resid_var,
+            "icc": block_var / total if total > 0 else math.nan}  # fmt: skip

@@ -1,0 +1,132 @@
+"""Seed sensitivity: which choices change how much results spread from seed to seed.
+
+With two or more replicates per cell, each cell's standard deviation across seeds is a
+response of its own. Its logarithm (Bartlett and Kendall 1946: ln s has nearly constant
+variance, about 1/(2(n − 1)), whatever the cell's true spread) is fitted on the factors' main
+effects over the cells, so a two-level factor's *dispersion effect* is the change in ln s
+from its low to its high level and exp(effect) the ratio of the spreads, with an interval.
+Beside it, for every factor, the Brown-Forsythe test (Levene's test on deviations from
+medians) of the within-cell deviations grouped by the factor's levels: it asks the same
+question without the log model, for factors of any number of levels. Each test's p values are
+adjusted over the factors (the analysis's ``--adjust``, Holm by default), and a factor is
+called *seed-sensitive* when either adjusted test rejects at α.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ablate.designs.matrix import FactorInfo, build_matrix, reference_grid
+from ablate.stats import estimates
+from ablate.stats.options import Options
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """Dispersion effects, Brown-Forsythe tests and the spread at every level."""
+
+    #: factor, low, high, ratio (of the SDs, high/low), ratio_low, ratio_high, p, p_adj, bf_F,
+    #: bf_p, bf_p_adj, seed_sensitive
+    table: pd.DataFrame
+    spread: pd.DataFrame  # factor, level, sd (pooled within cells), cells
+    cells_used: int
+
+
+def dispersion(
+    frame: pd.DataFrame, y: NDArray[np.float64], factors: tuple[FactorInfo, ...],
+    opts: Options, notes: list[str],
+) -> Dispersion | None:  # fmt: skip
+    """None where fewer than two cells have two or more replicates."""
+    names = [f.name for f in factors]
+    data = frame[names].copy()
+    data["_y"] = y
+    grouped = data.groupby(names, sort=False, observed=True)["_y"]
+    cells = grouped.agg(n="size", var="var").reset_index()
+    usable = cells[(cells["n"] > 1) & (cells["var"] > 0)].reset_index(drop=True)
+    if len(usable) < 2:
+        return None
+    deviation = y - grouped.transform("mean").to_numpy(float)
+    log_effects = _log_sd_effects(usable, factors, opts, notes)
+    rows = []
+    for f in factors:
+        row = {"factor": f.name, "low": "", "high": "", "ratio": math.nan,
+               "ratio_low": math.nan, "ratio_high": math.nan, "p": math.nan}  # fmt: skip
+        if f.name in log_effects.index:
+            e = log_effects.loc[f.name]
+            row.update(low=e["low"], high=e["high"], ratio=math.exp(e["effect"]),
+                       ratio_low=math.exp(e["ci_low"]), ratio_high=math.exp(e["ci_high"]),
+                       p=e["p"])  # fmt: skip
+        row["bf_F"], row["bf_p"] = _brown_forsythe(frame[f.name].to_numpy(), deviation, f)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.insert(7, "p_adj", estimates.adjust(table["p"].to_numpy(float), opts.adjust))
+    table["bf_p_adj"] = estimates.adjust(table["bf_p"].to_numpy(float), opts.adjust)
+    sensitive = (table["p_adj"] < opts.alpha) | (table["bf_p_adj"] < opts.alpha)
+    table["seed_sensitive"] = sensitive.fillna(False).astype(bool)
+    return Dispersion(table, _spread(usable, factors), len(usable))
+
+
+def _log_sd_effects(
+    cells: pd.DataFrame, factors: tuple[FactorInfo, ...], opts: Options, notes: list[str]
+) -> pd.DataFrame:
+    """Effects of the two-level factors on ln(cell SD), indexed by factor (empty where the
+    cells leave no degrees of freedom for intervals)."""
+    from scipy import stats
+    from statsmodels.regression.linear_model import OLS
+
+    z = 0.5 * np.log(cells["var"].to_numpy(float))  # ln s
+    design = build_matrix(cells, factors, "sum", 1, ())
+    X = design.matrix.to_numpy(dtype=float)
+    df = len(z) - X.shape[1]
+    if df < 1 or np.linalg.matrix_rank(X) < X.shape[1]:
+        notes.append(
+            f"dispersion effects: {len(cells)} cells with replicates are too few for a model of "
+            "ln(SD) on every factor; the Brown-Forsythe tests stand alone."
+        )
+        return pd.DataFrame(columns=["low", "high", "effect", "ci_low", "ci_high", "p"])
+    fitted = OLS(z, X).fit()
+    grid = reference_grid(factors)
+    t_crit = float(stats.t.ppf(1 - opts.alpha / 2, df))
+    table = estimates.effects(factors, grid, design.rows(grid), np.asarray(fitted.params),
+                              np.asarray(fitted.cov_params()), df, t_crit,
+                              Options(alpha=opts.alpha, adjust="none"))  # fmt: skip
+    return table.set_index("factor")
+
+
+def _brown_forsythe(
+    levels: np.ndarray, deviation: NDArray[np.float64], f: FactorInfo
+) -> tuple[float, float]:
+    """Levene's test (medians) of the within-cell deviations grouped by the factor's level."""
+    from scipy import stats
+
+    groups = [deviation[levels == v] for v in f.levels]
+    groups = [g for g in groups if len(g) > 1]
+    if len(groups) < 2 or all(np.ptp(g) == 0 for g in groups):
+        return math.nan, math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):  # no spread about the medians at all
+        result = stats.levene(*groups, center="median")
+    if not np.isfinite(result.statistic):
+        return math.nan, math.nan
+    return float(result.statistic), float(result.pvalue)
+
+
+def _spread(cells: pd.DataFrame, factors: tuple[FactorInfo, ...]) -> pd.DataFrame:
+    """The seed-to-seed SD at every level of every factor, pooled over its cells."""
+    rows = []
+    for f in factors:
+        for level in f.levels:
+            at = cells[cells[f.name] == level]
+            if not len(at):
+                continue
+            pooled = ((at["n"] - 1) * at["var"]).sum() / (at["n"] - 1).sum()
+            rows.append({"factor": f.name, "level": f.level_label(level),
+                         "sd": math.sqrt(pooled), "cells": len(at)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["factor", "level", "sd", "cells"])
