@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING
 from ablate.errors import AblateError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ablate.execution.runner import RunSummary
     from ablate.results import Results
     from ablate.stats.analysis import Analysis
+    from ablate.study import Study
 
 #: The environment variable naming the default storage URL.
 STORAGE_ENV = "ABLATE_STORAGE"
@@ -81,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     # the shell then sets SIGINT to "ignore", and Python would inherit that.
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    summary = run_study(
-        study,
-        storage_url=storage_url(args),
-        workers=args.workers,
-        workers_per_gpu=args.workers_per_gpu,
-        join=args.join,
-    )
+
+    def once(s: Study) -> RunSummary:
+        return run_study(s, storage_url=storage_url(args), workers=args.workers,
+                         workers_per_gpu=args.workers_per_gpu, join=args.join)  # fmt: skip
+
+    target = getattr(args, "until_halfwidth", None) or study.run.until_halfwidth
+    summary = _rounds(study, target, args, once) if target and not args.join else once(study)
     counts = f"{summary.complete}/{summary.total} complete"
     if summary.failed or summary.diverged:
         counts += f", {summary.failed} failed, {summary.diverged} diverged"
@@ -110,6 +114,22 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"Next: ablate analyze {summary.directory}")
     return 0
+
+
+def _rounds(
+    study: Study, target: float, args: argparse.Namespace, once: Callable[[Study], RunSummary]
+) -> RunSummary:
+    """``--until-halfwidth``: rounds of replicates, each round's widest interval printed."""
+    from ablate.results import load_results
+    from ablate.sequential.rounds import run_until
+    from ablate.stats.analysis import analyze
+
+    most = args.max_replicates or study.run.max_replicates
+    outcome = run_until(study, target, most, once,
+                        lambda d: analyze(load_results(d), importance=False),
+                        lambda line: print(line, flush=True))  # fmt: skip
+    print(outcome.reason)
+    return outcome.summary
 
 
 def status(args: argparse.Namespace) -> int:

@@ -37,6 +37,16 @@ def _run(sub: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true",
         help="make every check a run makes and show what it would do, without training",
     )  # fmt: skip
+    run.add_argument(
+        "--until-halfwidth", type=_positive_float, metavar="D",
+        help="add rounds of replicates until every effect's confidence interval is within ±D "
+        "(response units; default: the study's run.until_halfwidth)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-replicates", type=_positive, metavar="R",
+        help="the most replicates per run --until-halfwidth may reach (default: the study's "
+        "run.max_replicates, 10)",
+    )  # fmt: skip
     run.set_defaults(handler=commands.run, join=False)
 
 

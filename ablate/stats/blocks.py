@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -78,24 +78,13 @@ def fit_blocks(
     """The block ``opts.block`` fitted beside ``design``, whose fit left ``rss`` on
     ``df_resid`` degrees of freedom."""
     from scipy import stats
-    from statsmodels.regression.linear_model import OLS
 
     column = str(opts.block)
     check_block(frame, column, factors)
     block = frame[column].to_numpy()
     levels = sorted(pd.unique(block).tolist())
     X = design.matrix.to_numpy(dtype=float)
-    D = _sum_coded(block, levels)
-    Xb = np.column_stack([X, D])
-    df_b = len(y) - Xb.shape[1]
-    if np.linalg.matrix_rank(Xb) < Xb.shape[1] or df_b < 1:
-        raise AblateError(
-            f"--block {column}: the blocks cannot be told apart from the factors in these "
-            "trials (each block holds too few of the cells), or no degrees of freedom are left; "
-            "block on a column that every cell shares, or add replicates."
-        )
-    fitted = OLS(y, Xb).fit()
-    rss_b = float(fitted.ssr)
+    beta, cov_unit, rss_b, df_b = _within_blocks(X, y, block)
     ss_block, df_block = max(rss - rss_b, 0.0), len(levels) - 1
     mse_b = rss_b / df_b
     f_block = (ss_block / df_block) / mse_b if mse_b > 0 else math.nan
@@ -103,10 +92,8 @@ def fit_blocks(
             "p": float(stats.f.sf(f_block, df_block, df_b)) if mse_b > 0 else math.nan}  # fmt: skip
     mse_u = rss / df_resid if df_resid > 0 else math.nan
     grid = reference_grid(factors)
-    rows = np.column_stack([design.rows(grid), np.zeros((len(grid), D.shape[1]))])
     t_crit = float(stats.t.ppf(1 - opts.alpha / 2, df_b))
-    cov = np.asarray(fitted.cov_params(), dtype=float)
-    effects = estimates.effects(factors, grid, rows, np.asarray(fitted.params), cov, df_b,
+    effects = estimates.effects(factors, grid, design.rows(grid), beta, cov_unit * mse_b, df_b,
                                 t_crit, opts)  # fmt: skip
     notes: list[str] = []
     mixed = _mixed(y, X, block, notes)
@@ -118,10 +105,37 @@ def fit_blocks(
     )  # fmt: skip
 
 
-def _sum_coded(block: np.ndarray, levels: list[Any]) -> NDArray[np.float64]:
-    """One column per block but the last: +1 in its block, −1 in the last, 0 elsewhere."""
-    last = block == levels[-1]
-    return np.column_stack([(block == v).astype(float) - last for v in levels[:-1]])
+def _within_blocks(
+    X: NDArray[np.float64], y: NDArray[np.float64], block: np.ndarray
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, int]:
+    """The factors' fit with a block effect absorbed (Frisch-Waugh-Lovell: regress the
+    within-block deviations of y on those of X), without a column per block -- 100,000 trials
+    in 3,125 blocks fit in a second. Returns the coefficients (minimum-norm where the blocks
+    absorb the intercept: every effect, a contrast, is estimable all the same), their
+    covariance per unit of residual variance, the residual sum of squares and its df."""
+    codes = pd.factorize(block)[0]
+    counts = np.bincount(codes).astype(float)
+
+    def within(a: NDArray[np.float64]) -> NDArray[np.float64]:
+        means = np.stack([np.bincount(codes, weights=col) for col in a.T], axis=1) / counts[:, None]
+        return a - means[codes]
+
+    Xw, yw = within(X), within(y[:, None])[:, 0]
+    rank_x, rank_w = np.linalg.matrix_rank(X), np.linalg.matrix_rank(Xw)
+    ones = np.ones(len(y))
+    spans_intercept = np.linalg.norm(
+        ones - X @ np.linalg.lstsq(X, ones, rcond=None)[0]
+    ) < 1e-8 * len(y)
+    df = len(y) - rank_w - len(counts)
+    if rank_w < rank_x - int(spans_intercept) or df < 1:
+        raise AblateError(
+            "--block: the blocks cannot be told apart from the factors in these trials (each "
+            "block holds too few of the cells), or no degrees of freedom are left; block on a "
+            "column that every cell shares, or add replicates."
+        )
+    beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
+    resid = yw - Xw @ beta
+    return beta, np.linalg.pinv(Xw.T @ Xw), float(resid @ resid), int(df)
 
 
 def _relative_efficiency(df_b: int, df_u: int, mse_b: float, mse_u: float) -> float:

@@ -61,8 +61,8 @@ def dispersion(
                "ratio_low": math.nan, "ratio_high": math.nan, "p": math.nan}  # fmt: skip
         if f.name in log_effects.index:
             e = log_effects.loc[f.name]
-            row.update(low=e["low"], high=e["high"], ratio=math.exp(e["effect"]),
-                       ratio_low=math.exp(e["ci_low"]), ratio_high=math.exp(e["ci_high"]),
+            row.update(low=e["low"], high=e["high"], ratio=_exp(e["effect"]),
+                       ratio_low=_exp(e["ci_low"]), ratio_high=_exp(e["ci_high"]),
                        p=e["p"])  # fmt: skip
         row["bf_F"], row["bf_p"] = _brown_forsythe(frame[f.name].to_numpy(), deviation, f)
         rows.append(row)
@@ -72,6 +72,12 @@ def dispersion(
     sensitive = (table["p_adj"] < opts.alpha) | (table["bf_p_adj"] < opts.alpha)
     table["seed_sensitive"] = sensitive.fillna(False).astype(bool)
     return Dispersion(table, _spread(usable, factors), len(usable))
+
+
+def _exp(value: float) -> float:
+    """exp, infinite rather than an overflow for an interval of absurd width (a table of a few
+    cells whose spreads differ by orders of magnitude)."""
+    return math.inf if value > 700 else math.exp(value)
 
 
 def _log_sd_effects(

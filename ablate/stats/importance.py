@@ -14,7 +14,12 @@
 Optuna normalises its importances to sum to one over the factors; the linear share is
 normalised the same way so the three columns read alike. The evaluators run on an in-memory
 Optuna study built from the complete trials (``optuna.trial.create_trial``), in the
-direction of the response (lower or higher is better).
+direction of the response (lower or higher is better). A large table with many trials per
+cell (above :data:`CELL_MEANS_ABOVE` trials, ten or more per cell) is summarised first: the
+evaluators then see one trial per cell, its mean -- what a forest fitted to all the trials
+predicts for the cell anyway, and the best *cells* for PED-ANOVA rather than the seeds that
+came out best -- in a fraction of the time (on 100,000 trials of 32 cells, building the Optuna
+study alone took 7.6 s).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 
 PED_MIN_TRIALS = 10  # PED-ANOVA needs at least 5 trials in its top quantile (at most half)
 PED_TARGET_TRIALS = 8  # trials its top quantile should hold (Optuna's docs: at least 5)
+CELL_MEANS_ABOVE = 2000  # trials beyond which the evaluators see cell means (see the module)
 
 
 def ped_quantile(n: int) -> float:
@@ -61,8 +67,17 @@ def importance(
         }
     )
     notes: list[str] = []
-    study = _optuna_study(frame, y, factors, goal)
     names = [f.name for f in factors]
+    cells = frame[names].drop_duplicates()
+    if len(y) > CELL_MEANS_ABOVE and len(y) >= 10 * len(cells):
+        grouped = frame[names].assign(_y=y).groupby(names, sort=False, observed=True)
+        data = grouped["_y"].mean()
+        frame, y = data.index.to_frame(index=False), data.to_numpy(dtype=float)
+        notes.append(
+            f"importance: fANOVA and PED-ANOVA ran on the {len(y)} cell means, not on every "
+            "trial (many trials per cell; see ablate.stats.importance)."
+        )
+    study = _optuna_study(frame, y, factors, goal)
     fanova = _evaluate(study, "fanova", names, seed, len(y), notes)
     ped = _evaluate(study, "ped_anova", names, seed, len(y), notes)
     table["fanova"] = [fanova.get(n, math.nan) if fanova else math.nan for n in names]

@@ -124,5 +124,6 @@ def not_learned(a: Analysis) -> list[Section]:
                           "p (binomial)": rows["p"].map(fmt_p)})  # fmt: skip
     if table["p (binomial)"].eq("").all():
         table = table.drop(columns="p (binomial)")
-    title = f"Trials that did not learn (baseline {learned.value:.4g}; {learned.rule})"
+    title = (f"Trials that did not learn (baseline {learned.value:.4g}; the test is in the "
+             "design lines)")  # fmt: skip
     return [Section("not_learned", title, table)]

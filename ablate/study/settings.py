@@ -190,6 +190,13 @@ class RunSettings:
         10.0, "seconds between a running trial's signs of life (5 missed: it is lost)",
         minimum=0.05, maximum=3600,
     )  # fmt: skip
+    until_halfwidth: float | None = setting(
+        None, "add rounds of replicates until every effect's confidence interval is within "
+        "±this (response units; ablate run --until-halfwidth)", kind="float", above=0, none=True,
+    )  # fmt: skip
+    max_replicates: int = setting(
+        10, "the most replicates per run that until_halfwidth may reach", minimum=1, maximum=1000
+    )
     fuse: int | str = setting(
         "auto", "trials a worker trains at once as one compiled program (JAX): a group size, "
         "\"off\", or \"auto\" (on a GPU under JAX, up to 32; off on CPUs, where it is slower)",

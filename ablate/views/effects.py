@@ -88,7 +88,8 @@ def pareto_chart(a: Analysis) -> Figure:
             xytext=(4, -12), textcoords="offset points", fontsize="small",
         )  # fmt: skip
     ax.set_xlabel(f"|{kind}| of the standardised effect (dimensionless)")
-    ax.set_title(f"Pareto chart of effects on {a.response} (red: beyond the critical line)")
+    fig.suptitle(f"Pareto chart of effects on {a.response} (red: beyond the critical line)",
+                 fontsize="medium")  # fmt: skip
     ax.grid(axis="x", color="0.92")
     return fig
 

@@ -41,7 +41,9 @@ def importance_chart(a: Analysis) -> Figure:
     ax.set_yticks(y, list(table["factor"]))
     ax.set_xlim(0, 1)
     ax.set_xlabel("importance (share; each reading sums to 1 over the factors)")
-    ax.set_title(f"Importance of each factor for {a.response}, three readings of the same trials")
+    # A figure title, centred on the page rather than the axes, so that it is never cut off.
+    fig.suptitle(f"Importance of each factor for {a.response}, three readings of the same "
+                 "trials", fontsize="medium")  # fmt: skip
     ax.legend(loc="lower right", fontsize="small", frameon=False)
     ax.grid(axis="x", color="0.92")
     ax.set_axisbelow(True)  # grid lines behind the bars

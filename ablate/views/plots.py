@@ -52,7 +52,10 @@ def chart_set(
     the learning curves' metric and its unit; ``label_step``: the time step that carries the
     label, if the data says (marked in the attention over time).
     """
-    figures = {
+    figures = {}
+    if a.equivalence is not None and len(a.equivalence):  # the answer first: what matters
+        figures["equivalence"] = equivalence_chart(a)
+    figures |= {
         "coefficients": coefficient_chart(a),
         "pareto": pareto_chart(a),
         "half_normal": half_normal_plot(a),
@@ -64,8 +67,6 @@ def chart_set(
         del figures["interactions"]
     if a.importance is not None and len(a.importance):
         figures["importance"] = importance_chart(a)
-    if a.equivalence is not None and len(a.equivalence):
-        figures["equivalence"] = equivalence_chart(a)
     if a.dispersion is not None:
         figures["spread"] = spread_chart(a)
     if curves is not None:

@@ -114,6 +114,7 @@ def tables(draw: st.DrawFn) -> pd.DataFrame:
     if n and draw(st.booleans()):
         y = [y[0]] * n  # constant
     columns["y"] = y
+    columns["rep"] = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))  # a block
     return pd.DataFrame(columns)
 
 
@@ -121,17 +122,19 @@ def tables(draw: st.DrawFn) -> pd.DataFrame:
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(frame=tables(), suffix=st.sampled_from([".csv", ".parquet"]), fmt=st.sampled_from(
-    ["text", "json"]))  # fmt: skip
+    ["text", "json"]), extra=st.sampled_from([(), ("--margin", "0.5"), ("--block", "rep"),
+                                              ("--exclude-unlearned",)]))  # fmt: skip
 def test_any_table_is_analysed_or_refused_cleanly(
-    frame: pd.DataFrame, suffix: str, fmt: str, tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str],
+    frame: pd.DataFrame, suffix: str, fmt: str, extra: tuple[str, ...],
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     path = tmp_path_factory.mktemp("table") / f"t{suffix}"
     try:
         frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
     except (ValueError, TypeError, OverflowError):  # pyarrow cannot store a mixed column
         return
-    code = main(["analyze", str(path), "--factors", "a,b", "--response", "y", "--format", fmt])
+    code = main(["analyze", str(path), "--factors", "a,b", "--response", "y", "--format", fmt,
+                 *extra])  # fmt: skip
     err = capsys.readouterr().err
     from hypothesis import event
 

@@ -1,0 +1,1 @@
+"""Studies that grow: rounds of replicates added until the effects are precise enough."""
