@@ -25,6 +25,7 @@ from ablate.execution.planning import describe_slots, plan_workers
 from ablate.execution.pool import WorkerPool, export_queue
 from ablate.execution.preflight import checked_before_run
 from ablate.execution.progress import Progress
+from ablate.execution.watch import stopped_tally
 from ablate.results.files import SPOOL_DIR, prepare_results_dir, write_baselines
 from ablate.secrets import mask_url
 from ablate.storage.queue import TrialQueue, opened_queue
@@ -82,7 +83,11 @@ def run_study(
         if stopped and not interrupted:
             with contextlib.suppress(AblateError):  # the storage may be what failed
                 export_queue(queue, directory)
-            raise AblateError(stopped, pool.watch.detail if pool.tripped else "")
+            if pool.tripped:
+                left = queue.summary()
+                raise AblateError(stopped + stopped_tally(left.failed, left.waiting),
+                                  pool.watch.detail)  # fmt: skip
+            raise AblateError(stopped)
         export_queue(queue, directory)
         after = queue.summary()
     return RunSummary(

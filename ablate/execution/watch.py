@@ -83,12 +83,21 @@ class FailureWatch:
 
     def _message(self, error: str, count: int) -> str:
         cells = "; ".join(dict.fromkeys(self._labels))
-        rest = self.total - count
         return (
             f"the first {count} trials all failed with the same error: {error} (cells: "
             f"{cells}). A study whose trials fail alike cannot succeed as it is, so the run "
-            f"stopped instead of spending the other {rest} trial{'s' if rest != 1 else ''} "
-            "on it; they are back in the queue. Fix the cause (the first failure's traceback "
-            "is below; every one is in the traceback column of trials.parquet once final) and "
-            "run the same command again: it retries the failed trials and trains the rest."
+            "stopped."
         )
+
+
+def stopped_tally(failed: int, waiting: int) -> str:
+    """What the stop left, counted in storage after it (trials that fail in a blink may all
+    have failed before the workers heard of it), and the way out."""
+    back = (f"{waiting} trial{'s are' if waiting != 1 else ' is'} back in the queue, untrained"
+            if waiting else "no trial was left to hand back")  # fmt: skip
+    return (
+        f" {failed} trial{'s' if failed != 1 else ''} failed in all; {back}. Fix the cause (the "
+        "first failure's traceback is below; every one is in the traceback column of "
+        "trials.parquet) and run the same command again: it retries the failed trials and "
+        "trains the rest."
+    )

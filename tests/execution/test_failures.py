@@ -7,7 +7,7 @@ import io
 import pytest
 
 from ablate.execution.progress import Event, Progress
-from ablate.execution.watch import FailureWatch, signature, without_ablate_frames
+from ablate.execution.watch import FailureWatch, signature, stopped_tally, without_ablate_frames
 from ablate.training.failures import describe_exception, is_transient
 
 
@@ -64,7 +64,7 @@ def test_the_watch_trips_when_the_first_three_trials_fail_alike() -> None:
     same = [(k, "failed", "KeyError: width") for k in "abc"]
     message = _watch(*same)
     assert message is not None and "first 3 trials all failed" in message
-    assert "KeyError: width" in message and "other 5 trials" in message
+    assert "KeyError: width" in message and message.endswith("so the run stopped.")
     assert _watch(*same[:2]) is None  # not yet
     assert _watch(("a", "complete", None), *same) is None  # the study can succeed
     assert _watch(same[0], ("b", "failed", "ValueError: x"), same[2]) is None  # not alike
@@ -97,3 +97,11 @@ def test_progress_counts_a_retried_trial_once_and_never_past_the_total() -> None
     assert "2/2 done" in progress.status_line() and "1 requeued after failing" in (
         progress.status_line()
     )
+
+
+def test_the_stop_says_what_it_left_as_counted_after_it() -> None:
+    """Trials that fail in a blink may all have failed before the workers heard of the stop:
+    the message counts what storage holds, never what the stop hoped to save."""
+    assert "5 trials are back in the queue, untrained" in stopped_tally(3, 5)
+    assert " 1 trial failed in all; 1 trial is back" in stopped_tally(1, 1)
+    assert "8 trials failed in all; no trial was left to hand back" in stopped_tally(8, 0)

@@ -190,6 +190,9 @@ def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
     started = [e for e in queue.store.entries() if e.state != "waiting"]
     assert len(started) <= 5  # three failures, and each of 2 workers' next claim handed back
     assert queue.summary().complete == 0 and queue.summary().total == 8
+    summary = queue.summary()
+    assert f"{summary.failed} trials failed in all; {summary.waiting} trials are back" in \
+        " ".join(proc.stderr.split())  # fmt: skip
     del queue
     (tmp_path / "mybuilder.py").write_text(BUILDER.format(key="width"))  # the fix
     again = run_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
