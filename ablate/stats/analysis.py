@@ -41,6 +41,7 @@ from ablate.errors import AblateError
 from ablate.results import Results
 from ablate.stats import anova, equivalence, estimates, fit, learned, rows, screening
 from ablate.stats.blocks import fit_blocks
+from ablate.stats.bootstrap import cluster_bootstrap
 from ablate.stats.dispersion import dispersion
 from ablate.stats.findings import findings, interaction_hints
 from ablate.stats.importance import importance
@@ -88,7 +89,8 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
     analysis = _assemble(frame, y, label, opts, factors, design, excluded, notes)
     analysis.fit.update(goal=goal, baseline=verdicts.as_dict() if verdicts else None)
     analysis = replace(analysis, learned=verdicts)
-    analysis = _with_seeds(analysis, frame, y, bounds_of(response, task))
+    seed = results.study.seed if results.study is not None else 0
+    analysis = _with_seeds(analysis, frame, y, bounds_of(response, task), seed)
     return _with_importance(analysis, results, frame, y, goal)
 
 
@@ -109,9 +111,10 @@ def _learned_only(
 
 
 def _with_seeds(
-    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any]
-) -> Analysis:
-    """Blocks, dispersion, equivalence verdicts and the findings in words."""
+    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any],
+    seed: int,
+) -> Analysis:  # fmt: skip
+    """Blocks, dispersion, the bootstrap check, equivalence verdicts and the findings."""
     opts, notes = a.options, list(a.notes)
     blocks = None
     if opts.block:
@@ -125,7 +128,9 @@ def _with_seeds(
         df = blocks.df_resid if blocks is not None else a.fit["df_resid"]
         verdicts = equivalence.table(effects, a.pairwise, opts.margin, opts.alpha, df,
                                      a.fit["replicates_min"], a.fit["cells"])  # fmt: skip
-    a = replace(a, blocks=blocks, dispersion=spread, equivalence=verdicts, notes=tuple(notes))
+    checked = cluster_bootstrap(frame, y, a.factors, a.model_matrix, a.effects, opts, seed)
+    a = replace(a, blocks=blocks, dispersion=spread, equivalence=verdicts, bootstrap=checked,
+                notes=tuple(notes))  # fmt: skip
     hints: list[tuple[str, float]] = []
     if a.lack_of_fit is not None and opts.interactions == 1 and not opts.terms:
         hints = interaction_hints(frame, y, a.factors, a.fit["rss"], a.fit["df_resid"],
@@ -233,6 +238,8 @@ def _with_importance(
 
     seed = results.study.seed if results.study is not None else 0
     table, why = importance(frame, y, analysis.factors, analysis.anova, goal, seed)
+    if analysis.bootstrap is not None:  # the linear share's interval, from the same resamples
+        table = table.merge(analysis.bootstrap.importance, on="factor", how="left")
     return replace(analysis, importance=table, notes=(*analysis.notes, *why))
 
 

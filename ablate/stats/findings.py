@@ -35,6 +35,7 @@ def findings(a: Analysis, hints: list[tuple[str, float]], bounds: tuple) -> tupl
             f"beat {a.learned.value:.4g}, {a.learned.what})"
             + ("; left out of the fit." if a.excluded.get("did not learn") else ".")
         )
+    lines += _bootstrap_lines(a)
     lines += _lack_of_fit_line(a, hints)
     lines += _range_lines(a, bounds)
     return tuple(lines)
@@ -102,6 +103,20 @@ def _spread_words(row: pd.Series, alpha: float) -> str:
     if not math.isnan(row["bf_p"]):
         parts.append(f"Brown-Forsythe p = {row['bf_p']:.2g}, adjusted {row['bf_p_adj']:.2g}")
     return "; ".join(parts)
+
+
+def _bootstrap_lines(a: Analysis) -> list[str]:
+    b = a.bootstrap
+    if b is None or b.effects["agrees"].all():
+        return []
+    r = a.fit["replicates_min"]
+    parts = [f"{row.factor} (OLS [{row.ci_low:.3g}, {row.ci_high:.3g}], bootstrap "
+             f"[{row.boot_low:.3g}, {row.boot_high:.3g}])"
+             for row in b.effects[~b.effects["agrees"]].itertuples()]  # fmt: skip
+    few = (f"; with {r} replicates per cell the bootstrap's intervals run about "
+           f"{((r - 1) / r) ** 0.5:.0%} as wide as they should") if r < 5 else ""  # fmt: skip
+    return [f"the cluster bootstrap over seeds disagrees with OLS on {', '.join(parts)}: the "
+            f"normal model's intervals may mislead there{few}."]  # fmt: skip
 
 
 def _lack_of_fit_line(a: Analysis, hints: list[tuple[str, float]]) -> list[str]:

@@ -28,7 +28,8 @@ from ablate.stats.result import Analysis
 def sections(a: Analysis) -> list[Section]:
     """Every table of the analysis, formatted for reading, in report order."""
     out = [*seeds.findings(a), Section("design", "Design", lines=tuple(_design_lines(a)))]
-    for build in (_coefficients, _effects, seeds.equivalence, seeds.blocks, _design_sections,
+    for build in (_coefficients, _effects, seeds.equivalence, seeds.blocks, seeds.bootstrap,
+                  _design_sections,
                   _anova, _lack_of_fit, _means, _pairwise, _screening, _cells, seeds.dispersion,
                   _importance, seeds.not_learned):  # fmt: skip
         out += build(a)
@@ -173,13 +174,22 @@ def _importance(a: Analysis) -> list[Section]:
         return []
     table = pd.DataFrame(
         {
-            "factor": imp["factor"], "linear model": imp["linear"].map(_share),
+            "factor": imp["factor"], "linear model": _linear_shares(imp),
             "fANOVA": imp["fanova"].map(_share), "PED-ANOVA": imp["ped_anova"].map(_share),
         }
     )  # fmt: skip
-    title = ("Importance of each factor: the linear model beside Optuna's evaluators (each sums "
-             "to 1)")  # fmt: skip
+    title = ("Importance of each factor: the linear model (bootstrap 95% CI) beside Optuna's "
+             "evaluators")  # fmt: skip
     return [Section("importance", title, table)]
+
+
+def _linear_shares(imp: pd.DataFrame) -> list[str]:
+    """The linear shares, with their bootstrap intervals where the analysis has them."""
+    if "linear_low" not in imp:
+        return [_share(v) for v in imp["linear"]]
+    return [f"{_share(v)} [{_share(lo)}, {_share(hi)}]" if not math.isnan(lo) else _share(v)
+            for v, lo, hi in zip(imp["linear"], imp["linear_low"], imp["linear_high"],
+                                 strict=True)]  # fmt: skip
 
 
 def _share(value: float) -> str:

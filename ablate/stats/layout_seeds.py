@@ -127,3 +127,22 @@ def not_learned(a: Analysis) -> list[Section]:
     title = (f"Trials that did not learn (baseline {learned.value:.4g}; the test is in the "
              "design lines)")  # fmt: skip
     return [Section("not_learned", title, table)]
+
+
+def bootstrap(a: Analysis) -> list[Section]:
+    b = a.bootstrap
+    if b is None or not len(b.effects):
+        return []
+    e = b.effects
+    table = pd.DataFrame(
+        {
+            "factor": e["factor"], "effect": e["effect"].map(fmt_g),
+            f"OLS {a.confidence}% CI": fmt_cis(e),
+            "bootstrap 95% CI": [f"[{fmt_g(lo)}, {fmt_g(hi)}]" for lo, hi in
+                                 zip(e["boot_low"], e["boot_high"], strict=True)],
+            "agrees": e["agrees"].map(lambda v: "yes" if v else "NO"),
+        }
+    )  # fmt: skip
+    title = (f"Cluster bootstrap over seeds ({b.resamples} resamples of the replicates within "
+             "each cell), beside OLS")  # fmt: skip
+    return [Section("bootstrap", title, table)]

@@ -14,6 +14,7 @@ import pandas as pd
 from ablate.designs.aliases import Structure
 from ablate.designs.matrix import FactorInfo, ModelMatrix
 from ablate.stats.blocks import Blocks
+from ablate.stats.bootstrap import Bootstrap
 from ablate.stats.dispersion import Dispersion
 from ablate.stats.learned import Learned
 from ablate.stats.options import Options
@@ -53,6 +54,7 @@ class Analysis:
     blocks: Blocks | None = None  # --block: the replicate (or a column) as a block
     dispersion: Dispersion | None = None  # seed sensitivity, with replicates
     equivalence: pd.DataFrame | None = None  # --margin: TOST verdicts of effects and pairs
+    bootstrap: Bootstrap | None = None  # the cluster bootstrap's intervals beside OLS's
     findings: tuple[str, ...] = ()  # what the study found, in words, one line per factor
 
     @property

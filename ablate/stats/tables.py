@@ -23,7 +23,7 @@ TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
     "screening", "aliases", "correlations", "importance", "equivalence", "learned",
-    "blocked_effects", "dispersion", "spread",
+    "blocked_effects", "dispersion", "spread", "bootstrap",
 )  # fmt: skip
 
 
@@ -132,7 +132,8 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
         why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)",
                "equivalence": " (--margin D)", "blocked_effects": " (--block COLUMN)",
                "dispersion": " (it needs replicates)", "spread": " (it needs replicates)",
-               "learned": " (the response has no trivial baseline)"}  # fmt: skip
+               "learned": " (the response has no trivial baseline)",
+               "bootstrap": " (it needs 2+ trials in every cell)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
 
@@ -144,6 +145,7 @@ def _nested(a: Analysis) -> dict[str, pd.DataFrame | None]:
         "blocked_effects": a.blocks.effects if a.blocks is not None else None,
         "dispersion": a.dispersion.table if a.dispersion is not None else None,
         "spread": a.dispersion.spread if a.dispersion is not None else None,
+        "bootstrap": a.bootstrap.effects if a.bootstrap is not None else None,
     }
 
 
@@ -223,6 +225,13 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "equivalence": _records(a.equivalence),
         "blocks": _blocks(a),
         "dispersion": _dispersion(a),
+        "bootstrap": None
+        if a.bootstrap is None
+        else {
+            "resamples": a.bootstrap.resamples,
+            "effects": _records(a.bootstrap.effects),
+            "importance": _records(a.bootstrap.importance),
+        },
         "notes": list(a.notes),
     }
 

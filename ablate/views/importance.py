@@ -38,6 +38,13 @@ def importance_chart(a: Analysis) -> Figure:
         offset = (i - (len(present) - 1) / 2) * height
         ax.barh(y - offset, table[column].fillna(0.0), height=height * 0.95, color=color,
                 label=legend)  # fmt: skip
+        if column == "linear" and "linear_low" in table:  # the bootstrap interval
+            low, high = table["linear_low"], table["linear_high"]
+            err = np.vstack(
+                [(table[column] - low).clip(lower=0), (high - table[column]).clip(lower=0)]
+            )
+            ax.errorbar(table[column], y - offset, xerr=err.astype(float), fmt="none",
+                        ecolor="0.15", capsize=2, linewidth=1)  # fmt: skip
     ax.set_yticks(y, list(table["factor"]))
     ax.set_xlim(0, 1)
     ax.set_xlabel("importance (share; each reading sums to 1 over the factors)")

@@ -236,3 +236,52 @@ def test_findings_come_first_and_every_format_carries_them() -> None:
     assert data["blocks"]["anova"]["df"] == 3 and data["equivalence"]
     assert "verdict" in render(a, "csv", "equivalence").splitlines()[0]
     assert "Findings" in render(a, "markdown") and "Findings" in render(a, "latex")
+
+
+def _replicated(replicates: int, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for bn, act, r in itertools.product([False, True], ["relu", "elu", "tanh"], range(replicates)):
+        y = 0.5 - 0.03 * bn + {"relu": 0.0, "elu": 0.01, "tanh": 0.04}[act] + rng.normal(0, 0.01)
+        rows.append({"bn": bn, "act": act, "replicate": r, "y": y})
+    return pd.DataFrame(rows)
+
+
+def test_the_cluster_bootstrap_matches_a_brute_force_one_and_ols() -> None:
+    """Resampling trials within cells and refitting statsmodels' OLS on every trial gives the
+    same interval (to Monte Carlo error) as ablate's resampling of cell means; with 10
+    replicates both are close to the OLS interval."""
+    frame = _replicated(10)
+    a = analyze(_bare(frame), factors=("bn", "act"), response="y", importance=False)
+    row = a.bootstrap.effects.set_index("factor").loc["bn"]
+    rng = np.random.default_rng(9)
+    cells = [g for _, g in frame.groupby(["bn", "act"])]
+    effects = []
+    for _ in range(400):
+        sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in cells])
+        fit = smf.ols("y ~ C(bn) + C(act)", sample).fit()
+        effects.append(fit.params["C(bn)[T.True]"])
+    low, high = np.percentile(effects, [2.5, 97.5])
+    assert row["boot_high"] - row["boot_low"] == pytest.approx(high - low, rel=0.2)
+    assert row["boot_low"] == pytest.approx(low, abs=0.003)
+    assert row["agrees"] and (row["boot_high"] - row["boot_low"]) == pytest.approx(
+        row["ci_high"] - row["ci_low"], rel=0.25
+    )
+
+
+def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
+    """The bootstrap's shortcut: Type II sums of squares from cell means weighted by counts
+    equal the ones from every trial (the within-cell part cancels)."""
+    from ablate.designs.matrix import build_matrix, factor_infos
+    from ablate.stats.bootstrap import _linear_shares
+
+    frame = _replicated(3).iloc[:-1]  # unequal cells too
+    a = analyze(_bare(frame), factors=("bn", "act"), response="y")
+    cells = frame.groupby(["bn", "act"], sort=False)["y"].agg(["mean", "size"]).reset_index()
+    factors = factor_infos(frame, ["bn", "act"])
+    design = build_matrix(cells, factors, "treatment", 1, ())
+    shares = _linear_shares(design, factors, cells["size"].to_numpy(),
+                            cells[["mean"]].to_numpy())  # fmt: skip
+    assert shares[:, 0] == pytest.approx(a.importance["linear"].to_numpy(), rel=1e-9)
+    imp = a.importance.set_index("factor")
+    assert ((imp["linear_low"] <= imp["linear"]) & (imp["linear"] <= imp["linear_high"])).all()
