@@ -18,6 +18,7 @@ few replicates its intervals are narrower than they should be, and the text says
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,9 @@ def cluster_bootstrap(
     coding: Coding = "sum" if opts.coding == "sum" else "treatment"
     anova_design = build_matrix(cell_frame, factors, coding, opts.interactions, opts.terms)
     shares = _linear_shares(anova_design, factors, counts, means)
-    low, high = np.nanpercentile(shares, [2.5, 97.5], axis=1)
+    with warnings.catch_warnings():  # a response that never varies has no shares: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(shares, [2.5, 97.5], axis=1)
     importance = pd.DataFrame({"factor": names, "linear_low": low, "linear_high": high})
     return Bootstrap(means.shape[1], table, importance)
 
