@@ -24,15 +24,19 @@ def test_report_holds_every_table_and_chart(tiny_results: Path, tmp_path: Path) 
     report = write_report(results, analysis, tmp_path)
     page = report.html.read_text()
     for section in ("study", "design", "coefficients", "effects", "anova", "lack_of_fit",
-                    "marginal_means", "cells", "importance", "fit", "charts"):  # fmt: skip
+                    "marginal_means", "cells", "importance", "fit", "charts", "findings",
+                    "dispersion", "spread", "bootstrap"):  # fmt: skip
         assert f'id="{section}"' in page, section
+    # What the study found comes first, then the charts, the tables, and the study file last.
+    order = [page.index(f'id="{s}"') for s in ("findings", "charts", "design", "study")]
+    assert order == sorted(order)
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     stems = {p.stem for p in report.charts}
-    assert len(images) == len(report.charts) == 10  # 8 analysis charts + best + worst
-    assert {"learned_best", "learned_worst", "learning_curves", "importance"} <= stems
+    assert len(images) == len(report.charts) == 11  # 9 analysis charts + best + worst
+    assert {"learned_best", "learned_worst", "learning_curves", "importance", "spread"} <= stems
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch from a network
     md = report.markdown.read_text()
-    assert md.count("](plots/") == 10 and "## ANOVA" in md and "```yaml" in md
+    assert md.count("](plots/") == 11 and "## ANOVA" in md and "```yaml" in md
 
 
 @pytest.mark.slow
@@ -73,7 +77,7 @@ def test_the_html_report_loads_in_headless_chromium_with_every_image(
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
         )
-        assert len(images) == 10
+        assert len(images) == 11
         assert all(done and width > 0 for done, width in images)
         tables = driver.execute_script("return document.querySelectorAll('table').length")
         assert tables >= 6
