@@ -78,3 +78,17 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
     line = "  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))
     body = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, "-" * len(line), *body])
+
+
+def epoch_clock(keras: Any, times: list[float]) -> Any:
+    """A Keras callback that appends every epoch's wall seconds to ``times``."""
+    import time
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            times.append(time.perf_counter() - self.start)
+
+    return EpochClock()

@@ -26,14 +26,13 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench._machine import describe_machine, save  # noqa: E402
+from bench._machine import describe_machine, epoch_clock, save  # noqa: E402
 
 
 def main() -> None:
@@ -95,17 +94,9 @@ def _plain_fit(study: Any, dataset: Any, cell: Any) -> dict[str, Any]:
     model.compile(optimizer=keras.optimizers.Adam(study.training.learning_rate),
                   loss=keras.losses.BinaryCrossentropy())  # fmt: skip
     times: list[float] = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            times.append(time.perf_counter() - self.t)
-
     x = dataset.x_train
     model.fit(x, x, batch_size=study.training.batch_size, epochs=study.training.epochs,
-              verbose=0, callbacks=[Clock()])  # fmt: skip
+              verbose=0, callbacks=[epoch_clock(keras, times)])  # fmt: skip
     return {"path": "plain fit", **_steady(times, len(x), 1)}
 
 

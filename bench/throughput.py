@@ -240,19 +240,13 @@ def _baseline_trial(
 ) -> tuple[list[float], float]:
     """The reference's way: fit on NumPy arrays, then evaluate; per-epoch wall times
     (waits for the turn included: the caller takes them off)."""
+    from bench._machine import epoch_clock
+
     model = _baseline_model(keras, study, spec, data.input_shape)
     times: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            times.append(time.perf_counter() - self.start)
-
     x = data.x_train
     model.fit(x, x, batch_size=study.training.batch_size, epochs=study.training.epochs,
-              verbose=0, callbacks=[EpochTimer(), lockstep])  # fmt: skip
+              verbose=0, callbacks=[epoch_clock(keras, times), lockstep])  # fmt: skip
     start = time.perf_counter()
     model.evaluate(data.x_test, data.x_test, verbose=0)
     return times, time.perf_counter() - start

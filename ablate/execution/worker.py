@@ -121,17 +121,18 @@ def claim_fusable(
     :mod:`~ablate.training.fusion`): those that fuse with the first one claimed; the others
     are handed back at once."""
     if size == 1:
-        taken = queue.claim(identity)
-        return [taken] if taken is not None else []
+        return _claim_one(queue, identity)
     claims = queue.claim_group(identity, size)
-    if not claims:
-        return []
-    key = group_key(study, claims[0].spec)
-    kept = [c for c in claims if group_key(study, c.spec) == key]
-    for c in claims:
-        if group_key(study, c.spec) != key:
-            queue.release(c)
-    return kept
+    keys = [group_key(study, c.spec) for c in claims]
+    for claim, key in zip(claims, keys, strict=True):
+        if key != keys[0]:
+            queue.release(claim)
+    return [c for c, key in zip(claims, keys, strict=True) if key == keys[0]]
+
+
+def _claim_one(queue: TrialQueue, identity: WorkerIdentity) -> list[Claim]:
+    taken = queue.claim(identity)
+    return [taken] if taken is not None else []
 
 
 def serve(
@@ -148,12 +149,7 @@ def serve(
     while waiting for trials running elsewhere, every ``idle`` seconds."""
     trained = 0
     next_check = 0.0
-
-    def one() -> list[Claim]:
-        taken = queue.claim(identity)
-        return [taken] if taken is not None else []
-
-    take = claim or one
+    take = claim or (lambda: _claim_one(queue, identity))
     while True:
         if time.monotonic() >= next_check:
             for label in queue.recover_lost():

@@ -57,6 +57,9 @@ class ModelSpec:
     input_doc: str = ""  # those dimensions in words
     exclusive: tuple[tuple[str, str], ...] = ()  # parameters that cannot both be in use
     fused: str = ""  # "module:function" building one model for a fused group of its cells
+    #: Levels of fusable parameters that still change the model's variables: a cell at one
+    #: of them fuses only with its own replicates.
+    unfusable_levels: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     @property
     def default_task(self) -> str:
@@ -151,6 +154,7 @@ VAE = ModelSpec(
     name="vae",
     target="ablate.models.vae:build_vae",
     fused="ablate.models.vae:build_fused_vae",
+    unfusable_levels=(("attention", ("stn",)),),  # a spatial transformer has weights of its own
     doc="the reference study's dense convolutional variational autoencoder (model-spec.md)",
     tasks=("reconstruction",),
     input_rank=3,

@@ -9,6 +9,7 @@ synced, and renamed over the old one, which stays intact until the new one is co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from importlib import metadata
@@ -62,10 +63,7 @@ def write_baselines(directory: Path, dataset: str, baselines: dict[str, Baseline
     """Save the task's trivial baselines on the study's data, for the analysis to compare."""
     payload = {
         "dataset": dataset,
-        "responses": {
-            k: {"value": b.value, "what": b.what, "examples": b.examples}
-            for k, b in baselines.items()
-        },
+        "responses": {k: dataclasses.asdict(b) for k, b in baselines.items()},
     }
     write_atomic(directory / BASELINES_FILE, (json.dumps(payload, indent=2) + "\n").encode())
 

@@ -23,6 +23,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ablate.stats.precision import replicates_for
+
 #: More replicates than this are not worth naming: the verdict is out of reach.
 _MOST = 1000
 
@@ -83,24 +85,18 @@ def _to_decide(
     t quantiles use the degrees of freedom the added trials bring (``runs`` per replicate)."""
     from scipy import stats
 
-    df_resid, replicates, runs = now
-    if not (math.isfinite(se) and se > 0 and replicates >= 1):
+    df_resid, replicates, _ = now
+    if not (math.isfinite(se) and se > 0 and replicates >= 1 and df_resid > 0):
         return None
-    gaps = [(abs(est), 1 - alpha / 2), (margin - abs(est), 1 - alpha)]  # (distance, quantile)
-    best = None
-    for gap, q in gaps:
-        if gap <= 0:
-            continue
-        r = replicates
-        for _ in range(20):  # the df grow with r: a few rounds settle it
-            df = df_resid + (r - replicates) * runs
-            need = replicates * (float(stats.t.ppf(q, max(df, 1))) * se / gap) ** 2
-            nxt = max(math.ceil(need), replicates + 1)
-            if nxt == r:
-                break
-            r = nxt
-        best = r if best is None else min(best, r)
-    return best if best is not None and best <= _MOST else None
+    found = []
+    for gap, q in ((abs(est), 1 - alpha / 2), (margin - abs(est), 1 - alpha)):  # (distance, level)
+        if gap > 0:
+
+            def critical(df: float, q: float = q) -> float:
+                return float(stats.t.ppf(q, df))
+
+            found.append(replicates_for(critical(df_resid) * se, critical, now, gap, _MOST))
+    return min((r for r in found if r is not None), default=None)
 
 
 def summary_line(name: str, row: pd.Series, alpha: float) -> str:

@@ -178,8 +178,8 @@ def _importance(a: Analysis) -> list[Section]:
             "fANOVA": imp["fanova"].map(_share), "PED-ANOVA": imp["ped_anova"].map(_share),
         }
     )  # fmt: skip
-    title = ("Importance of each factor: the linear model (bootstrap 95% CI) beside Optuna's "
-             "evaluators")  # fmt: skip
+    interval = " (bootstrap 95% CI)" if "linear_low" in imp else ""
+    title = f"Importance of each factor: the linear model{interval} beside Optuna's evaluators"
     return [Section("importance", title, table)]
 
 

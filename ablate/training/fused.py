@@ -89,7 +89,8 @@ def train_group(
         program.write_back(members)
     except Exception as err:
         return [_failed(m, err) for m in members]
-    return [_result(keras, study, m, dataset, program, build_seconds) for m in members]
+    described = program.describe()  # once for the group: every member records the same
+    return [_result(keras, study, m, dataset, described, build_seconds) for m in members]
 
 
 def _member(
@@ -124,7 +125,7 @@ def _failed(member: Member, err: Exception) -> TrialResult:
 
 
 def _result(
-    keras: Any, study: Study, m: Member, dataset: Dataset, program: Program, build: float
+    keras: Any, study: Study, m: Member, dataset: Dataset, fused: dict[str, Any], build: float
 ) -> TrialResult:
     """A trained member's record, as :func:`~ablate.training.trial.train_trial` makes it."""
     history = m.attempt.history
@@ -141,7 +142,7 @@ def _result(
         result = finish_trial(keras, study, m.model, dataset, y_test, m.attempt, common)
     except Exception as err:
         return _failed(m, err)
-    return replace(result, details={**result.details, "fused": program.describe()})
+    return replace(result, details={**result.details, "fused": fused})
 
 
 @dataclass

@@ -20,9 +20,6 @@ from ablate.training import backend
 #: The group size "auto" takes on a GPU (the reference grid's 32 cells in one program).
 AUTO_GROUP = 32
 
-#: Levels of fusable parameters that still change a model's variables.
-_UNFUSABLE_LEVELS = {"attention": ("stn",)}
-
 
 def group_size(study: Study) -> int:
     """How many trials a worker claims and trains at once (1: no fusing)."""
@@ -42,9 +39,10 @@ def group_key(study: Study, spec: TrialSpec) -> Hashable:
     if not model.fused:
         return tuple(sorted(levels.items()))
     kept = {}
+    apart = dict(model.unfusable_levels)
     for name, level in levels.items():
         parameter = model.parameter(name)
         fusable = parameter is not None and parameter.fusable
-        if not fusable or level in _UNFUSABLE_LEVELS.get(name, ()):
+        if not fusable or level in apart.get(name, ()):
             kept[name] = level
     return tuple(sorted(kept.items()))
