@@ -42,9 +42,9 @@ from ablate.results import Results
 from ablate.stats import anova, equivalence, estimates, fit, learned, rows, screening
 from ablate.stats.blocks import fit_blocks
 from ablate.stats.bootstrap import cluster_bootstrap
-from ablate.stats.dispersion import dispersion
+from ablate.stats.dispersion import box_meyer, dispersion
 from ablate.stats.findings import findings, interaction_hints
-from ablate.stats.importance import importance
+from ablate.stats.importance import importance, model_intervals
 from ablate.stats.options import ADJUSTMENTS, Options, check_options, merge
 from ablate.stats.result import Analysis
 from ablate.tasks import bounds_of, goal_of
@@ -122,6 +122,9 @@ def _with_seeds(
                             a.fit["df_resid"], opts)  # fmt: skip
         notes += blocks.notes
     spread = dispersion(frame, y, a.factors, opts, notes)
+    unreplicated = spread is None and a.fit["df_resid"] > 0 and a.cells["n"].max() == 1
+    residual = a.residuals["residual"].to_numpy(dtype=float)
+    by_residuals = box_meyer(a.residuals, residual, a.factors, opts) if unreplicated else None
     verdicts = None
     if opts.margin is not None:
         effects = blocks.effects if blocks is not None else a.effects
@@ -129,8 +132,8 @@ def _with_seeds(
         verdicts = equivalence.table(effects, a.pairwise, opts.margin, opts.alpha, df,
                                      a.fit["replicates_min"], a.fit["cells"])  # fmt: skip
     checked = cluster_bootstrap(frame, y, a.factors, a.model_matrix, a.effects, opts, seed)
-    a = replace(a, blocks=blocks, dispersion=spread, equivalence=verdicts, bootstrap=checked,
-                notes=tuple(notes))  # fmt: skip
+    a = replace(a, blocks=blocks, dispersion=spread, box_meyer=by_residuals,
+                equivalence=verdicts, bootstrap=checked, notes=tuple(notes))  # fmt: skip
     hints: list[tuple[str, float]] = []
     if a.lack_of_fit is not None and opts.interactions == 1 and not opts.terms:
         hints = interaction_hints(frame, y, a.factors, a.fit["rss"], a.fit["df_resid"],
@@ -237,9 +240,13 @@ def _with_importance(
         return replace(analysis, notes=tuple(notes))
 
     seed = results.study.seed if results.study is not None else 0
-    table, why = importance(frame, y, analysis.factors, analysis.anova, goal, seed)
-    if analysis.bootstrap is not None:  # the linear share's interval, from the same resamples
-        table = table.merge(analysis.bootstrap.importance, on="factor", how="left")
+    boot = analysis.bootstrap
+    table, why = importance(frame, y, analysis.factors, analysis.anova, goal, seed,
+                            replicated=boot is not None)  # fmt: skip
+    if boot is not None:  # every reading's interval, from the same resamples
+        models = model_intervals(boot.cells, boot.means, analysis.factors, goal, seed)
+        table = table.merge(boot.importance, on="factor", how="left")
+        table = table.merge(models, on="factor", how="left")
     return replace(analysis, importance=table, notes=(*analysis.notes, *why))
 
 

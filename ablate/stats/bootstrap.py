@@ -41,6 +41,8 @@ class Bootstrap:
     resamples: int
     effects: pd.DataFrame  # factor, effect, ci_low, ci_high, boot_low, boot_high, agrees
     importance: pd.DataFrame  # factor, linear, linear_low, linear_high
+    cells: pd.DataFrame  # one row per cell: its factor levels
+    means: NDArray[np.float64]  # (cells, resamples): each cell's mean in every resample
 
 
 def cluster_bootstrap(
@@ -78,7 +80,7 @@ def cluster_bootstrap(
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.nanpercentile(shares, [2.5, 97.5], axis=1)
     importance = pd.DataFrame({"factor": names, "linear_low": low, "linear_high": high})
-    return Bootstrap(means.shape[1], table, importance)
+    return Bootstrap(means.shape[1], table, importance, cell_frame, means)
 
 
 def _resampled_means(

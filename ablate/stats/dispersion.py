@@ -136,3 +136,39 @@ def _spread(cells: pd.DataFrame, factors: tuple[FactorInfo, ...]) -> pd.DataFram
             rows.append({"factor": f.name, "level": f.level_label(level),
                          "sd": math.sqrt(pooled), "cells": len(at)})  # fmt: skip
     return pd.DataFrame(rows, columns=["factor", "level", "sd", "cells"])
+
+
+def box_meyer(
+    frame: pd.DataFrame, residual: NDArray[np.float64], factors: tuple[FactorInfo, ...],
+    opts: Options,
+) -> pd.DataFrame | None:  # fmt: skip
+    """Dispersion effects of an unreplicated design from the location model's residuals.
+
+    Box and Meyer (1986): for a two-level factor, F* = ln(S²₊ / S²₋), the log ratio of the
+    residuals' variance at its high level to that at its low level. Under no dispersion effect
+    F* is near 0, with variance about 2/(n₊ − 1) + 2/(n₋ − 1) (each ln S² has variance about
+    2/df); the p value from that normal approximation is rough -- the residuals share the
+    location fit -- and is adjusted over the factors like every other family. Rows: factor,
+    low, high, sd_low, sd_high, f_star, p, p_adj, spread_differs. None where no factor has two
+    levels or the residuals hold no spread.
+    """
+    from scipy import stats
+
+    rows = []
+    for f in (f for f in factors if f.two_level):
+        levels = frame[f.name].to_numpy()
+        low, high = residual[levels == f.low], residual[levels == f.high]
+        if min(len(low), len(high)) < 3 or min(low.var(ddof=1), high.var(ddof=1)) <= 0:
+            continue
+        f_star = math.log(high.var(ddof=1) / low.var(ddof=1))
+        z = f_star / math.sqrt(2 / (len(high) - 1) + 2 / (len(low) - 1))
+        rows.append({"factor": f.name, "low": f.level_label(f.low),
+                     "high": f.level_label(f.high), "sd_low": float(low.std(ddof=1)),
+                     "sd_high": float(high.std(ddof=1)), "f_star": f_star,
+                     "p": float(2 * stats.norm.sf(abs(z)))})  # fmt: skip
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    table["p_adj"] = estimates.adjust(table["p"].to_numpy(float), opts.adjust)
+    table["spread_differs"] = table["p_adj"] < opts.alpha
+    return table

@@ -4,7 +4,8 @@ Each factor is one of: *helps* or *hurts* (its interval clear of 0, with the eff
 interval; "raises"/"lowers" where the response has no better direction), *equivalent within
 ±D* (with ``--margin``), *inconclusive* (with the replicates that would decide it), or, for a
 factor of three or more levels, *matters* (its ANOVA test) with its best level; a factor whose
-spread across seeds changes with its level is also *seed-sensitive*. Then: how many trials
+spread across seeds changes with its level is also *seed-sensitive* (run once per cell: its
+residuals spread more at one level, by the Box-Meyer statistic). Then: how many trials
 did not learn, a warning where lack of fit is significant (with the two-factor interactions
 the data point to), and a flag where an interval leaves the values the response can take.
 """
@@ -48,6 +49,12 @@ def _factor_line(a: Analysis, f: FactorInfo) -> str:
         row = a.dispersion.table.set_index("factor").loc[f.name]
         if row["seed_sensitive"]:
             line += "; seed-sensitive (" + _spread_words(row, alpha) + ")"
+    if a.box_meyer is not None and f.name in set(a.box_meyer["factor"]):
+        row = a.box_meyer.set_index("factor").loc[f.name]
+        if row["spread_differs"]:
+            line += (f"; results spread more at {row['high'] if row['f_star'] > 0 else row['low']}"
+                     f" (Box-Meyer F* = {row['f_star']:+.2f}, residual SD {row['sd_low']:.3g} "
+                     f"→ {row['sd_high']:.3g}, adjusted p ≈ {row['p_adj']:.2g})")  # fmt: skip
     return line
 
 

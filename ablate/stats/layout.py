@@ -31,6 +31,7 @@ def sections(a: Analysis) -> list[Section]:
     for build in (_coefficients, _effects, seeds.equivalence, seeds.blocks, seeds.bootstrap,
                   _design_sections,
                   _anova, _lack_of_fit, _means, _pairwise, _screening, _cells, seeds.dispersion,
+                  seeds.box_meyer,
                   _importance, seeds.not_learned):  # fmt: skip
         out += build(a)
     out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
@@ -174,21 +175,22 @@ def _importance(a: Analysis) -> list[Section]:
         return []
     table = pd.DataFrame(
         {
-            "factor": imp["factor"], "linear model": _linear_shares(imp),
-            "fANOVA": imp["fanova"].map(_share), "PED-ANOVA": imp["ped_anova"].map(_share),
+            "factor": imp["factor"], "linear model": _shares(imp, "linear"),
+            "fANOVA": _shares(imp, "fanova"), "PED-ANOVA": _shares(imp, "ped_anova"),
         }
     )  # fmt: skip
-    interval = " (bootstrap 95% CI)" if "linear_low" in imp else ""
-    title = f"Importance of each factor: the linear model{interval} beside Optuna's evaluators"
+    interval = " (bootstrap 95% CIs)" if "linear_low" in imp else ""
+    title = f"Importance of each factor{interval}: the linear model beside Optuna's evaluators"
     return [Section("importance", title, table)]
 
 
-def _linear_shares(imp: pd.DataFrame) -> list[str]:
-    """The linear shares, with their bootstrap intervals where the analysis has them."""
-    if "linear_low" not in imp:
-        return [_share(v) for v in imp["linear"]]
-    return [f"{_share(v)} [{_share(lo)}, {_share(hi)}]" if not math.isnan(lo) else _share(v)
-            for v, lo, hi in zip(imp["linear"], imp["linear_low"], imp["linear_high"],
+def _shares(imp: pd.DataFrame, column: str) -> list[str]:
+    """One reading's shares, with their bootstrap intervals where the analysis has them."""
+    if f"{column}_low" not in imp:
+        return [_share(v) for v in imp[column]]
+    return [f"{_share(v)} [{_share(lo)}, {_share(hi)}]"
+            if not (math.isnan(lo) or math.isnan(v)) else _share(v)
+            for v, lo, hi in zip(imp[column], imp[f"{column}_low"], imp[f"{column}_high"],
                                  strict=True)]  # fmt: skip
 
 

@@ -115,6 +115,24 @@ def dispersion(a: Analysis) -> list[Section]:
     return [Section("dispersion", title, table), spread]
 
 
+def box_meyer(a: Analysis) -> list[Section]:
+    bm = a.box_meyer
+    if bm is None:
+        return []
+    table = pd.DataFrame(
+        {
+            "factor": bm["factor"], "low → high": bm["low"] + " → " + bm["high"],
+            "residual SD low": bm["sd_low"].map(fmt_g), "high": bm["sd_high"].map(fmt_g),
+            "F* = ln(S²high/S²low)": bm["f_star"].map(lambda v: f"{v:+.3f}"),
+            "p adj (approx.)": bm["p_adj"].map(fmt_p),
+            "spread differs": bm["spread_differs"].map(lambda v: "yes" if v else ""),
+        }
+    )  # fmt: skip
+    title = ("Dispersion effects from the residuals (Box-Meyer; unreplicated, so the spread "
+             f"is across cells, not seeds; p adjusted: {a.options.adjust})")  # fmt: skip
+    return [Section("box_meyer", title, table)]
+
+
 def not_learned(a: Analysis) -> list[Section]:
     learned = a.learned
     if learned is None or not learned.not_learned:

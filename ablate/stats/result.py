@@ -53,6 +53,7 @@ class Analysis:
     learned: Learned | None = None  # every trial against the trivial baseline
     blocks: Blocks | None = None  # --block: the replicate (or a column) as a block
     dispersion: Dispersion | None = None  # seed sensitivity, with replicates
+    box_meyer: pd.DataFrame | None = None  # unreplicated: dispersion from residuals (F*)
     equivalence: pd.DataFrame | None = None  # --margin: TOST verdicts of effects and pairs
     bootstrap: Bootstrap | None = None  # the cluster bootstrap's intervals beside OLS's
     findings: tuple[str, ...] = ()  # what the study found, in words, one line per factor

@@ -23,7 +23,7 @@ TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
     "screening", "aliases", "correlations", "importance", "equivalence", "learned",
-    "blocked_effects", "dispersion", "spread", "bootstrap",
+    "blocked_effects", "dispersion", "spread", "box_meyer", "bootstrap",
 )  # fmt: skip
 
 
@@ -133,7 +133,8 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
                "equivalence": " (--margin D)", "blocked_effects": " (--block COLUMN)",
                "dispersion": " (it needs replicates)", "spread": " (it needs replicates)",
                "learned": " (the response has no trivial baseline)",
-               "bootstrap": " (it needs 2+ trials in every cell)"}  # fmt: skip
+               "bootstrap": " (it needs 2+ trials in every cell)",
+               "box_meyer": " (it needs an unreplicated design with residual df)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
 
@@ -225,6 +226,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "equivalence": _records(a.equivalence),
         "blocks": _blocks(a),
         "dispersion": _dispersion(a),
+        "box_meyer": _records(a.box_meyer),
         "bootstrap": None
         if a.bootstrap is None
         else {

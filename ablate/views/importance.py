@@ -38,8 +38,8 @@ def importance_chart(a: Analysis) -> Figure:
         offset = (i - (len(present) - 1) / 2) * height
         ax.barh(y - offset, table[column].fillna(0.0), height=height * 0.95, color=color,
                 label=legend)  # fmt: skip
-        if column == "linear" and "linear_low" in table:  # the bootstrap interval
-            low, high = table["linear_low"], table["linear_high"]
+        if f"{column}_low" in table:  # the bootstrap interval
+            low, high = table[f"{column}_low"], table[f"{column}_high"]
             err = np.vstack(
                 [(table[column] - low).clip(lower=0), (high - table[column]).clip(lower=0)]
             )

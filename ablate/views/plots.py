@@ -67,7 +67,7 @@ def chart_set(
         del figures["interactions"]
     if a.importance is not None and len(a.importance):
         figures["importance"] = importance_chart(a)
-    if a.dispersion is not None:
+    if a.dispersion is not None or a.box_meyer is not None:
         figures["spread"] = spread_chart(a)
     if curves is not None:
         figures["learning_curves"] = learning_curve_plot(*curves, a.factors, *metric)

@@ -34,7 +34,8 @@ _CAPTIONS = {
     "and PED-ANOVA, on the same trials.",
     "equivalence": "Equivalence: every effect against the margin (the shaded band); thick bars "
     "inside the band are negligible, thin bars clear of 0 are real.",
-    "spread": "Seed sensitivity: the spread across seeds at every level of every factor.",
+    "spread": "Seed sensitivity: the spread across seeds at every level of every factor (run "
+    "once per cell: the residuals' spread, Box-Meyer).",
 }
 
 

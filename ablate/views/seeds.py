@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from ablate.stats.analysis import Analysis
 from ablate.views.style import MUTED, PLAIN, SIGNIFICANT, figure, level_colors
@@ -48,24 +49,39 @@ def equivalence_chart(a: Analysis) -> Figure:
 
 
 def spread_chart(a: Analysis) -> Figure:
-    """The seed-to-seed SD at every level of every factor (pooled within cells); the factors
-    whose level changes the spread (seed-sensitive) titled in red."""
-    d = a.dispersion
-    assert d is not None
-    factors = [f for f in a.factors if f.name in set(d.spread["factor"])]
+    """The SD at every level of every factor -- across seeds (pooled within cells) with
+    replicates, of the residuals (Box-Meyer) without -- the factors whose level changes the
+    spread titled in red."""
+    spread, flags, (label, flag, title) = _spread_data(a)
+    factors = [f for f in a.factors if f.name in set(spread["factor"])]
     fig = figure(2.6)
     axes = np.atleast_1d(fig.subplots(1, len(factors), sharey=True))
-    sensitive = dict(zip(d.table["factor"], d.table["seed_sensitive"], strict=True))
     for ax, f in zip(axes, factors, strict=True):
-        rows = d.spread[d.spread["factor"] == f.name]
+        rows = spread[spread["factor"] == f.name]
         colors = level_colors(f)
         ax.bar(rows["level"], rows["sd"], color=[colors.get(lv, PLAIN) for lv in rows["level"]])
-        flagged = bool(sensitive.get(f.name))
-        ax.set_title(f.name + (" (seed-sensitive)" if flagged else ""), fontsize="small",
+        flagged = bool(flags.get(f.name))
+        ax.set_title(f.name + (f" ({flag})" if flagged else ""), fontsize="small",
                      color=SIGNIFICANT if flagged else "black")  # fmt: skip
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
         ax.grid(axis="y", color="0.92")
-    axes[0].set_ylabel(f"SD across seeds ({a.response})")
-    fig.suptitle(f"Seed-to-seed spread by level ({d.cells_used} cells with replicates)",
-                 fontsize="medium")  # fmt: skip
+    axes[0].set_ylabel(f"{label} ({a.response})")
+    fig.suptitle(title, fontsize="medium")
     return fig
+
+
+def _spread_data(a: Analysis) -> tuple[pd.DataFrame, dict[str, bool], tuple[str, str, str]]:
+    """(factor, level, sd) rows, which factors are flagged, and the chart's words."""
+    d, bm = a.dispersion, a.box_meyer
+    if d is not None:
+        flags = dict(zip(d.table["factor"], d.table["seed_sensitive"], strict=True))
+        return d.spread, flags, ("SD across seeds", "seed-sensitive",
+                                 f"Seed-to-seed spread by level ({d.cells_used} cells with "
+                                 "replicates)")  # fmt: skip
+    assert bm is not None
+    rows = [{"factor": r.factor, "level": level, "sd": sd} for r in bm.itertuples()
+            for level, sd in ((r.low, r.sd_low), (r.high, r.sd_high))]  # fmt: skip
+    flags = dict(zip(bm["factor"], bm["spread_differs"], strict=True))
+    return pd.DataFrame(rows), flags, ("residual SD", "spread differs",
+                                       "Spread of the residuals by level (Box-Meyer; one run "
+                                       "per cell)")  # fmt: skip

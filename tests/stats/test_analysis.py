@@ -25,9 +25,17 @@ from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
 from ablate.errors import AblateError
 from ablate.results import Results
-from ablate.stats.analysis import analyze
+from ablate.stats.analysis import Analysis
+from ablate.stats.analysis import analyze as _analyze
 from ablate.stats.screening import lenth_pse
 from ablate.stats.tables import render
+
+
+def analyze(results: Results, **options: Any) -> Analysis:
+    """The analysis without the importance evaluators, which tests/stats/test_importance.py
+    and test_seeds.py check (here they would only cost time)."""
+    return _analyze(results, **{"importance": False, **options})
+
 
 ACTS = ["elu", "relu", "selu", "sigmoid"]
 TRUE_COEF = {"batch_norm": -0.02, "dropout": -0.01, "spatial_attention": -0.005,
@@ -299,7 +307,7 @@ def test_failed_and_diverged_trials_are_left_out_and_counted() -> None:
 
 
 def test_every_output_format() -> None:
-    a = analyze(_bare(_grid(replicates=2)), factors=FACTORS, interactions=2)
+    a = _analyze(_bare(_grid(replicates=2)), factors=FACTORS, interactions=2)
     data = json.loads(render(a, "json"))
     assert {"coefficients", "effects", "anova", "fit", "marginal_means", "pairwise"} <= set(data)
     first = data["coefficients"][0]

@@ -119,7 +119,7 @@ def tables(draw: st.DrawFn) -> pd.DataFrame:
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(frame=tables(), suffix=st.sampled_from([".csv", ".parquet"]), fmt=st.sampled_from(
     ["text", "json"]), extra=st.sampled_from([(), ("--margin", "0.5"), ("--block", "rep"),

@@ -285,3 +285,84 @@ def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
     assert shares[:, 0] == pytest.approx(a.importance["linear"].to_numpy(), rel=1e-9)
     imp = a.importance.set_index("factor")
     assert ((imp["linear_low"] <= imp["linear"]) & (imp["linear"] <= imp["linear_high"])).all()
+
+
+def _four_factors(seed: int = 6) -> pd.DataFrame:
+    """16 cells x 3 replicates: a strong, b and c equal and weak, d nothing."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a, b, c, d, r in itertools.product([0, 1], [0, 1], [0, 1], [0, 1], range(3)):
+        y = 1.0 * a + 0.2 * b + 0.2 * c + rng.normal(0, 0.1)
+        rows.append({"a": a, "b": b, "c": c, "d": d, "replicate": r, "y": y})
+    return pd.DataFrame(rows)
+
+
+def test_fanova_and_ped_anova_get_intervals_that_separate_signal_from_noise() -> None:
+    """The strong factor's fANOVA interval lies above every other's; the two equal factors'
+    intervals overlap (they are not ranked as if their order were signal)."""
+    a = analyze(_bare(_four_factors()), factors=("a", "b", "c", "d"), response="y")
+    imp = a.importance.set_index("factor")
+    assert imp.loc["a", "fanova_low"] > imp.loc[["b", "c", "d"], "fanova_high"].max()
+    assert imp.loc["b", "fanova_low"] < imp.loc["c", "fanova_high"]
+    assert imp.loc["c", "fanova_low"] < imp.loc["b", "fanova_high"]
+    assert imp.loc["d", "fanova_low"] < 0.02
+    assert imp[["ped_anova_low", "ped_anova_high"]].notna().all().all()
+    assert "bootstrap 95% CIs" in render(a, "text", "importance")
+
+
+def test_model_intervals_evaluate_optunas_own_ped_anova_on_each_resample() -> None:
+    """Resamples that all equal the cell means give a zero-width PED-ANOVA interval at
+    exactly what Optuna's evaluator says of a study of those cell means."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+    from optuna.trial import create_trial
+
+    from ablate.designs.matrix import factor_infos
+    from ablate.stats.importance import model_intervals, ped_quantile
+
+    frame = _four_factors()
+    names = ["a", "b", "c", "d"]
+    cells = frame.groupby(names, as_index=False)["y"].mean()
+    means = np.repeat(cells[["y"]].to_numpy(), 12, axis=1)
+    table = model_intervals(cells[names], means, factor_infos(frame, names), "min")
+    study = optuna.create_study()
+    dist = {n: CategoricalDistribution([0, 1]) for n in names}
+    for row in cells.itertuples(index=False):
+        params = {n: int(getattr(row, n)) for n in names}
+        study.add_trial(create_trial(params=params, distributions=dist, value=row.y))
+    evaluator = PedAnovaImportanceEvaluator(target_quantile=ped_quantile(len(cells)))
+    expected = get_param_importances(study, evaluator=evaluator)
+    table = table.set_index("factor")
+    for n in names:
+        assert table.loc[n, "ped_anova_low"] == pytest.approx(expected[n], abs=1e-12)
+        assert table.loc[n, "ped_anova_high"] == pytest.approx(expected[n], abs=1e-12)
+
+
+def test_box_meyer_finds_the_factor_that_widens_an_unreplicated_designs_spread() -> None:
+    """A 2^5 run once: e quadruples the noise's SD. F* = ln(S²+/S²−) of statsmodels' own
+    main-effects residuals (Box and Meyer 1986), and only e's spread differs."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for a_, b, c, d, e in itertools.product([0, 1], repeat=5):
+        y = 2.0 * a_ - 1.0 * b + rng.normal(0, 0.1 * (4 if e else 1))
+        rows.append({"a": a_, "b": b, "c": c, "d": d, "e": e, "y": y})
+    frame = pd.DataFrame(rows)
+    a = analyze(_bare(frame), factors=tuple("abcde"), response="y", importance=False)
+    assert a.dispersion is None and a.box_meyer is not None
+    resid = smf.ols("y ~ C(a) + C(b) + C(c) + C(d) + C(e)", frame).fit().resid
+    table = a.box_meyer.set_index("factor")
+    for f in "abcde":
+        high, low = resid[frame[f] == 1], resid[frame[f] == 0]
+        assert table.loc[f, "f_star"] == pytest.approx(np.log(high.var() / low.var()), rel=1e-9)
+    assert table["spread_differs"].to_dict() == {f: f == "e" for f in "abcde"}
+    assert any(line.startswith("e: no clear effect") and "Box-Meyer" in line
+               for line in a.findings)  # fmt: skip
+    assert "Dispersion effects from the residuals" in render(a)
+    assert to_dict(a)["box_meyer"][4]["factor"] == "e"
+    from ablate.views.seeds import spread_chart
+
+    fig = spread_chart(a)
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c", "d", "e (spread differs)"]
+    heights = [p.get_height() for p in fig.axes[4].patches]
+    assert heights == pytest.approx([resid[frame["e"] == 0].std(), resid[frame["e"] == 1].std()])
