@@ -122,6 +122,19 @@ def check_keywords(
             )
 
 
+def protocol_arguments(function: Callable[..., Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``protocol`` that ``function`` takes by name (all of them if it takes
+    ``**kwargs``, or where its signature cannot be read): ablate passes ``seed``,
+    ``input_shape``, ``report`` ... only to functions that ask for them."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return protocol
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return protocol
+    return {k: v for k, v in protocol.items() if k in signature.parameters}
+
+
 def call_user(function: Callable[..., Any], what: str, /, **kwargs: Any) -> Any:
     """Call a user's function; an exception it raises becomes an :class:`AblateError` that
     names ``what`` failed and carries the function's own traceback frames."""

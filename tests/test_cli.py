@@ -83,6 +83,7 @@ def test_ctrl_c_then_rerun_finishes_exactly_the_missing_trials(tmp_path: Path) -
     assert (kept.to_numpy() == done["finished_at"].to_numpy()).all()
 
 
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_analyze_a_bare_csv_with_every_option(tmp_path: Path) -> None:
     rows = []
     for r, bn, act in itertools.product(range(2), [True, False], ["relu", "elu", "selu"]):

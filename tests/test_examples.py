@@ -63,3 +63,56 @@ def test_the_readme_user_classifier_example_runs_end_to_end(tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr
     page = (results / "report.html").read_text()
     assert "confusion matrix" in page.lower() and 'id="chart-learned_best"' in page
+
+
+def _copy_example(name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "examples" / name, folder, ignore=shutil.ignore_patterns("results"))
+    return folder
+
+
+def _run_analyse_report(folder: Path, study: str) -> tuple[pd.DataFrame, str]:
+    """`ablate run`, `analyze` and `report` in the example's folder, as its README says."""
+    run = _ablate("run", "study.yaml", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    assert f"{study}: 48/48 complete" in run.stdout
+    analysis = _ablate("analyze", f"results/{study}", cwd=folder)
+    assert analysis.returncode == 0, analysis.stderr
+    report = _ablate("report", f"results/{study}", cwd=folder)
+    assert report.returncode == 0, report.stderr
+    page = (folder / "results" / study / "report.html").read_text()
+    assert "Findings" in page and 'id="chart-learning_curves"' in page
+    return pd.read_parquet(folder / "results" / study / "trials.parquet"), " ".join(
+        analysis.stdout.split()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ABLATE.exists(), reason="needs the installed `ablate` command")
+def test_the_sklearn_example_trains_with_its_own_function_and_beats_its_baselines(
+    tmp_path: Path,
+) -> None:
+    folder = _copy_example("sklearn", tmp_path)
+    trials, words = _run_analyse_report(folder, "digits-mlp")
+    assert (trials["status"] == "complete").all()
+    assert (trials["test_accuracy"] > 0.1019 + 0.6).all()  # far above the majority class
+    assert (trials["test_log_loss"] < 2.3025 / 2).all()
+    assert "0 trials did not learn" in words
+    assert "hidden: 64 helps" in words and "alpha: equivalent within ±0.01" in words
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ABLATE.exists(), reason="needs the installed `ablate` command")
+def test_the_pytorch_example_trains_with_its_own_loop_and_beats_its_baselines(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch", reason="PyTorch is not installed (.ci/run installs its CPU build)")
+    folder = _copy_example("pytorch", tmp_path)
+    trials, words = _run_analyse_report(folder, "mnist-cnn")
+    assert (trials["status"] == "complete").all()
+    assert (trials["test_accuracy"] > 0.099 + 0.5).all()
+    assert (trials["test_loss"] < 2.2999 / 2).all()
+    assert trials["backend"].eq("torch").all()
+    assert "0 trials did not learn" in words and "batch_norm: true helps" in words
+    epochs = pd.read_parquet(folder / "results" / "mnist-cnn" / "epochs.parquet")
+    assert len(epochs) == 48 * 3 and epochs[["train_loss", "test_accuracy"]].notna().all().all()

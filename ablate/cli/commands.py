@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     # the shell then sets SIGINT to "ignore", and Python would inherit that.
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # SIGTERM (SLURM before a time limit or preemption, scancel, kill) stops it the same way
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def once(s: Study) -> RunSummary:
         return run_study(s, storage_url=storage_url(args), workers=args.workers,
@@ -130,6 +132,37 @@ def _rounds(
                         lambda line: print(line, flush=True))  # fmt: skip
     print(outcome.reason)
     return outcome.summary
+
+
+def submit(args: argparse.Namespace) -> int:
+    """``ablate submit --slurm``: checks, the queue filled, a job array of workers submitted."""
+    from ablate.cluster.slurm import SlurmOptions, sbatch_path, sbatch_script
+    from ablate.cluster.slurm import submit as sbatch
+    from ablate.execution.preflight import checked_before_run
+    from ablate.execution.runner import enqueue_study
+    from ablate.study import load_study
+
+    study = load_study(args.study)
+    options = SlurmOptions(array=args.array, workers_per_task=args.workers_per_task,
+                           partition=args.partition, gpus_per_task=args.gpus_per_task,
+                           time=args.time, storage_url=storage_url(args))  # fmt: skip
+    script = sbatch_script(study, Path(args.study), options)
+    if args.dry_run:
+        checked_before_run(study)
+        print(script, end="")
+        return 0
+    sbatch_path()  # before anything is queued: no SLURM here is a clear error
+    directory, summary = enqueue_study(study, options.storage_url)
+    path = directory / "slurm-job.sh"
+    path.write_text(script)
+    (directory / "logs").mkdir(exist_ok=True)  # sbatch writes the tasks' output there
+    job = sbatch(path)
+    print(f"{study.name}: {summary.waiting} trials waiting, {summary.complete}/{summary.total} "
+          f"complete; submitted job array {job} ({options.array} tasks of "
+          f"{options.workers_per_task} worker(s)), script {path}.\n"
+          f"Watch it: ablate status {directory} (squeue -j {job}); cancel a task: scancel "
+          f"{job}_0. When it is done: ablate analyze {directory}")  # fmt: skip
+    return 0
 
 
 def status(args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Factorial ablation studies of Keras models, with OLS effect analysis.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_run, _worker, _status, _export, _analyze, _plot, _doctor, _plan, _report):
+    for add in (_run, _worker, _submit, _status, _export, _analyze, _plot, _doctor, _plan,
+                _report):  # fmt: skip
         add(sub)
     return parser
 
@@ -58,6 +59,44 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     _storage_option(worker)
     _worker_options(worker)
     worker.set_defaults(handler=commands.run, join=True, dry_run=False)
+
+
+def _submit(sub: argparse._SubParsersAction) -> None:
+    submit = sub.add_parser(
+        "submit", help="check a study, queue its trials and submit its workers to a cluster "
+        "(SLURM: a job array of `ablate worker`)",
+    )  # fmt: skip
+    submit.add_argument("study", help="study file (YAML), e.g. studies/quick.yaml")
+    submit.add_argument(
+        "--slurm",
+        action="store_true",
+        required=True,
+        help="submit to SLURM with sbatch (the scheduler ablate supports)",
+    )
+    submit.add_argument(
+        "--array",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="array tasks, each a group of workers on one node (default 2)",
+    )
+    submit.add_argument(
+        "--workers-per-task",
+        type=_positive,
+        default=1,
+        metavar="W",
+        help="workers (and CPUs) per task (default 1)",
+    )
+    submit.add_argument("--partition", metavar="P", help="the SLURM partition")
+    submit.add_argument("--gpus-per-task", type=_positive, metavar="G", help="GPUs per task")
+    submit.add_argument("--time", metavar="T", help="each task's time limit (SLURM's format)")
+    _storage_option(submit)
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="make the checks and print the sbatch script, without submitting",
+    )
+    submit.set_defaults(handler=commands.submit)
 
 
 def _status(sub: argparse._SubParsersAction) -> None:

@@ -49,7 +49,8 @@ def dry_run(
     )
     head = (
         f"{study.source}: the study file is valid. {runs} x {study.replicates} replicate(s) = "
-        f"{n_trials} trials of {study.training.epochs} epoch(s)."
+        f"{n_trials} trials"
+        + (f" of {study.planned_epochs} epoch(s)." if study.planned_epochs else ".")
     )
     try:
         checked = preflight(study)
@@ -65,8 +66,7 @@ def dry_run(
     baseline = checked.baselines.get(response)
     lines = [
         head,
-        f"Task {study.task} with the {study.model.builder} model on {checked.data}.",
-        f"Model: {checked.model}, and runs forward on training examples.",
+        *_what_trains(study, checked.data, checked.model),
         f"Response {response} ({better} is better)"
         + (
             f"; a model that learned nothing scores {baseline.value:.4g} ({baseline.what})."
@@ -79,6 +79,13 @@ def dry_run(
         "Every check passed: `ablate run` would start training.",
     ]
     return DryRun("\n".join(lines))
+
+
+def _what_trains(study: Study, data: str, model: str) -> list[str]:
+    if study.trainer is not None:
+        return [f"Trained by {model}; it takes every factor."]
+    return [f"Task {study.task} with the {study.model.builder} model on {data}.",
+            f"Model: {model}, and runs forward on training examples."]  # fmt: skip
 
 
 def describe_design(study: Study) -> list[str]:

@@ -35,10 +35,12 @@ from ablate.data import Dataset, check_dataset, read_dataset
 from ablate.errors import AblateError
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
-from ablate.targets import user_code_error
+from ablate.targets import check_keywords, user_code_error
 from ablate.tasks import Baseline
 from ablate.training import backend
 from ablate.training.trial import build_model
+from ablate.training.user import PROTOCOL as USER_PROTOCOL
+from ablate.training.user import training_function
 
 #: Training examples the first cell's model is run forward on.
 PROBE_EXAMPLES = 4
@@ -56,10 +58,34 @@ class Checked:
 def preflight(study: Study, *, build: bool = True) -> Checked:
     """Resolve and exercise what the study names (see the module), all in this process;
     raises AblateError."""
+    if study.trainer is not None:
+        return check_trainer(study)
     check_fuse(study)
     data = check_data(study)
     model = check_model(study, sample(data)) if build else ""
     return Checked(data.describe(), study.task_spec.baselines(data), model)
+
+
+def check_trainer(study: Study) -> Checked:
+    """A study trained by the user's function: import it and check its signature against the
+    keywords ablate passes (``trainer.options``, the factors; ``seed`` and ``report`` where it
+    names them). Nothing trains: the function's data and model are its own."""
+    import_beside(study)
+    assert study.trainer is not None
+    target = study.trainer.function
+    options = tuple(name for name, _ in study.trainer.options)
+    factors = study.factor_names
+    try:
+        check_keywords(
+            training_function(target), role="the training function", target=target,
+            given=(*options, *factors), protocol=USER_PROTOCOL,
+            origin=lambda n: " (a factor)" if n in factors else " (in trainer.options)",
+        )  # fmt: skip
+    except AblateError as err:
+        raise AblateError(f"{study.source or study.name}: trainer: {err}", err.detail) from None
+    responses = ", ".join(r.name for r in study.responses)
+    return Checked("the data your training function loads", study.task_spec.baselines(),
+                   f"{target} (your training function, returning {responses})")  # fmt: skip
 
 
 def check_fuse(study: Study) -> None:
@@ -181,6 +207,8 @@ def checked_before_run(study: Study) -> Checked:
     """:func:`preflight`: the data here, the model in a child process unless Keras is
     imported here already."""
     import_beside(study)  # also for the workers this process spawns later
+    if study.trainer is not None:
+        return check_trainer(study)
     check_fuse(study)
     data = check_data(study)
     checked = Checked(data.describe(), study.task_spec.baselines(data))

@@ -182,7 +182,7 @@ class Progress:
             *([f"{self._retrying} requeued after failing"] if self._retrying else []),
             f"elapsed {_clock(elapsed)}",
             f"ETA {_clock(eta) if eta is not None else '–'}",
-            f"{rate:,.0f} img/s",
+            *([f"{rate:,.0f} img/s"] if self.images else []),  # none: a training function
         ]
         return " · ".join(parts)
 
@@ -253,8 +253,10 @@ def describe_status(study: str, summary: Summary, stale_after: float) -> str:
     for run in summary.running:
         w, beat = run.worker, run.heartbeat
         age = now - beat["time"] if "time" in beat else None
-        where = f"{w.get('host', '?')} pid {w.get('pid', '?')} ({w.get('name', '?')})"
-        epoch = f"epoch {beat.get('epoch', 0)}/{beat.get('epochs', '?')}"
+        where = f"{w.get('host', '?')} pid {w.get('pid', '?')} ({w.get('name', '?')}"
+        where += f", SLURM job {w['slurm']})" if w.get("slurm") else ")"
+        epoch = f"epoch {beat.get('epoch', 0)}" + (f"/{beat['epochs']}" if beat.get("epochs")
+                                                    else "")  # fmt: skip
         if beat.get("values"):
             epoch += f" ({_values(beat['values'])})"
         heard = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"

@@ -28,6 +28,7 @@ from ablate.execution.progress import Progress
 from ablate.execution.watch import stopped_tally
 from ablate.results.files import SPOOL_DIR, prepare_results_dir, write_baselines
 from ablate.secrets import mask_url
+from ablate.storage.outcomes import Summary
 from ablate.storage.queue import TrialQueue, opened_queue
 from ablate.storage.spool import import_spool
 from ablate.study.grid import expand_trials
@@ -73,9 +74,7 @@ def run_study(
     if join:  # a study that was never started: say so before checking anything else
         with opened_queue(study, storage_url, create=False):
             pass
-    checked = checked_before_run(study)  # before any worker starts: a mistake costs seconds
-    directory = prepare_results_dir(with_table(study), storage_url)  # the design's runs listed
-    write_baselines(directory, checked.data, checked.baselines)
+    directory = _checked_folder(study, storage_url)
     with opened_queue(study, storage_url, create=not join) as queue:
         progress = _prepare(queue, directory, join, stream, live)
         pool, interrupted = _supervise(queue, storage_url, workers, workers_per_gpu, progress)
@@ -95,6 +94,25 @@ def run_study(
         failed=after.failed, diverged=after.diverged, trained=progress.finished_now,
         seconds=time.monotonic() - start, workers=len(pool.slots), interrupted=interrupted,
     )  # fmt: skip
+
+
+def enqueue_study(study: Study, storage_url: str | None = None) -> tuple[Path, Summary]:
+    """Everything ``ablate run`` does before its workers start, for workers elsewhere
+    (``ablate submit``): the checks, the results folder, and every unfinished trial in the
+    queue (failed ones once more). Returns the folder and where the study stands."""
+    directory = _checked_folder(study, storage_url)
+    with opened_queue(study, storage_url, create=True) as queue:
+        queue.populate(expand_trials(queue.study), retry_failed=True)
+        return directory, queue.summary()
+
+
+def _checked_folder(study: Study, storage_url: str | None) -> Path:
+    """The checks before a run (a mistake costs seconds, not a study), then the results
+    folder with the study as run (the design's runs listed) and its baselines."""
+    checked = checked_before_run(study)
+    directory = prepare_results_dir(with_table(study), storage_url)
+    write_baselines(directory, checked.data, checked.baselines)
+    return directory
 
 
 def _prepare(

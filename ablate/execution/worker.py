@@ -37,6 +37,7 @@ from ablate.training import backend
 from ablate.training.fused import train_group
 from ablate.training.fusion import group_key, group_size
 from ablate.training.trial import train_trial
+from ablate.training.user import train_with_function
 
 Reporter = Callable[[Event], None]
 
@@ -102,10 +103,12 @@ def work(
     it can take over any of them whose worker dies.
     """
 
-    backend.import_keras()  # once per worker, so that no trial's time includes it
-    dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
+    dataset = None  # a training function loads its own data
+    if study.trainer is None:
+        backend.import_keras()  # once per worker, so that no trial's time includes it
+        dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
     trainer = _Trainer(study, queue, dataset, identity, report, stops or StopRequests())
-    size = group_size(study)
+    size = group_size(study) if study.trainer is None else 1
 
     def claim() -> list[Claim]:
         return claim_fusable(queue, identity, study, size)
@@ -179,7 +182,7 @@ class _Trainer:
 
     def run(self, claims: list[Claim]) -> None:
         """Train claimed trials -- one, or a fused group -- with heartbeats; record each."""
-        name, epochs = self.identity.name, self.study.training.epochs
+        name, epochs = self.identity.name, self.study.planned_epochs or 0
         for claim in claims:
             spec = claim.spec
             self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
@@ -202,6 +205,10 @@ class _Trainer:
             self._record(claim, result)
 
     def _train(self, claims: list[Claim], lives: list[_Live]) -> list[Any]:
+        if self.study.trainer is not None:  # the user's function: one trial at a time
+            stopping = lambda: self.stops.requested_at is not None  # noqa: E731
+            return [train_with_function(self.study, claims[0].spec, on_epoch=lives[0].epoch,
+                                        stop_requested=stopping)]  # fmt: skip
         if len(claims) == 1:  # a group of one trains as any single trial does
             live = lives[0]
             return [train_trial(self.study, claims[0].spec, self.dataset, on_epoch=live.epoch,
@@ -246,7 +253,7 @@ class _Live:
     def __init__(self, trainer: _Trainer, claim: Claim, beat: Heartbeat) -> None:
         self._t, self._claim, self._beat = trainer, claim, beat
         self._seen = 0  # training examples reported within the current epoch
-        self._n_train = len(trainer.dataset.x_train)
+        self._n_train = len(trainer.dataset.x_train) if trainer.dataset is not None else 0
 
     def progress(self, images: int) -> None:
         spec = self._claim.spec
@@ -263,7 +270,7 @@ class _Live:
         t.report(
             Event(
                 "epoch", t.identity.name, spec.cell.label, spec.replicate, epoch=record.epoch,
-                epochs=t.study.training.epochs, images=max(self._n_train - self._seen, 0),
+                epochs=t.study.planned_epochs or 0, images=max(self._n_train - self._seen, 0),
                 values=shown,
             )
         )  # fmt: skip

@@ -18,14 +18,13 @@ user's builder as ``"package.module:function"``; it then receives ``model.option
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ablate.errors import AblateError
 from ablate.parameters import Parameter, find
-from ablate.targets import check_keywords, import_target, is_target
+from ablate.targets import check_keywords, import_target, is_target, protocol_arguments
 
 if TYPE_CHECKING:
     from ablate.data import Dataset
@@ -135,19 +134,8 @@ class ModelSpec:
         }
         if n_classes is not None:
             protocol["n_classes"] = n_classes
-        accepted = _accepted(function, protocol)
+        accepted = protocol_arguments(function, protocol)
         return function(**accepted, **{**self.defaults(), **parameters})
-
-
-def _accepted(function: Callable[..., Any], protocol: dict[str, Any]) -> dict[str, Any]:
-    """The protocol arguments ``function`` takes (all of them if it takes ``**kwargs``)."""
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return protocol
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        return protocol
-    return {k: v for k, v in protocol.items() if k in signature.parameters}
 
 
 VAE = ModelSpec(

@@ -136,7 +136,8 @@ def value_columns(records: list[Record], study: Study) -> list[str]:
     class: test_recall_0, test_recall_1, …, in numeric order), then the training loss."""
     declared = list(study.task_spec.result_columns)
     extra = {c for r in records for c in r.result.values} - {*declared, "train_loss"}
-    return [*declared, *sorted(extra, key=_natural), "train_loss"]
+    last = [] if study.trainer is not None else ["train_loss"]  # a function reports its own
+    return [*declared, *sorted(extra, key=_natural), *last]
 
 
 def epochs_frame(records: list[Record], study: Study) -> pd.DataFrame:
@@ -144,6 +145,8 @@ def epochs_frame(records: list[Record], study: Study) -> pd.DataFrame:
     import pandas as pd
 
     values = list(study.task_spec.epoch_columns)
+    reported = {c for r in records for e in r.result.history for c in e.values} - set(values)
+    values += sorted(reported, key=_natural)  # what a training function reported
     rows = [
         {
             "trial_key": r.key,

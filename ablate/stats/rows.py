@@ -11,6 +11,7 @@ import pandas as pd
 from ablate.errors import AblateError
 from ablate.results import Results
 from ablate.stats.options import Options
+from ablate.study.reading import RESERVED_NAMES, reserved_message
 
 
 def inputs(
@@ -40,6 +41,10 @@ def inputs(
         )
     if len(set(names)) != len(names):
         raise AblateError("a factor is named twice in --factors.")
+    clash = [n for n in names if n in RESERVED_NAMES]
+    if clash:
+        raise AblateError(f"--factors: {reserved_message('column', clash[0])} (rename the "
+                          "column in the table).")  # fmt: skip
     unknown = [b for b in baselines if b not in names]
     if unknown:
         raise AblateError(f"--baseline names {', '.join(unknown)}, which is not a factor here.")

@@ -20,6 +20,7 @@ class WorkerIdentity:
     pid: int = field(default_factory=os.getpid)
     start_ticks: int | None = field(default_factory=lambda: start_ticks(os.getpid()))
     gpu: str | None = None
+    slurm: str | None = field(default_factory=lambda: slurm_task())  # "JOB_TASK" in an array
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,7 +30,17 @@ class WorkerIdentity:
             "pid": self.pid,
             "start_ticks": self.start_ticks,
             "gpu": self.gpu,
+            "slurm": self.slurm,
         }
+
+
+def slurm_task() -> str | None:
+    """The SLURM job this process runs in, as ``squeue`` names it: ``JOB_TASK`` for a task of
+    a job array (``scancel JOB_TASK`` cancels it), ``JOB`` otherwise; None outside SLURM."""
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if job and task:
+        return f"{job}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
 
 
 def boot_id() -> str:

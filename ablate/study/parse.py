@@ -19,10 +19,11 @@ import yaml
 
 from ablate.data.sources import SOURCES, Source, source
 from ablate.errors import StudyFileError
-from ablate.models.registry import ModelSpec
+from ablate.models.registry import ModelSpec, builder_spec
 from ablate.parameters import declared
 from ablate.study.parse_design import DesignReader
 from ablate.study.parse_model import ModelReader
+from ablate.study.parse_trainer import TrainerReader
 from ablate.study.reading import IDENTIFIER_RE, describe, hashable, is_level, parameter
 from ablate.study.settings import (
     MAX_TRIALS,
@@ -34,7 +35,8 @@ from ablate.study.settings import (
     Study,
     TrainingSettings,
 )
-from ablate.tasks import COMMON_GOALS, TASKS
+from ablate.tasks import COMMON_GOALS, TASKS, Task
+from ablate.tasks.declared import DeclaredTask
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: The keys of a study file's top level: every field of a study but where it was read from.
@@ -79,7 +81,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     return _StudyReader(source, root).study(data)
 
 
-class _StudyReader(ModelReader, DesignReader):
+class _StudyReader(ModelReader, DesignReader, TrainerReader):
     """The whole study file, section by section."""
 
     def study(self, data: Any) -> Study:
@@ -89,6 +91,12 @@ class _StudyReader(ModelReader, DesignReader):
         if not isinstance(name, str) or not _NAME_RE.match(name):
             self.expect(("name",), "a name of 1 to 64 letters, digits, '.', '_' or '-' (it "
                         "names the results folder and the study in storage)", name)  # fmt: skip
+        if "trainer" in top:
+            return self._trainer_study(top, name)
+        if "responses" in top:
+            self.fail(("responses",), "declares what your own training function returns; "
+                      "name that function under trainer:, or remove responses: (a built-in "
+                      "or Keras model's responses are its task's)")  # fmt: skip
         spec, given = self.model_section(top.get("model"))
         task = self.task(top, spec)
         factors = self.factors(top["factors"], spec, given)
@@ -105,9 +113,30 @@ class _StudyReader(ModelReader, DesignReader):
             training=self.training(top.get("training")),
             data=self.data(top.get("data"), task),
             run=self.run(top.get("run")),
-            analysis=self.analysis(top.get("analysis"), factors, task),
+            analysis=self.analysis(top.get("analysis"), factors, TASKS[task]),
             design=design,
             source=self.source,
+            **{**scalars, "description": (scalars["description"] or "").strip()},
+        )  # fmt: skip
+
+    def _trainer_study(self, top: dict[str, Any], name: str) -> Study:
+        """A study trained by the user's function (:mod:`~ablate.study.parse_trainer`)."""
+        trainer = self.trainer(top)
+        if top.get("task", "custom") != "custom":
+            self.fail(("task",), "a study with trainer: has the task your responses: "
+                      "declare (custom); remove task:")  # fmt: skip
+        spec = builder_spec(trainer.function)  # a user's function takes any factor
+        assert spec is not None
+        factors = self.factors(top["factors"], spec, {})
+        responses = self.responses(top.get("responses"), tuple(f.name for f in factors))
+        scalars = self.values(Study, top, ())
+        design = self.design(top.get("design"), factors)
+        self._check_size(factors, design, scalars["replicates"])
+        return Study(
+            name=name, factors=factors, task="custom", trainer=trainer, responses=responses,
+            run=self.run(top.get("run")),
+            analysis=self.analysis(top.get("analysis"), factors, DeclaredTask(responses)),
+            design=design, source=self.source,
             **{**scalars, "description": (scalars["description"] or "").strip()},
         )  # fmt: skip
 
@@ -211,17 +240,16 @@ class _StudyReader(ModelReader, DesignReader):
         d = self.declared_section(RunSettings, data, ("run",))
         return RunSettings(**self.values(RunSettings, d, ("run",)))
 
-    def analysis(self, data: Any, factors: tuple[Factor, ...], task: str) -> AnalysisSettings:
+    def analysis(self, data: Any, factors: tuple[Factor, ...], spec: Task) -> AnalysisSettings:
         path = ("analysis",)
         d = self.declared_section(AnalysisSettings, data, path)
-        spec = TASKS[task]
         response = d.get("response", spec.default_response)
         if not isinstance(response, str) or not (
             spec.is_response(response) or response in COMMON_GOALS
         ):
             self.expect(
                 (*path, "response"),
-                f"a response of the {task} task: {', '.join(spec.result_columns)} (or "
+                f"a response of the {spec.name} task: {', '.join(spec.result_columns)} (or "
                 f"{', '.join(COMMON_GOALS)})",
                 response,
             )

@@ -15,11 +15,13 @@ from ablate.models.registry import BUILDERS, ModelSpec, builder_spec
 from ablate.parameters import Parameter
 from ablate.study.reading import (
     IDENTIFIER_RE,
+    RESERVED_NAMES,
     Reader,
     describe,
     hashable,
     level_kind,
     plain_level,
+    reserved_message,
 )
 from ablate.study.settings import Factor, ModelSettings
 
@@ -92,6 +94,8 @@ class ModelReader(Reader):
             fpath = (*path, str(name))
             if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
                 self.expect(fpath, "a factor name made of letters, digits and '_'", name)
+            if name in RESERVED_NAMES:
+                self.fail(fpath, reserved_message("factor", name))
             param = spec.parameter(name)
             if spec.parameters is not None and (param is None or not param.factor):
                 allowed = tuple(p.name for p in spec.parameters if p.factor)

@@ -21,6 +21,26 @@ from ablate.parameters import Parameter, declared, is_int, is_number
 #: A name a factor or an option may have: an identifier.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
+#: Names ablate's own tables give their columns and rows -- the trials table's keys and
+#: provenance, the epochs table's times, the analysis's residual columns and ANOVA rows -- so
+#: that a factor or a declared response may not take one (tests/results checks the trials
+#: table against this list).
+RESERVED_NAMES = frozenset({
+    "trial_key", "cell", "cell_index", "replicate", "seed", "status", "epochs", "epoch",
+    "params", "trainable_params", "seconds", "build_seconds", "train_seconds", "eval_seconds",
+    "images_per_second", "attempts", "error", "traceback", "backend", "device", "host",
+    "worker", "versions", "started_at", "finished_at", "optuna_trial", "learning_rate",
+    "residual", "total", "fitted", "leverage", "studentized", "normal_q",
+})  # fmt: skip
+
+
+def reserved_message(kind: str, name: str) -> str:
+    """Why ``name`` cannot name a factor or a response, and the way out."""
+    return (
+        f"'{name}' is a name ablate's own tables use (the trials and epochs tables, the "
+        f"analysis's residuals and ANOVA); give the {kind} another name, e.g. '{name}_'"
+    )
+
 
 class Reader:
     """Walks the parsed YAML, checking each key and value against the declarations."""

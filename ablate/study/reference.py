@@ -17,14 +17,22 @@ from ablate.study.settings import (
     ModelSettings,
     RunSettings,
     Study,
+    TrainerSettings,
     TrainingSettings,
 )
+from ablate.tasks.declared import Response
 
 #: Each section of a study file, the dataclass that declares its keys, and what it is for.
 SECTIONS: tuple[tuple[str, type, str], ...] = (
     ("", Study, "The study: its name, its grid and how many trials each cell gets."),
     ("model", ModelSettings, "The model builder; a built-in model's parameters may also be set "
      "here for every cell (see Models), a user's builder takes `options:`."),
+    ("trainer", TrainerSettings, "Your own training function, instead of `model:` (or a "
+     "function name alone: `trainer: package.module:function`); a study with `trainer:` has no "
+     "`model:`, `training:` or `data:`, and declares `responses:`."),
+    ("responses.<name>", Response, "What your training function returns, one entry per "
+     "response under the name the function returns it by (`responses: {test_accuracy: {goal: "
+     "max}}`, or `test_loss: min` for short); the first is the analysis's default response."),
     ("training", TrainingSettings, "How each trial trains."),
     ("data", DataSettings, "Where the data comes from, and how much of it."),
     ("run", RunSettings, "How trials are spread over worker processes, and retried."),

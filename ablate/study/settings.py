@@ -21,6 +21,7 @@ import yaml
 from ablate.models.registry import ModelSpec, builder_spec
 from ablate.parameters import REQUIRED, Level, setting
 from ablate.tasks import TASKS, Task
+from ablate.tasks.declared import DeclaredTask, Response
 
 FactorKind = Literal["bool", "number", "string"]
 
@@ -84,6 +85,34 @@ class ModelSettings:
         if self.spec.parameters is None:
             return {"builder": self.builder, "options": values}
         return {"builder": self.builder, **values}
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Your own training function, called once per trial instead of ablate's Keras loop.
+
+    It is called with the trial's factor levels and ``options`` as keyword arguments, and with
+    ``seed`` and ``report`` where its signature names them; it returns the declared
+    ``responses`` as a mapping (see :mod:`ablate.training.user`).
+    """
+
+    function: str = setting(
+        REQUIRED, "your training function", kind="custom", values="'package.module:function'"
+    )
+    options: tuple[tuple[str, Any], ...] = setting(
+        (), "keyword arguments every trial's call gets (the fixed settings); an integer "
+        "`epochs` among them is the epochs progress displays count to", kind="custom",
+        values="a mapping of option names to values",
+    )  # fmt: skip
+
+    @property
+    def epochs(self) -> int | None:
+        """The epochs a trial reports, where ``options`` says (progress displays)."""
+        value = dict(self.options).get("epochs")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "options": {k: _plain(v) for k, v in self.options}}
 
 
 @dataclass(frozen=True)
@@ -305,6 +334,10 @@ class Study:
         kind="custom", values="reconstruction, classification or regression",
     )  # fmt: skip
     model: ModelSettings = field(default_factory=ModelSettings)
+    #: Your own training function instead of ``model:`` (then ``responses:`` says what it
+    #: returns, and ``model:``, ``training:`` and ``data:`` do not apply).
+    trainer: TrainerSettings | None = None
+    responses: tuple[Response, ...] = ()
     training: TrainingSettings = field(default_factory=TrainingSettings)
     data: DataSettings = field(default_factory=DataSettings)
     replicates: int = setting(
@@ -321,7 +354,14 @@ class Study:
 
     @property
     def task_spec(self) -> Task:
+        if self.trainer is not None:
+            return DeclaredTask(self.responses)
         return TASKS[self.task]
+
+    @property
+    def planned_epochs(self) -> int | None:
+        """The epochs each trial trains (None: a training function that does not say)."""
+        return self.trainer.epochs if self.trainer is not None else self.training.epochs
 
     @property
     def results_dir(self) -> Path:
@@ -347,11 +387,16 @@ class Study:
         if self.description:
             out["description"] = self.description
         out["task"] = self.task
-        out["model"] = self.model.to_dict()
+        if self.trainer is not None:
+            out["trainer"] = self.trainer.to_dict()
+            out["responses"] = {r.name: r.to_dict() for r in self.responses}
+        else:
+            out["model"] = self.model.to_dict()
         out["factors"] = {f.name: list(f.levels) for f in self.factors}
         out["design"] = self.design.to_dict()
-        out["training"] = asdict(self.training)
-        out["data"] = self.data.to_dict()
+        if self.trainer is None:
+            out["training"] = asdict(self.training)
+            out["data"] = self.data.to_dict()
         out["replicates"] = self.replicates
         out["seed"] = self.seed
         out["results"] = self.results
@@ -390,6 +435,9 @@ class Study:
         and every trial already run still counts.
         """
         d = self.to_dict()
+        if self.trainer is not None:  # the function and its options define the outcomes
+            return {"task": d["task"], "trainer": d["trainer"], "responses": d["responses"],
+                    "factors": d["factors"], "seed": d["seed"]}  # fmt: skip
         data = {k: v for k, v in d["data"].items() if k != "path"}
         training = {k: v for k, v in d["training"].items() if k not in EXECUTION_SETTINGS}
         return {

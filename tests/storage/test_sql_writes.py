@@ -171,15 +171,18 @@ def _same_creation(url: str) -> None:
     store.close()
 
 
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_sqlite_bulk_creation_reads_back_as_optunas_own(tmp_path: Path) -> None:
     _same_creation(f"sqlite:///{tmp_path / 'optuna.db'}")
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_postgresql_bulk_creation_reads_back_as_optunas_own(postgres_url: str) -> None:
     _same_creation(postgres_url)
 
 
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_bulk_creation_without_returning_numbers_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,10 +11,17 @@ from ablate.study import parse_study
 from ablate.study.reference import Key, keys, markdown
 
 BASE = {"name": "ref", "factors": {"batch_norm": [True, False], "activation": ["relu", "elu"]}}
+#: A study trained by a user's function, for the keys of trainer: and responses:.
+TRAINER = {**BASE, "trainer": {"function": "tests.user_trainers:noisy"},
+           "responses": {"score": {"goal": "max"}}}  # fmt: skip
 
 
 def _with(path: str, value: object) -> str:
-    study = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
+    own = path.startswith(("trainer.", "responses."))
+    study = {
+        k: dict(v) if isinstance(v, dict) else v for k, v in (TRAINER if own else BASE).items()
+    }
+    path = path.replace("<name>", "score")
     *sections, key = path.split(".")
     node = study
     for section in sections:
@@ -26,14 +33,18 @@ def _with(path: str, value: object) -> str:
 # (the keys of design: but its type apply to some types only: tests/study/test_parse.py)
 @pytest.mark.parametrize(
     "key",
-    [k for k in keys() if k.parameter.kind != "custom" and k.path != "design.model"],
+    [k for k in keys() if k.parameter.kind != "custom" and k.path != "design.model"
+     and not k.parameter.required],
     ids=lambda k: k.path,
-)
+)  # fmt: skip
 def test_every_documented_key_is_accepted_with_its_default(key: Key) -> None:
     default = key.parameter.default
     study = parse_study(_with(key.path, default))
     section, _, name = key.path.rpartition(".")
-    value = getattr(getattr(study, section) if section else study, name)
+    if section == "responses.<name>":
+        value = getattr(study.responses[0], name)
+    else:
+        value = getattr(getattr(study, section) if section else study, name)
     assert value == key.parameter.normalise(default)
 
 

@@ -40,6 +40,7 @@ def one(study: Study) -> TrialResult:
 
 
 @pytest.mark.parametrize("steps", [2, 3])
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_several_steps_per_call_train_exactly_as_one(
     study: Study, one: TrialResult, steps: int
 ) -> None:

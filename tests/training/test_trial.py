@@ -97,6 +97,7 @@ def test_training_batches_are_a_fresh_permutation_every_epoch() -> None:
     assert tuple(first) == orders[0]  # the seed fixes the order
 
 
+@pytest.mark.slow  # moved out of the fast suite (3-minute budget); .ci/run runs it
 def test_the_same_seed_reproduces_the_same_losses(study: Study) -> None:
     spec = expand_trials(study)[1]
     data = load_dataset(study.data)

@@ -1,0 +1,109 @@
+"""`ablate submit --slurm` against a real one-node SLURM cluster (.ci/slurm-one-node starts it):
+a study submitted as a job array of 2 workers, one task cancelled mid-trial with scancel, and
+the study still completes with exactly one result per trial and nothing left RUNNING. Without
+a cluster, the script and the refusal are still checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import ROOT, run_cli
+
+STUDY = """
+name: sleepy
+trainer: {function: "tests.user_trainers:sleepy", options: {seconds: 3}}
+responses:
+  score: {goal: max}
+  loss: min
+factors: {wide: [false, true], deep: [false, true]}
+replicates: 3
+results: results
+run: {heartbeat_seconds: 1}
+"""
+ENV = {"PYTHONPATH": str(ROOT)}  # the jobs inherit it (sbatch exports the environment)
+
+
+def _cluster_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    return done.returncode == 0 and any(s in done.stdout for s in ("idle", "mix", "alloc"))
+
+
+def _status(folder: Path) -> dict:
+    done = run_cli("status", "results/sleepy", "--format", "json", cwd=folder, env=ENV)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _wait(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_the_dry_run_prints_a_job_array_of_workers(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY)
+    done = run_cli("submit", "study.yaml", "--slurm", "--array", "3", "--partition", "gpu",
+                   "--gpus-per-task", "1", "--workers-per-task", "2", "--time", "2:00:00",
+                   "--dry-run", cwd=tmp_path, env=ENV)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
+    for line in ("#SBATCH --array=0-2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1",
+                 "#SBATCH --time=2:00:00", "#SBATCH --signal=B:TERM@120",
+                 "#SBATCH --cpus-per-task=2", f"cd {tmp_path}"):  # fmt: skip
+        assert line in script.splitlines(), line
+    assert "-m ablate worker" in script and "--workers 2 --workers-per-gpu 2" in script
+    assert not (tmp_path / "results").exists()  # a dry run queues nothing
+
+
+def test_without_sbatch_submit_exits_2_before_queueing(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY)
+    done = run_cli("submit", "study.yaml", "--slurm", cwd=tmp_path,
+                   env={**ENV, "PATH": str(tmp_path)})  # fmt: skip
+    assert done.returncode == 2
+    assert "sbatch is not on this machine's PATH" in done.stderr
+    assert not (tmp_path / "results" / "sleepy" / "optuna.journal").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cluster_up(), reason="needs a SLURM cluster (.ci/slurm-one-node start)")
+def test_a_cancelled_array_task_costs_no_trial(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY)
+    done = run_cli("submit", "study.yaml", "--slurm", "--array", "2", cwd=tmp_path, env=ENV)
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.split("submitted job array ")[1].split()[0]
+
+    def task_1_is_training() -> bool:
+        return any(r["worker"].get("slurm") == f"{job}_1" for r in _status(tmp_path)["running"])
+
+    _wait(task_1_is_training, 90, f"task {job}_1 to hold a running trial")
+    subprocess.run(["scancel", f"{job}_1"], check=True, timeout=30)
+
+    def job_gone() -> bool:
+        queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True)
+        return queued.stdout.strip() == ""
+
+    _wait(job_gone, 240, f"job {job} to finish")
+    status = _status(tmp_path)
+    assert (status["complete"], status["total"], status["running"], status["duplicates"]) == (
+        12,
+        12,
+        [],
+        0,
+    )
+    trials = pd.read_parquet(tmp_path / "results" / "sleepy" / "trials.parquet")
+    assert len(trials) == trials["trial_key"].nunique() == 12
+    assert (trials["status"] == "complete").all()
+    log = (tmp_path / "results" / "sleepy" / "logs" / f"slurm-{job}_1.out").read_text()
+    assert "CANCELLED" in log and "their unfinished trials go back to the queue" in log
