@@ -1,4 +1,5 @@
-"""ablate: factorial ablation studies of Keras models, with linear-model effect analysis.
+"""ablate: factorial ablation studies of Keras models or your own training code, with
+linear-model effect analysis.
 
 The public API, for scripts and notebooks (the ``ablate`` command calls the same functions).
 A study of four cells of a small VAE on the bundled MNIST sample, trained, analysed:
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from ablate.version import __version__ as __version__  # re-exported: ablate.__version__
 
 if TYPE_CHECKING:
     from ablate.errors import AblateError

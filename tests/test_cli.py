@@ -111,3 +111,29 @@ def test_analyze_a_bare_csv_with_every_option(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--coding sum" in bad.stderr
     missing = run_cli("analyze", str(table), "--response", "loss")
     assert missing.returncode == 2 and "--factors" in missing.stderr
+
+
+def test_init_copies_a_shipped_study_and_run_finds_one_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tomllib
+
+    from ablate import __version__
+    from ablate.cli import main
+    from ablate.study import load_study
+
+    assert main(["init", "quick", "--to", str(tmp_path)]) == 0
+    shipped = Path(__file__).parents[1] / "studies" / "quick.yaml"
+    assert (tmp_path / "quick.yaml").read_text() == shipped.read_text()
+    assert main(["init", "quick", "--to", str(tmp_path)]) == 2  # never overwrites
+    assert main(["init", "nosuch"]) == 2
+    assert (
+        "ships attention, lstm-attention, multiscale, quick, reference" in capsys.readouterr().err
+    )
+    monkeypatch.chdir(tmp_path / "..")  # no file called "quick" here: the shipped one
+    assert load_study("quick").name == "quick"
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"ablate {__version__}"
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert __version__ == pyproject["project"]["version"]

@@ -1,15 +1,16 @@
 """The ``ablate`` command: parse arguments, call the library, print, choose the exit code.
 
 Exit codes: 0 done; 1 an unexpected error (a bug: the traceback is shown); 2 a problem the
-user can fix (the message says how); 130 interrupted with Ctrl-C (a rerun resumes). The
-parser is :mod:`ablate.cli.parser` (the CLI reference is generated from it), the commands
-:mod:`ablate.cli.commands`; the library is imported lazily, so that ``ablate analyze``
-starts without a training framework.
+user can fix (the message says how); 130 interrupted with Ctrl-C (a rerun resumes); 141 the
+output's reader went away (``| head``). The parser is :mod:`ablate.cli.parser` (the CLI
+reference is generated from it), the commands :mod:`ablate.cli.commands`; the library is
+imported lazily, so that ``ablate analyze`` starts without a training framework.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ablate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ablate analyze ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # as a shell reports a process ended by SIGPIPE
     except Exception:  # a bug: show where, but never a storage password
         print(
             "ablate: unexpected error (a bug in ablate; please report it with this output):\n"

@@ -68,6 +68,15 @@ def storage_url(args: argparse.Namespace) -> str | None:
     return args.storage or os.environ.get(STORAGE_ENV) or None
 
 
+def init(args: argparse.Namespace) -> int:
+    """``ablate init NAME``: a copy of a shipped study, to edit and run."""
+    from ablate.study import library
+
+    written = library.copy_to(args.name, args.to)
+    print(f"wrote {written}; run it with: ablate run {written}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ablate.execution.runner import run_study
     from ablate.study import load_study

@@ -13,6 +13,7 @@ from ablate.cli import commands
 from ablate.designs.matrix import CODINGS
 from ablate.stats.options import ADJUSTMENTS
 from ablate.stats.tables import TABLE_FORMATS, TABLES
+from ablate.version import __version__
 from ablate.views.style import IMAGE_FORMATS
 
 
@@ -20,13 +21,24 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ablate`` command's parser, every command with its options."""
     parser = argparse.ArgumentParser(
         prog="ablate",
-        description="Factorial ablation studies of Keras models, with OLS effect analysis.",
+        description="Factorial ablation studies of Keras models or your own training code, "
+        "with OLS effect analysis.",
     )
+    parser.add_argument("--version", action="version", version=f"ablate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_run, _worker, _submit, _status, _export, _analyze, _plot, _doctor, _plan,
-                _report):  # fmt: skip
+    for add in (_init, _run, _worker, _submit, _status, _export, _analyze, _plot, _doctor,
+                _plan, _report):  # fmt: skip
         add(sub)
     return parser
+
+
+def _init(sub: argparse._SubParsersAction) -> None:
+    init = sub.add_parser("init", help="write a copy of a study ablate ships, to edit and run")
+    init.add_argument("name", help="the shipped study: quick, reference, attention, multiscale, "
+                      "lstm-attention")  # fmt: skip
+    init.add_argument("--to", type=Path, default=Path("."), metavar="DIR",
+                      help="the folder to write NAME.yaml into (default: here)")  # fmt: skip
+    init.set_defaults(handler=commands.init)
 
 
 def _run(sub: argparse._SubParsersAction) -> None:

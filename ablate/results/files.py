@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from ablate.fileio import write_atomic
 from ablate.secrets import mask_url
 from ablate.storage.base import JOURNAL_FILE
 from ablate.storage.experiment import SCHEMA_VERSION
+from ablate.version import __version__
 
 if TYPE_CHECKING:
     from ablate.study import Study
@@ -49,7 +49,7 @@ def prepare_results_dir(study: Study, storage_url: str | None) -> Path:
     write_atomic(directory / STUDY_FILE, study.to_yaml().encode())
     manifest = {
         "schema_version": SCHEMA_VERSION,
-        "ablate_version": _ablate_version(),
+        "ablate_version": __version__,
         "study": study.name,
         "fingerprint": study.fingerprint(),
         "storage": mask_url(storage_url) if storage_url else JOURNAL_FILE,
@@ -66,10 +66,3 @@ def write_baselines(directory: Path, dataset: str, baselines: dict[str, Baseline
         "responses": {k: dataclasses.asdict(b) for k, b in baselines.items()},
     }
     write_atomic(directory / BASELINES_FILE, (json.dumps(payload, indent=2) + "\n").encode())
-
-
-def _ablate_version() -> str:
-    try:
-        return metadata.version("ablate")
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -21,6 +21,7 @@ from ablate.data.sources import SOURCES, Source, source
 from ablate.errors import StudyFileError
 from ablate.models.registry import ModelSpec, builder_spec
 from ablate.parameters import declared
+from ablate.study import library
 from ablate.study.parse_design import DesignReader
 from ablate.study.parse_model import ModelReader
 from ablate.study.parse_trainer import TrainerReader
@@ -44,8 +45,11 @@ TOP_KEYS = tuple(f.name for f in dataclasses.fields(Study) if f.name != "source"
 
 
 def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; a folder means its saved ``study.yaml``."""
+    """Read and validate a study file; a folder means its saved ``study.yaml``, and the name
+    of a study ablate ships (``quick``) means that study where no such file is here."""
     p = Path(path)
+    if not p.exists() and library.path_of(str(path)) is not None:
+        p = library.path_of(str(path))  # type: ignore[assignment]
     if p.is_dir():
         if not (p / "study.yaml").is_file():
             raise StudyFileError(
@@ -58,7 +62,8 @@ def load_study(path: str | Path) -> Study:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StudyFileError(
-            f"{p}: no such study file. Check the path; the shipped studies are in studies/."
+            f"{p}: no such study file. Check the path, or name a study ablate ships "
+            f"({', '.join(library.names())}; `ablate init NAME` writes a copy to edit)."
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise StudyFileError(f"{p}: cannot read the study file ({err}).") from None

@@ -170,8 +170,11 @@ def gpu_count() -> int:
 
 
 def cpu_count() -> int:
-    """Cores this process may run on (respects CPU affinity and cgroup-pinned sets)."""
+    """Cores this process may run on (respects CPU affinity and cgroup-pinned sets, and in a
+    SLURM task the CPUs it was given, which a cluster without CPU binding does not pin)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cores, int(given)) if given.isdigit() and int(given) > 0 else cores

@@ -107,3 +107,17 @@ def test_a_cancelled_array_task_costs_no_trial(tmp_path: Path) -> None:
     assert (trials["status"] == "complete").all()
     log = (tmp_path / "results" / "sleepy" / "logs" / f"slurm-{job}_1.out").read_text()
     assert "CANCELLED" in log and "their unfinished trials go back to the queue" in log
+
+
+def test_a_slurm_task_plans_for_its_cpus_and_names_its_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ablate.storage.workers import WorkerIdentity
+    from ablate.training.backend import cpu_count
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert cpu_count() == 1  # the CPUs the task was given, though the node has more
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert WorkerIdentity("w1").to_dict()["slurm"] == "7_1"  # what scancel takes
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
+    monkeypatch.setenv("SLURM_JOB_ID", "9")
+    assert WorkerIdentity("w1").slurm == "9"
