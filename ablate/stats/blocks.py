@@ -154,14 +154,29 @@ def _mixed(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            result = MixedLM(y, X, groups=block).fit(reml=True)
-        except (np.linalg.LinAlgError, ValueError) as err:
-            notes.append(f"the random-intercept model could not be fitted ({err}).")
+        result, error = None, None
+        # The gradient methods fail (a singular Hessian, or no convergence from the start
+        # values) when the block variance is at its boundary, 0; Powell's gradient-free search
+        # then finds that boundary.
+        for method in ("bfgs", "lbfgs", "powell"):
+            try:
+                result = MixedLM(y, X, groups=block).fit(reml=True, method=method)
+            except (np.linalg.LinAlgError, ValueError) as err:
+                error = err
+                continue
+            if result.converged:
+                break
+        if result is None:
+            notes.append(f"the random-intercept model could not be fitted ({error}).")
             return {}
     block_var = max(float(np.asarray(result.cov_re)[0, 0]), 0.0)
     resid_var = float(result.scale)
-    if any("boundary" in str(w.message) or "converge" in str(w.message) for w in caught):
+    at_boundary = block_var <= 1e-6 * resid_var
+    if (
+        at_boundary
+        or not result.converged
+        or any("boundary" in str(w.message) or "converge" in str(w.message) for w in caught)
+    ):
         notes.append(
             "the random-intercept fit reached the boundary (a block variance of 0) or did not "
             "fully converge: the blocks share little or nothing beyond noise."

@@ -366,3 +366,27 @@ def test_box_meyer_finds_the_factor_that_widens_an_unreplicated_designs_spread()
     assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c", "d", "e (spread differs)"]
     heights = [p.get_height() for p in fig.axes[4].patches]
     assert heights == pytest.approx([resid[frame["e"] == 0].std(), resid[frame["e"] == 1].std()])
+
+
+def test_a_block_variance_at_its_boundary_is_found_not_left_at_the_start_values() -> None:
+    """Seeds that shift nothing: REML puts the block variance at 0, where the residual
+    variance is OLS's without blocks (statsmodels' OLS called directly). The gradient
+    optimisers stop at their start values there (block and residual variance equal, an ICC
+    of 0.5, seen on the sklearn example); the fit must not report that."""
+    sk = Path(__file__).parents[2] / "examples" / "sklearn"
+    del sk  # (the example's data is not needed: the same shape is made here)
+    rng = np.random.default_rng(2)
+    rows = []
+    for a, b, r in itertools.product([0, 1], [0, 1, 2], range(4)):
+        rows.append(
+            {"a": a, "b": b, "replicate": r, "y": a * 0.05 + b * 0.01 + rng.normal(0, 0.01)}
+        )
+    frame = pd.DataFrame(rows)
+    frame["y"] -= frame.groupby("replicate")["y"].transform("mean") - frame["y"].mean()  # no shift
+    a = analyze(_bare(frame), factors=("a", "b"), response="y", block="replicate",
+                importance=False)  # fmt: skip
+    mixed = a.blocks.mixed
+    ols = smf.ols("y ~ C(a) + C(b)", frame).fit()
+    assert mixed["icc"] < 1e-6 and mixed["block_var"] < 1e-6 * mixed["resid_var"]
+    assert mixed["resid_var"] == pytest.approx(ols.mse_resid, rel=1e-3)
+    assert any("boundary" in note for note in a.notes)
