@@ -1,7 +1,7 @@
 """The synthetic sequence task of the attention sources: the label hidden in one time step.
 
 n sequences of T steps and D features, x ~ Normal(0, noise²) (noise = 10 by default, as in
-``attention-models.md``), a label y ∈ {0, 1} drawn uniformly, and the label written into
+the sources), a label y ∈ {0, 1} drawn uniformly, and the label written into
 one step: x[:, c, :] = y for every feature (c = ``attention_column``). Only that step
 carries the label; a model that attends should put its weight there. NumPy only, no
 download, and the same arrays for the same seed on every machine: the training set comes

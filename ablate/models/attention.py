@@ -1,4 +1,4 @@
-"""Attention layers that ablate's models switch on and off (``attention-models.md``).
+"""Attention layers that ablate's models switch on and off (the attention family).
 
 Image attention, for the convolution block's attention slot (input and output (H, W, C)):
 

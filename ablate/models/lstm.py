@@ -1,4 +1,4 @@
-"""An LSTM sequence classifier with attention over time (``attention-models.md`` §3).
+"""An LSTM sequence classifier with attention over time (the attention sources' temporal model).
 
 Input (T, D) -> LSTM(units, activation, recurrent dropout) -> one of:
 

@@ -1,4 +1,4 @@
-"""A multi-scale CNN image classifier with an attention module (``attention-models.md`` §2).
+"""A multi-scale CNN image classifier with an attention module (after the attention sources).
 
 Published for speech-emotion features arranged as small 2-D maps; here on 28×28 digits.
 Shapes for a 28×28×1 input and the default ``filters`` [40, 30, 20, 10]:

@@ -1,14 +1,14 @@
 """The reference study's dense convolutional VAE, built from one cell's factor levels.
 
-Layer by layer as in ``model-spec.md`` (see the README): a DenseNet-style convolutional
-encoder, a dense bottleneck down to a 2-d latent space, a variational layer and the mirror
-image back up. The convolution block's attention slot holds one of the layers of
-:mod:`ablate.models.attention` (``attention``: spatial, channel, cbam), or a spatial
-transformer warps the input image before the encoder (``stn``); the reference's
-``spatial_attention: true`` is ``attention: spatial``, layer for layer. Backend-agnostic
-Keras 3 only (``keras.layers``, ``keras.ops``, ``keras.random`` with seed generators), so the
-same model trains under TensorFlow, JAX and PyTorch. Importing this module imports Keras;
-ablate does so only where a model is built.
+Layer by layer as the reference study specifies it (the README's "Models"): a
+DenseNet-style convolutional encoder, a dense bottleneck down to a 2-d latent space, a
+variational layer and the mirror image back up. The convolution block's attention slot
+holds one of the layers of :mod:`ablate.models.attention` (``attention``: spatial, channel,
+cbam), or a spatial transformer warps the input image before the encoder (``stn``); the
+reference's ``spatial_attention: true`` is ``attention: spatial``, layer for layer.
+Backend-agnostic Keras 3 only (``keras.layers``, ``keras.ops``, ``keras.random`` with seed
+generators), so the same model trains under TensorFlow, JAX and PyTorch. Importing this
+module imports Keras; ablate does so only where a model is built.
 """
 
 from __future__ import annotations
