@@ -148,7 +148,7 @@ class Parameter:
             return "true" if value else "false"
         if isinstance(value, tuple):
             return "[" + ", ".join(str(v) for v in value) + "]"
-        return str(value)
+        return str(value) if value != "" else '""'
 
 
 def _number(value: float | None) -> str:

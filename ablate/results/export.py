@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from ablate.storage.outcomes import Record
     from ablate.study import Study
 
+#: Columns of trials.parquet before the factors, and their types.
+KEYS: dict[str, str] = {
+    "trial_key": "string", "cell": "string", "cell_index": "int64", "replicate": "int64",
+    "seed": "int64", "status": "string",
+}  # fmt: skip
 #: Columns of trials.parquet after the task's values, and their types.
 PROVENANCE: dict[str, str] = {
     "epochs": "int64", "params": "Int64", "trainable_params": "Int64", "seconds": "float64",
@@ -36,6 +41,31 @@ PROVENANCE: dict[str, str] = {
 }  # fmt: skip
 #: Per-epoch columns besides the task's values.
 EPOCH_TIMES = ("learning_rate", "train_seconds", "eval_seconds")
+#: What each of ablate's own columns holds (the documentation's schema page is generated
+#: from this, KEYS, PROVENANCE and EPOCH_TIMES; a test checks that none lacks a meaning).
+MEANINGS: dict[str, str] = {
+    "trial_key": "the trial's key: its cell and replicate, the same on every run and machine",
+    "cell": "the cell's levels in words", "cell_index": "the cell's place in the study's grid",
+    "replicate": "0, 1, ...: the trial's replicate of its cell",
+    "seed": "the trial's seed: the study's seed + the replicate",
+    "status": "complete, failed or diverged (trials still to run are not exported)",
+    "epochs": "epochs completed", "params": "the model's parameters (Keras count_params)",
+    "trainable_params": "its trainable parameters",
+    "seconds": "the trial's wall time", "build_seconds": "building and compiling the model",
+    "train_seconds": "training steps (per epoch: that epoch's)",
+    "eval_seconds": "evaluation on the test set (per epoch: that epoch's)",
+    "images_per_second": "training examples per second of training",
+    "attempts": "how many times the trial was started (retries and lost workers included)",
+    "error": "a failed or diverged trial's error, in one line",
+    "traceback": "a failed trial's traceback (the user's frames, where the user's code raised)",
+    "backend": "tensorflow, jax or torch (or python: a training function without PyTorch)",
+    "device": "cpu, or gpu:NAME", "host": "the machine that trained it",
+    "worker": "the worker that trained it (w1, w2, ...)",
+    "versions": "the versions of Python, ablate and the frameworks, as JSON",
+    "started_at": "when its last attempt started (UTC)", "finished_at": "when it finished (UTC)",
+    "optuna_trial": "its trial number in the Optuna study",
+    "epoch": "the epoch, from 1", "learning_rate": "the learning rate at the epoch's end",
+}  # fmt: skip
 
 
 def export(study: Study, records: list[Record], outputs: OutputStore, directory: Path) -> int:
@@ -115,20 +145,41 @@ def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
             optuna_trial=r.trial_number,
         )
         rows.append(row)
-    columns = [
-        "trial_key", "cell", "cell_index", "replicate", "seed", "status", *study.factor_names,
-        *values, *(f"test_{k}" for k in details), *PROVENANCE,
-    ]  # fmt: skip
+    columns = [*KEYS, *study.factor_names, *values, *(f"test_{k}" for k in details),
+               *PROVENANCE]  # fmt: skip
     types: dict[str, str] = {
-        "trial_key": "string", "cell": "string", "cell_index": "int64", "replicate": "int64",
-        "seed": "int64", "status": "string", **{c: "float64" for c in values},
-        **{f"test_{k}": "string" for k in details}, **PROVENANCE,
+        **KEYS, **{c: "float64" for c in values}, **{f"test_{k}": "string" for k in details},
+        **PROVENANCE,
     }  # fmt: skip
     for f in study.factors:
         types[f.name] = {"bool": "bool", "string": "string"}.get(
             f.kind, "int64" if all(isinstance(v, int) for v in f.levels) else "float64"
         )
     return pd.DataFrame(rows, columns=columns).astype(types)
+
+
+def schema_markdown() -> str:
+    """The parquet files' columns as the documentation shows them (from the declarations)."""
+    trials = [f"| `{c}` | {t} | {MEANINGS[c]} |" for c, t in KEYS.items()]
+    trials += [
+        "| *each factor* | its levels' type | the trial's level |",
+        "| *each response* (`test_loss`, ...) | float64 | the trial's test value |",
+        "| `train_loss` | float64 | the last epoch's training loss (Keras studies) |",
+    ]
+    trials += [f"| `{c}` | {t} | {MEANINGS[c]} |" for c, t in PROVENANCE.items()]
+    epochs = [
+        f"| `{c}` | {KEYS.get(c, 'int64')} | {MEANINGS[c]} |"
+        for c in ("trial_key", "replicate", "epoch")
+    ]
+    epochs += [
+        "| *each value per epoch* (`train_loss`, `test_loss`, ...) | float64 | "
+        "the epoch's value (a training function: what it reported) |"
+    ]
+    epochs += [f"| `{c}` | float64 | {MEANINGS[c]} |" for c in EPOCH_TIMES]
+    head = ["| column | type | meaning |", "| --- | --- | --- |"]
+    return "\n".join(["## `trials.parquet`", "", "One row per finished trial.", "", *head,
+                      *trials, "", "## `epochs.parquet`", "", "One row per trial and epoch.",
+                      "", *head, *epochs, ""])  # fmt: skip
 
 
 def value_columns(records: list[Record], study: Study) -> list[str]:
