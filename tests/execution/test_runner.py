@@ -188,7 +188,11 @@ def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
     assert "Traceback" not in proc.stderr and 'mybuilder.py", line 9, in call' in proc.stderr
     queue = open_queue(load_study(study_path), None, create=False)  # fmt: skip
     started = [e for e in queue.store.entries() if e.state != "waiting"]
-    assert len(started) <= 5  # three failures, and each of 2 workers' next claim handed back
+    # Three failures, and each worker's next claim handed back -- or, on a loaded machine,
+    # more: trials that fail in 0.1 s can fail before the workers hear of the stop (seen in
+    # .ci/run: 9 attempts). Whatever the count, nothing trained and the message says it.
+    assert all(e.state == "fail" and e.outcome in ("failed", "interrupted") for e in started)
+    assert sum(e.outcome == "failed" for e in started) >= 3
     assert queue.summary().complete == 0 and queue.summary().total == 8
     summary = queue.summary()
     assert f"{summary.failed} trials failed in all; {summary.waiting} trials are back" in \
