@@ -90,19 +90,15 @@ def importance(
         )
     study = _optuna_study(frame, y, factors, goal)
     fanova = _evaluate(study, "fanova", names, seed, len(y), notes)
+    ped_trials = len(y)
     if replicated and len(cells) >= PED_MIN_TRIALS and len(y) > len(cells):
-        study = _optuna_study(cells, means, factors, goal)
+        study, ped_trials = _optuna_study(cells, means, factors, goal), len(cells)
         notes.append(f"importance: PED-ANOVA ran on the {len(cells)} cell means (the best "
                      "configurations, not the seeds that came out best).")  # fmt: skip
-    ped = _evaluate(study, "ped_anova", names, seed, _study_size(study), notes)
+    ped = _evaluate(study, "ped_anova", names, seed, ped_trials, notes)
     table["fanova"] = [fanova.get(n, math.nan) if fanova else math.nan for n in names]
     table["ped_anova"] = [ped.get(n, math.nan) if ped else math.nan for n in names]
     return table, notes
-
-
-def _study_size(study: Any) -> int:
-    """How many trials an in-memory study holds."""
-    return len(study.get_trials(deepcopy=False))
 
 
 def model_intervals(
