@@ -38,6 +38,7 @@ from ablate.study.grid import TrialSpec
 from ablate.study.settings import Study
 from ablate.targets import import_target, protocol_arguments, user_frames
 from ablate.tasks.base import npz_bytes
+from ablate.training import backend
 from ablate.training.failures import describe_exception, is_transient
 from ablate.training.records import EpochRecord, TrialResult
 
@@ -178,16 +179,14 @@ def seed_everything(seed: int) -> None:
 
 
 def _provenance() -> dict[str, Any]:
-    import platform
-
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "sklearn", "numpy"):
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "__version__"):
-            versions[name] = str(module.__version__)
+    """Where the trial ran: the versions :func:`backend.versions` records (and scikit-learn's
+    where the function imported it), the device PyTorch trains on, else the CPU."""
+    versions = backend.versions()
+    if "sklearn" in sys.modules:
+        versions["scikit-learn"] = str(sys.modules["sklearn"].__version__)
     torch = sys.modules.get("torch")
     device = "cpu"
     if torch is not None and torch.cuda.is_available():
         device = f"gpu:{torch.cuda.get_device_name(0)}"
-    backend = "torch" if torch is not None else "python"
-    return {"backend": backend, "device": device, "versions": versions}
+    return {"backend": "torch" if torch is not None else "python", "device": device,
+            "versions": versions}  # fmt: skip
