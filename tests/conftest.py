@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,9 +45,24 @@ def postgres_url() -> Iterator[str]:
     try:
         yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin: Any, name: str) -> None:
+    """DROP ... WITH (FORCE) ends the sessions still in it; an autovacuum worker's only where
+    the role may signal it (.ci/run grants pg_signal_backend): elsewhere, wait for it."""
+    import sqlalchemy
+
+    for attempt in range(10):
+        try:
+            with admin.connect() as conn:
+                conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            return
+        except sqlalchemy.exc.ProgrammingError:
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,15 @@ EXIT_INTERRUPTED = 130
 
 
 class StopRequests:
-    """One worker's stop state: when it was first asked to stop, whether it is handing its
-    trial back now. Installed as the process's SIGTERM and SIGINT handler."""
+    """One worker's stop state: when it was first asked to stop, and whether a stop must wait
+    (while a trial is being claimed, or handed back). Installed as the process's SIGTERM and
+    SIGINT handler."""
 
     GRACE = 20.0  # seconds a stopping worker gets to hand its trial back before it is ended
 
     def __init__(self) -> None:
         self.requested_at: float | None = None  # monotonic time of the first request
-        self._handing_back = False
+        self._deferred = False  # a stop now would strand a claimed trial: it waits
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._interrupt)
@@ -39,18 +40,31 @@ class StopRequests:
     def _interrupt(self, signum: int, frame: Any) -> None:
         if self.requested_at is None:
             self.requested_at = time.monotonic()
-        if self._handing_back:  # already stopping: the signal the kernel, the watchdog or
-            return  # the coordinator repeats would cut the hand-back short (failed, not requeued)
+        if self._deferred:  # claiming, or already handing back: the stop waits for resume()
+            return
         raise KeyboardInterrupt
+
+    def defer(self) -> None:
+        """Stop requests wait from now until :meth:`resume`: a trial the storage has just
+        marked RUNNING must reach the code that hands it back before the worker unwinds."""
+        self._deferred = True
+
+    def resume(self, act: bool = True) -> None:
+        """Stop requests act again; one that arrived meanwhile acts now (unless ``act`` is
+        false: the caller is already unwinding)."""
+        self._deferred = False
+        if act and self.requested_at is not None:
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def handing_back(self) -> Iterator[None]:
-        """While the trial goes back to the queue, further stop requests wait."""
-        self._handing_back = True
+        """While the trial goes back to the queue, further stop requests wait (the signal that
+        the kernel, the watchdog or the coordinator repeats would cut the hand-back short)."""
+        self._deferred = True
         try:
             yield
         finally:
-            self._handing_back = False
+            self._deferred = False
 
     def overdue(self) -> bool:
         """Asked to stop longer ago than the grace period."""

@@ -107,11 +107,20 @@ def work(
     if study.trainer is None:
         backend.import_keras()  # once per worker, so that no trial's time includes it
         dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
-    trainer = _Trainer(study, queue, dataset, identity, report, stops or StopRequests())
+    stops = stops or StopRequests()
+    trainer = _Trainer(study, queue, dataset, identity, report, stops)
     size = group_size(study) if study.trainer is None else 1
 
     def claim() -> list[Claim]:
-        return claim_fusable(queue, identity, study, size)
+        stops.defer()  # a trial claimed now must reach _Trainer.run, which hands it back
+        try:
+            claims = claim_fusable(queue, identity, study, size)
+        except BaseException:
+            stops.resume(act=False)
+            raise
+        if not claims:
+            stops.resume()
+        return claims
 
     return serve(queue, identity, report, trainer.run, idle=min(study.run.heartbeat_seconds, 5.0),
                  claim=claim)  # fmt: skip
@@ -183,14 +192,17 @@ class _Trainer:
     def run(self, claims: list[Claim]) -> None:
         """Train claimed trials -- one, or a fused group -- with heartbeats; record each."""
         name, epochs = self.identity.name, self.study.planned_epochs or 0
-        for claim in claims:
-            spec = claim.spec
-            self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
-        beats = [Heartbeat(self.queue, c, self.study.run.heartbeat_seconds, epochs) for c in claims]
-        lives = [_Live(self, c, b) for c, b in zip(claims, beats, strict=True)]
-        for beat in beats:
-            beat.start()
+        beats: list[Heartbeat] = []
         try:
+            self.stops.resume()  # a stop asked for while claiming acts here: the trials go back
+            for claim in claims:
+                spec = claim.spec
+                self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
+            interval = self.study.run.heartbeat_seconds
+            beats = [Heartbeat(self.queue, c, interval, epochs) for c in claims]
+            lives = [_Live(self, c, b) for c, b in zip(claims, beats, strict=True)]
+            for beat in beats:
+                beat.start()
             results = self._train(claims, lives)
         except BaseException:  # Ctrl-C or a stop signal: hand the trials back untouched
             with self.stops.handing_back():  # a second stop signal must wait for it
@@ -309,7 +321,8 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started (a stop may come before it is)
+            self._thread.join()
 
 
 class _ForwardHandler(logging.Handler):

@@ -190,8 +190,10 @@ def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
     started = [e for e in queue.store.entries() if e.state != "waiting"]
     # Three failures, and each worker's next claim handed back -- or, on a loaded machine,
     # more: trials that fail in 0.1 s can fail before the workers hear of the stop (seen in
-    # .ci/run: 9 attempts). Whatever the count, nothing trained and the message says it.
-    assert all(e.state == "fail" and e.outcome in ("failed", "interrupted") for e in started)
+    # .ci/run: 9 attempts). Whatever the count, nothing trained and the message says it; a
+    # worker that outlives its grace period on a loaded machine has its trial recovered as lost.
+    states = [(e.state, e.outcome) for e in started]
+    assert all(s == "fail" and o in ("failed", "interrupted", "lost") for s, o in states), states
     assert sum(e.outcome == "failed" for e in started) >= 3
     assert queue.summary().complete == 0 and queue.summary().total == 8
     summary = queue.summary()
