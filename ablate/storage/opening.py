@@ -11,6 +11,7 @@ way out.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -89,7 +90,7 @@ def open_storage(url: str | None, results_dir: Path) -> Storage:
         return _open_journal(results_dir)
     check_storage_url(url, connect=False)
     try:
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        rdb = _rdb_storage(url)
         # Optuna's cache keeps finished trials in memory, so that exporting again fetches only
         # the unfinished ones; workers never read all trials (the queue has its own rows).
         return Storage(optuna.storages.get_storage(rdb), "sql")
@@ -101,6 +102,26 @@ def open_storage(url: str | None, results_dir: Path) -> Storage:
             "database server is running and reachable and that the URL (user, host, port, "
             "database) is right."
         ) from None
+
+
+def _rdb_storage(url: str) -> Any:
+    """Optuna's storage of the database at ``url``. Optuna creates its tables on first open;
+    processes that open a new database at once (a run and a status, workers starting) race
+    to create them, and the losers' CREATE fails on PostgreSQL's catalogue ("duplicate key
+    ... pg_type"): they open it again once the winner's tables are there."""
+    import optuna
+    import sqlalchemy.exc
+
+    attempt = 0
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            attempt += 1
+            concurrent = "duplicate key" in str(err) or "already exists" in str(err)
+            if not concurrent or attempt == 6:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def _open_journal(results_dir: Path) -> Storage:

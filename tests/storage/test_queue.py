@@ -263,6 +263,28 @@ def test_eight_concurrent_workers_share_a_postgresql_study(
     _eight_at_once(tmp_path, postgres_url)
 
 
+OPEN = """
+import sys
+from pathlib import Path
+from ablate.storage.opening import open_storage
+open_storage(sys.argv[1], Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_processes_that_open_a_new_database_at_once_all_open_it(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Optuna creates its tables on first open; a run and a status (or workers) that open a new
+    database together race to create them (seen: "duplicate key ... pg_type_typname_nsp_index"
+    from a tutorial's `ablate status` beside its `ablate run`). Each opens it, whoever wins."""
+    command = [sys.executable, "-c", OPEN, postgres_url, str(tmp_path)]
+    procs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+
+
 # ---------------------------------------------------------------------------------------------
 # The database server stopped under a running study
 
