@@ -6,7 +6,8 @@ Build it as `.ci/run` does, warnings as errors:
 
 The reference pages under `reference/generated/` are written here, before Sphinx reads the
 sources, from the declarations in the code (the study file's keys, the argument parser, the
-parquet schema), so that they cannot fall behind it; they are not kept in git.
+parquet schema, the JSON files of bench/results/), so that they cannot fall behind it; they
+are not kept in git.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ablate.cli import reference as cli_reference  # noqa: E402
 from ablate.results.export import schema_markdown  # noqa: E402
 from ablate.study import reference as study_reference  # noqa: E402
 from ablate.version import __version__  # noqa: E402
+from bench import catalogue  # noqa: E402
 
 GENERATED = HERE / "reference" / "generated"
 PAGES = {
@@ -33,6 +35,9 @@ PAGES = {
                "went away; 1 a bug in ablate.", cli_reference.markdown()),
     "results.md": ("The results tables", "The columns of the parquet files `ablate run` "
                    "writes into the results folder.", schema_markdown()),
+    "benchmarks.md": ("Benchmark results", "Read from the JSON files the benchmarks wrote; "
+                      "[Performance](../../performance.md) explains what they found.",
+                      catalogue.markdown()),
 }  # fmt: skip
 
 
@@ -52,9 +57,13 @@ project = "ablate"
 author = "the ablate developers"
 copyright = "2026, the ablate developers"
 release = version = __version__
-extensions = ["myst_parser"]
+extensions = ["myst_parser", "sphinx.ext.autodoc"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
 html_theme = "alabaster"
 html_title = f"ablate {__version__}"
+# Room for code blocks 100 characters wide, as the project's code and the analysis print them.
+html_theme_options = {"page_width": "1240px", "sidebar_width": "240px"}

@@ -1,4 +1,4 @@
-"""The README's worked examples, run exactly as a user runs them: the real `ablate` command."""
+"""The worked examples (examples/), run exactly as a user runs them: the real `ablate` command."""
 
 from __future__ import annotations
 

@@ -1,51 +1,61 @@
-"""The README documents what the code declares: the model's parameters, the data sources."""
+"""README.md is a first screen that tells the truth: its commands are the ones CI runs, its
+study file is a valid study, its links lead to files the repository has, and what it shows the
+analysis print is what the analysis prints."""
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
-from ablate.data import SOURCES
-from ablate.models.registry import BUILDERS
-from ablate.parameters import markdown_table
-from tests.helpers import ROOT
+from ablate.study import parse_study
+from ablate.study.grid import expand_trials
+from tests.helpers import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()
 
 
-def _table(marker: str) -> str:
-    begin = README.index(f"<!-- {marker}")
-    start = README.index("\n", begin) + 1
-    end = README.index(f"<!-- end {marker} -->")
-    return README[start:end].strip()
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README, re.S | re.M)
 
 
-@pytest.mark.parametrize("name", list(BUILDERS))
-def test_every_built_in_models_parameter_table_is_its_declaration(name: str) -> None:
-    parameters = BUILDERS[name].parameters
-    assert parameters is not None
-    assert _table(f"{name} parameters") == markdown_table(parameters)
+def test_it_is_one_screen_that_starts_with_what_ablate_is() -> None:
+    assert len(README.splitlines()) <= 160
+    first = README.split("```", 1)[0]
+    assert "ablate answers" in first and "design choices" in first
 
 
-def test_the_sequence_options_table_is_the_declaration() -> None:
-    options = SOURCES["attention-sequences"].options
-    assert options is not None
-    assert _table("attention-sequences options") == markdown_table(options)
-
-
-def test_every_data_source_is_documented() -> None:
-    for name in SOURCES:
-        assert f"| `{name}` |" in README, name
-
-
-def test_the_jax_environment_is_installed_as_ci_installs_it() -> None:
+def test_the_two_commands_are_what_ci_installs_and_runs() -> None:
+    commands = _blocks("bash")[0]
     ci = (ROOT / ".ci" / "run").read_text()
-    for command in ("$(.ci/requirements jax)", "--no-deps -e ."):
-        assert command in README and command in ci, command
+    test_command = commands.strip().splitlines()[-1]
+    assert test_command == ".venv/bin/python -m pytest"
+    assert f"\n{test_command}\n" in ci  # exactly the README's test command
+    setup = next(line for line in commands.splitlines() if line.startswith("python3 -m venv"))
+    assert "ablate run studies/quick.yaml" in setup and "ablate analyze results/quick" in setup
 
 
-def test_every_training_setting_is_in_the_study_file_example() -> None:
-    from ablate.study.settings import TrainingSettings
+def test_the_study_file_it_shows_is_a_valid_study_of_about_ten_lines() -> None:
+    shown = _blocks("yaml")[0]
+    assert len(shown.splitlines()) <= 12
+    study = parse_study(shown)
+    assert study.name == "quick" and len(list(expand_trials(study))) == 32
 
-    example = README[README.index("## Study files") : README.index("### Tasks")]
-    for name in TrainingSettings.__dataclass_fields__:
-        assert f"\n  {name}: " in example, name
+
+def test_every_link_leads_to_a_file_of_the_repository() -> None:
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert len(links) >= 20
+    for link in links:
+        assert (ROOT / link).exists(), link
+
+
+def test_the_output_it_shows_is_laid_out_as_the_analysis_prints_it(tiny_results: Path) -> None:
+    """The same sections, lines and table header, on a real (tiny) study's analysis."""
+    printed = run_cli("analyze", str(tiny_results)).stdout
+    findings, effects = _blocks("text")
+    assert printed.startswith("Findings\n========\n- ")
+    design = "Design\n======\nresponse: test_loss (lower is better)\ntrivial baseline: "
+    assert design in findings and design in printed
+    learned = "trials did not learn (learned = at most"  # wherever the lines wrap
+    assert learned in " ".join(findings.split()) and learned in " ".join(printed.split())
+    header = effects.splitlines()[0].split()
+    assert any(line.split() == header for line in printed.splitlines()), header

@@ -1,4 +1,5 @@
-"""Users' own builders for the tests: the README's example classifier, and a broken builder."""
+"""Users' own builders for the tests: the example classifier (examples/classifier/), and a
+broken builder."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The reference study's dense convolutional VAE, built from one cell's factor levels.
 
-Layer by layer as the reference study specifies it (the README's "Models"): a
+Layer by layer as the reference study specifies it (docs/reference-study.md): a
 DenseNet-style convolutional encoder, a dense bottleneck down to a 2-d latent space, a
 variational layer and the mirror image back up. The convolution block's attention slot
 holds one of the layers of :mod:`ablate.models.attention` (``attention``: spatial, channel,

@@ -122,7 +122,8 @@ class Task:
         if not isinstance(model, keras.Model):
             raise AblateError(
                 f"the model builder returned {type(model).__name__}, not a keras.Model; a "
-                "builder must return a Keras model (see the README's builder protocol)."
+                "builder must return a Keras model (see the documentation's Models page, "
+                "docs/guide/models.md)."
             )
         shape = model.output_shape
         if isinstance(shape, list):

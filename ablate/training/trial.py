@@ -175,8 +175,8 @@ def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) 
     Under TensorFlow, a tf.data pipeline that never ends, with ``steps_per_epoch``, so that
     Keras keeps one iterator for the whole trial: with NumPy arrays it builds a new one every
     epoch, and on the development machine the process then stood idle for about 5 s at most
-    epoch starts (see bench/throughput.py and the README). This is the data pipeline, not the
-    model: models stay backend-agnostic. When the targets are the inputs (reconstruction)
+    epoch starts (see bench/throughput.py and docs/performance.md). This is the data pipeline,
+    not the model: models stay backend-agnostic. When the targets are the inputs (reconstruction)
     they become one tensor serving as both (Keras would hold two copies). Same maths as
     ``fit(x, y, shuffle=True)``: a fresh permutation each epoch, the last batch of an epoch
     partial when ``batch_size`` does not divide the examples. Other backends get the batches of

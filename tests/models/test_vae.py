@@ -1,4 +1,5 @@
-"""The VAE against model-spec.md: parameter counts, shapes, and the custom layers' maths."""
+"""The VAE against its published specification: parameter counts, shapes, and the custom
+layers' maths."""
 
 from __future__ import annotations
 
@@ -9,20 +10,37 @@ import numpy as np
 import pytest
 
 from ablate.training import backend
-from tests.helpers import run_cli
+from tests.helpers import ROOT, run_cli
 
 keras = backend.import_keras()
 
 from ablate.models.registry import VAE  # noqa: E402
 from ablate.models.vae import Sampling, SpatialAttention  # noqa: E402
 
-# model-spec.md: count_params() of the whole model, and the trainable part, by (bn, sa).
+# The published specification: count_params() of the whole model, and its trainable part,
+# by (batch_norm, spatial_attention).
 SPEC_COUNTS = {
     (True, True): (219_033, 217_553),
     (True, False): (218_421, 216_941),
     (False, True): (218_073, 217_073),
     (False, False): (217_461, 216_461),
 }
+
+
+def test_the_reference_study_page_gives_the_counts_the_cells_are_checked_against() -> None:
+    """The documentation's table of the 32 cells' counts is the one the slow test below
+    checks every built cell against."""
+    page = (ROOT / "docs" / "reference-study.md").read_text()
+    table = page.split("<!-- reference parameter counts")[1].split("<!-- end reference")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| true")
+            or line.startswith("| false")]  # fmt: skip
+    number = lambda text: int(text.replace(",", ""))  # noqa: E731
+    shown = {
+        (bn.strip() == "true", sa.strip() == "true"): (number(n), number(t))
+        for bn, sa, cells, n, t in rows
+        if cells.strip() == "8"
+    }
+    assert shown == SPEC_COUNTS
 
 
 def _vae(**overrides: object) -> keras.Model:
