@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from tests.helpers import ROOT, run_cli
@@ -48,6 +50,7 @@ def test_every_link_leads_to_a_file_of_the_repository() -> None:
         assert (ROOT / link).exists(), link
 
 
+@pytest.mark.slow  # seconds: the fast part stays under 3 minutes
 def test_the_output_it_shows_is_laid_out_as_the_analysis_prints_it(tiny_results: Path) -> None:
     """The same sections, lines and table header, on a real (tiny) study's analysis."""
     printed = run_cli("analyze", str(tiny_results)).stdout

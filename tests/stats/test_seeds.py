@@ -247,6 +247,7 @@ def _replicated(replicates: int, seed: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # seconds: the fast part stays under 3 minutes
 def test_the_cluster_bootstrap_matches_a_brute_force_one_and_ols() -> None:
     """Resampling trials within cells and refitting statsmodels' OLS on every trial gives the
     same interval (to Monte Carlo error) as ablate's resampling of cell means; with 10

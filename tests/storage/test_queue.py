@@ -369,6 +369,7 @@ def test_a_database_that_stays_down_stops_the_run_and_loses_nothing(
     assert not list((tmp_path / "results" / "tiny" / "spool").glob("*.json"))
 
 
+@pytest.mark.slow  # seconds: the fast part stays under 3 minutes
 def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results"))

@@ -63,6 +63,7 @@ def _bn_channels(study: Study, spec: TrialSpec) -> int:
     )
 
 
+@pytest.mark.slow  # seconds: the fast part stays under 3 minutes
 def test_extra_callbacks_see_every_training_step(study: Study) -> None:
     import keras
 
