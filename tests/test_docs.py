@@ -154,3 +154,13 @@ def test_the_benchmark_page_lists_every_result_with_its_machine(site: Path) -> N
         machine = json.loads(path.read_text())["machine"]
         row = next(line for line in page.splitlines() if f"`{path.name}`" in line)
         assert str(machine.get("cpu") or machine.get("gpu", "")).split(" (")[0] in row, path.name
+
+
+def test_every_test_a_page_names_exists() -> None:
+    named = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+    seen = 0
+    for page in (ROOT / "docs").rglob("*.md"):
+        for path, name in named.findall(page.read_text()):
+            seen += 1
+            assert f"def {name}(" in (ROOT / path).read_text(), f"{page.name}: {path}::{name}"
+    assert seen >= 10

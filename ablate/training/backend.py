@@ -52,8 +52,8 @@ def configure_process(*, threads: int | None = None, gpu: str | None = None) -> 
 def import_keras() -> ModuleType:
     """Import Keras (and its backend) with the framework's start-up chatter kept off stderr.
 
-    TensorFlow's C++ logging prints several lines at import that no environment variable
-    silences; they are captured and shown only if the import fails.
+    TensorFlow's C++ logging prints several lines at import and at the first device use that no
+    environment variable silences; they are captured and shown only if either fails.
     """
     if "keras" in sys.modules:
         return sys.modules["keras"]
@@ -61,6 +61,11 @@ def import_keras() -> ModuleType:
     with _captured_stderr() as captured:
         try:
             import keras
+
+            # The first tensor makes the backend probe its devices, and TensorFlow's CUDA build
+            # logs "failed call to cuInit" there on a machine without a GPU, whatever
+            # TF_CPP_MIN_LOG_LEVEL says (seen with TensorFlow 2.21 in `ablate run --dry-run`).
+            keras.ops.convert_to_tensor(0.0)
         except BaseException:
             sys.stderr.write(captured())
             raise

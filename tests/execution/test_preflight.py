@@ -3,6 +3,8 @@ are the user's (exit 2, the user's own traceback), found before any worker start
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -156,3 +158,18 @@ def test_ablate_run_refuses_a_missing_builder_before_any_worker_starts(tmp_path:
     assert proc.returncode == 2, proc.stderr
     assert "has no attribute biuld" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()  # no results folder, no storage, no worker
+
+
+@pytest.mark.slow
+def test_a_dry_run_prints_what_it_checked_and_no_framework_chatter(tiny_study_file: Path) -> None:
+    """The model is built in a child process whose TensorFlow logs "failed call to cuInit" at
+    its first device use on a machine without a GPU (the CUDA build, as pip installs it),
+    whatever TF_CPP_MIN_LOG_LEVEL says: ablate keeps it, and the like, off the user's screen.
+    Run as a user runs it: without the tests' CUDA_VISIBLE_DEVICES="" and TF_CPP_MIN_LOG_LEVEL."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "TF_CPP_MIN_LOG_LEVEL")}  # fmt: skip
+    command = [sys.executable, "-m", "ablate", "run", str(tiny_study_file), "--dry-run"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Every check passed" in proc.stdout
+    assert not [line for line in proc.stderr.splitlines() if line[:5] in ("E0000", "W0000")]
