@@ -118,7 +118,7 @@ def _classification(outputs: dict[str, np.ndarray]) -> Figure:
     recall_ax.set_xlim(0, 1)
     recall_ax.set_xlabel("recall (share of the class found)")
     balanced = float(np.nanmean(recall))
-    recall_ax.set_title(f"per-class recall; mean {balanced:.3f} (balanced accuracy)",
+    recall_ax.set_title(f"per-class recall\nmean {balanced:.3f} (balanced accuracy)",
                         fontsize="small")  # fmt: skip
     recall_ax.legend(fontsize="xx-small", frameon=False, loc="lower right")
     recall_ax.grid(axis="x", color="0.92")
