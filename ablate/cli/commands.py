@@ -145,7 +145,7 @@ def _rounds(
 
 def submit(args: argparse.Namespace) -> int:
     """``ablate submit --slurm``: checks, the queue filled, a job array of workers submitted."""
-    from ablate.cluster.slurm import SlurmOptions, sbatch_path, sbatch_script
+    from ablate.cluster.slurm import SlurmOptions, sbatch_path, sbatch_script, write_storage_url
     from ablate.cluster.slurm import submit as sbatch
     from ablate.execution.preflight import checked_before_run
     from ablate.execution.runner import enqueue_study
@@ -162,6 +162,8 @@ def submit(args: argparse.Namespace) -> int:
         return 0
     sbatch_path()  # before anything is queued: no SLURM here is a clear error
     directory, summary = enqueue_study(study, options.storage_url)
+    if options.storage_url:
+        write_storage_url(study, options.storage_url)
     path = directory / "slurm-job.sh"
     path.write_text(script)
     (directory / "logs").mkdir(exist_ok=True)  # sbatch writes the tasks' output there

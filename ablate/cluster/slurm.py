@@ -14,10 +14,15 @@ Stopping: the script asks SLURM (``--signal=B:TERM@GRACE``) to send SIGTERM to t
 worker then hands its unfinished trials back to the queue, for another task to take; a task
 killed outright leaves its trials silent, and the other tasks requeue them once their
 heartbeats stop (``run.heartbeat_seconds``).
+
+Secrets: a database URL's password never goes into the script (which ``scontrol write
+batch_script`` shows, and users share); the URL is kept in a file beside it that only its
+owner may read, and each task reads it into ``ABLATE_STORAGE``.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -31,6 +36,8 @@ from ablate.study.settings import Study
 
 #: Seconds before the time limit at which SLURM signals a task to hand its trials back.
 GRACE_SECONDS = 120
+#: The storage URL, password included, beside the script in the results folder (mode 0600).
+STORAGE_FILE = "slurm-storage-url"
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,6 @@ def sbatch_script(study: Study, study_file: Path, options: SlurmOptions) -> str:
     if options.gpus_per_task:
         per_gpu = max(1, options.workers_per_task // options.gpus_per_task)
         command += ["--workers-per-gpu", str(per_gpu)]
-    if options.storage_url:
-        command += ["--storage", options.storage_url]
     storage = (mask_url(options.storage_url) if options.storage_url
                else f"the journal in {study.results_dir.resolve()}")  # fmt: skip
     lines = [
@@ -81,10 +86,31 @@ def sbatch_script(study: Study, study_file: Path, options: SlurmOptions) -> str:
         "set -e",
         f"cd {shlex.quote(str(here))}",
         f'export PYTHONPATH={shlex.quote(str(folder))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
+    ]
+    if options.storage_url:  # the URL from a file only its owner reads, not from this script
+        secret = shlex.quote(str(storage_file(study)))
+        lines.append(f'export ABLATE_STORAGE="$(cat {secret})"')
+    lines += [
         "# exec: SLURM's SIGTERM reaches ablate itself, which hands its trials back",
         "exec " + " ".join(shlex.quote(part) for part in command),
     ]
     return "\n".join(lines) + "\n"
+
+
+def storage_file(study: Study) -> Path:
+    """Where :func:`write_storage_url` keeps the study's storage URL for its SLURM tasks."""
+    return study.results_dir.resolve() / STORAGE_FILE
+
+
+def write_storage_url(study: Study, url: str) -> Path:
+    """Keep ``url`` where the script's tasks read it, readable by its owner only."""
+    path = storage_file(study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file there already keeps its mode through os.open
+    with os.fdopen(fd, "w") as file:
+        file.write(url)
+    return path
 
 
 def sbatch_path() -> str:

@@ -121,3 +121,40 @@ def test_a_slurm_task_plans_for_its_cpus_and_names_its_job(monkeypatch: pytest.M
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
     monkeypatch.setenv("SLURM_JOB_ID", "9")
     assert WorkerIdentity("w1").slurm == "9"
+
+
+def test_a_database_password_stays_out_of_the_script(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY)
+    url = "postgresql://ablate:hunter2-very-secret@db.example/ablate"
+    done = run_cli("submit", "study.yaml", "--slurm", "--storage", url, "--dry-run",
+                   cwd=tmp_path, env=ENV)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stdout and "postgresql://ablate:***@db.example" in done.stdout
+    secret = tmp_path / "results" / "sleepy" / "slurm-storage-url"
+    assert f'export ABLATE_STORAGE="$(cat {secret})"' in done.stdout.splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(not _cluster_up(), reason="needs a SLURM cluster (.ci/slurm-one-node start)")
+def test_a_postgresql_study_runs_as_a_job_array_reading_its_url_from_a_private_file(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY.replace("seconds: 3", "seconds: 0.5"))
+    done = run_cli("submit", "study.yaml", "--slurm", "--array", "2", "--storage", postgres_url,
+                   cwd=tmp_path, env=ENV)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.split("submitted job array ")[1].split()[0]
+    folder = tmp_path / "results" / "sleepy"
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert f":{password}@" not in (folder / "slurm-job.sh").read_text()
+    assert (folder / "slurm-storage-url").stat().st_mode & 0o777 == 0o600
+
+    def job_gone() -> bool:
+        queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True)
+        return queued.stdout.strip() == ""
+
+    _wait(job_gone, 240, f"job {job} to finish")
+    status = run_cli("status", "results/sleepy", "--storage", postgres_url, "--format", "json",
+                     cwd=tmp_path, env=ENV)  # fmt: skip
+    assert json.loads(status.stdout)["complete"] == 12, status.stderr
