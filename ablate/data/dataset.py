@@ -82,6 +82,11 @@ def check_dataset(data: Dataset) -> None:
         x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
         if len(x) == 0:
             raise AblateError(f"x_{part} is empty; the dataset needs {part} examples.")
+        if x[0].size == 0:  # e.g. shape (n, 0): examples of no value at all
+            raise AblateError(
+                f"x_{part}'s examples have shape {x.shape[1:]}, which holds no value; every "
+                "example needs at least one input value."
+            )
         if y is not None and len(y) != len(x):
             raise AblateError(
                 f"y_{part} has {len(y):,} entries but x_{part} has {len(x):,} examples; every "

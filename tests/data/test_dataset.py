@@ -151,3 +151,13 @@ def test_labels_below_zero_stop_the_run_with_exit_code_2_naming_y_train(tmp_path
         assert proc.returncode == 2, proc.stderr
         assert "y_train holds the label -1" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "results" / "labels" / "optuna.journal").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("task", [RECONSTRUCT, CLASSIFY, REGRESS], ids=lambda t: t.name)
+def test_examples_of_no_value_are_refused_for_every_task(task: Any) -> None:
+    """Found by the property test of npz files: x of shape (1, 0) crashed the reconstruction
+    task's range check (the minimum of an empty array) instead of being refused."""
+    empty = np.zeros((1, 0), dtype=np.float32)
+    data = Dataset("npz", "data.npz", empty, np.zeros(1, np.int64), empty, np.zeros(1, np.int64))
+    with pytest.raises(AblateError, match=r"shape \(0,\), which holds no value"):
+        _check(data, task)
