@@ -35,6 +35,7 @@ def _check(study_name: str, storage: object, levels: dict[str, tuple[object, ...
     assert sum(importances.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow  # trains the session's tiny study (18 s): the fast part stays under 3 minutes
 def test_a_trained_journal_study_opens_in_optuna_with_its_parameters(tiny_results: Path) -> None:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend

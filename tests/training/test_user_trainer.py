@@ -126,6 +126,7 @@ def test_a_bad_trainer_exits_2_before_anything_trains(
     assert not (tmp_path / "bad" / "trials.parquet").exists()
 
 
+@pytest.mark.slow  # worker processes (4 s): the fast part stays under 3 minutes
 def test_a_study_of_a_function_runs_in_workers_and_finds_its_known_effects(
     tmp_path: Path,
 ) -> None:
