@@ -7,6 +7,7 @@ The documentation build (``docs/conf.py``) writes the table into a generated pag
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -55,10 +56,9 @@ def markdown(directory: Path = RESULTS) -> str:
         "docstring gives the options; the file's `settings` or `args` hold those used) on a "
         "like machine, and compare timings only within one run of a benchmark.",
     ]
-    found = rows(directory)
-    for script in dict.fromkeys(r["script"] for r in sorted(found, key=lambda r: r["script"])):
-        group = sorted((r for r in found if r["script"] == script),
-                       key=lambda r: (r["date"], r["file"]), reverse=True)  # fmt: skip
+    by_script = sorted(rows(directory), key=lambda r: r["script"])
+    for script, members in itertools.groupby(by_script, key=lambda r: r["script"]):
+        group = sorted(members, key=lambda r: (r["date"], r["file"]), reverse=True)
         title = f"`{script}`: {group[0]['what']}" if script else "Other results"
         lines += ["", f"### {title}", "", "| file | date | machine | backend and versions |",
                   "| --- | --- | --- | --- |"]  # fmt: skip
