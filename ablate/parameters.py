@@ -211,5 +211,7 @@ def markdown_table(parameters: tuple[Parameter, ...], prefix: str = "") -> str:
     rows = ["| parameter | values | default | meaning |", "| --- | --- | --- | --- |"]
     for p in parameters:
         values = p.expected().replace("|", "\\|")
-        rows.append(f"| `{prefix}{p.name}` | {values} | `{p.describe_default()}` | {p.doc} |")
+        default = p.describe_default()
+        shown = "none" if default in ("[]", '""') else f"`{default}`"  # empty: nothing to write
+        rows.append(f"| `{prefix}{p.name}` | {values} | {shown} | {p.doc} |")
     return "\n".join(rows)

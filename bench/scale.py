@@ -144,8 +144,8 @@ def _worker(study_file: str, url: str | None, name: str, epochs: int, kb: int, o
     """One worker process: ablate's worker loop (``serve``) with trials that train at once:
     a heartbeat, one intermediate value per epoch, and the result."""
     from ablate.execution.worker import serve
-    from ablate.storage.queue import opened_queue
-    from ablate.storage.workers import WorkerIdentity
+    from ablate.queue.claims import opened_queue
+    from ablate.queue.workers import WorkerIdentity
     from ablate.study import load_study
 
     study = load_study(Path(study_file))
@@ -233,8 +233,8 @@ def _cli(*args: str) -> float:
 
 def run_once(server: str | None, n: int, k: int, args: argparse.Namespace, root: Path) -> dict:
     """One study of ``n`` trials worked by ``k`` processes; returns its measurements."""
+    from ablate.queue.claims import opened_queue
     from ablate.results import prepare_results_dir
-    from ablate.storage.queue import opened_queue
     from ablate.study import parse_study
     from ablate.study.grid import expand_trials
 

@@ -110,8 +110,8 @@ def _reference(args: argparse.Namespace) -> Any:
 def _study_costs(keras: Any, study: Any, n: int, cells: tuple[int, ...] = ()) -> dict[str, Any]:
     from ablate.data import load_dataset
     from ablate.execution.pool import export_queue
-    from ablate.storage.queue import open_queue
-    from ablate.storage.workers import WorkerIdentity
+    from ablate.queue.claims import open_queue
+    from ablate.queue.workers import WorkerIdentity
     from ablate.study.grid import expand_trials
     from ablate.training.trial import steps_per_call, train_trial
     from bench._flops import training_flops_per_example

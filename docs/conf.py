@@ -63,7 +63,11 @@ autodoc_typehints = "description"
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
+# Option names are printed as typed: no "--" turned into an en dash, no curly quotes (a copied
+# --until-halfwidth must work).
+smartquotes = False
 html_theme = "alabaster"
 html_title = f"ablate {__version__}"
 # Room for code blocks 100 characters wide, as the project's code and the analysis print them.
 html_theme_options = {"page_width": "1240px", "sidebar_width": "240px"}
+html_static_path = ["_static"]  # custom.css: code blocks of 100 columns, tables that wrap

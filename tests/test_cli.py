@@ -35,15 +35,21 @@ def test_run_analyze_plot_and_a_second_run_trains_nothing(tmp_path: Path) -> Non
 
     table = run_cli("analyze", str(results))
     assert table.returncode == 0, table.stderr
-    for term in ("batch_norm", "activation[relu]", "activation[sigmoid]", "OLS Regression"):
+    for term in ("Findings", "batch_norm", "activation: ", "ANOVA", "--full"):
         assert term in table.stdout
+    assert "OLS Regression" not in table.stdout  # one screen by default
+    full = run_cli("analyze", str(results), "--full")
+    for term in ("mean at activation=relu", "OLS Regression"):
+        assert term in full.stdout
+    only = run_cli("analyze", str(results), "--section", "anova")
+    assert only.stdout.startswith("ANOVA") and "Findings" not in only.stdout
     as_json = run_cli("analyze", str(results), "--format", "json")
     terms = json.loads(as_json.stdout)["coefficients"]
     assert [t["term"] for t in terms] == ["batch_norm", "activation[relu]", "activation[sigmoid]"]
 
     plotted = run_cli("plot", str(results))
     assert plotted.returncode == 0, plotted.stderr
-    png = results / "plots" / "coefficients.png"
+    png = results / "plots" / "effects.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -137,3 +143,34 @@ def test_init_copies_a_shipped_study_and_run_finds_one_by_name(
     assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"ablate {__version__}"
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert __version__ == pyproject["project"]["version"]
+
+
+def test_a_mistyped_command_or_option_gets_a_suggestion() -> None:
+    from ablate.cli import main
+
+    for argv, meant in ((["anlyze", "x"], "'analyze'"), (["analyze", "x", "--fll"], "'--full'"),
+                        (["run", "x", "--dryrun"], "'--dry-run'")):  # fmt: skip
+        proc = run_cli(*argv)
+        assert proc.returncode == 2 and f"did you mean {meant}?" in proc.stderr, proc.stderr
+    with pytest.raises(SystemExit):
+        main(["analyze", "x", "--coding", "treatment"])  # one coding, offered once
+
+
+def test_init_without_a_name_lists_the_shipped_studies() -> None:
+    from ablate.study import library
+
+    proc = run_cli("init")
+    assert proc.returncode == 0
+    for name in library.names():
+        assert f"  {name} " in proc.stdout
+
+
+@pytest.mark.slow  # two dry runs load the dataset and Keras: about 15 s
+def test_run_name_prefers_the_file_here_and_says_which(tmp_path: Path) -> None:
+    shipped = run_cli("run", "quick", "--dry-run", cwd=tmp_path)
+    assert "running the study ablate ships as 'quick'" in shipped.stderr
+    (tmp_path / "quick.yaml").write_text(tiny_study_text(tmp_path / "results", name="quick"))
+    local = run_cli("run", "quick", "--dry-run", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert "running quick.yaml, not the study ablate ships as 'quick'" in local.stderr
+    assert "4 cells x 1 replicate(s)" in local.stdout

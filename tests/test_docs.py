@@ -59,6 +59,22 @@ def test_the_generated_reference_pages_hold_every_key_option_and_column(site: Pa
         assert f"`{column}`" in results and column in MEANINGS, column
 
 
+def test_every_option_is_printed_as_typed(site: Path) -> None:
+    """No "--" turned into an en dash, no empty code or "[]" as a default, on any page: a
+    copied flag must work."""
+    dash = re.compile(r"–[a-z]")  # an en dash where a flag begins
+    for page in site.rglob("*.html"):
+        if "_static" in page.parts or "_sources" in page.parts:
+            continue
+        text = page.read_text()
+        assert not dash.search(text), (page, dash.search(text).group(0))
+        assert '<span class="pre"></span></code>' not in text, page
+    for name in ("cli.html", "study-file.html"):
+        text = (site / "reference" / "generated" / name).read_text()
+        assert '<span class="pre">[]</span>' not in text, name
+        assert "--until-halfwidth" in (site / "reference" / "generated" / "cli.html").read_text()
+
+
 #: Files ablate writes (into a results folder), which pages name without citing them.
 WRITTEN = {"report.md"}
 

@@ -69,9 +69,15 @@ def storage_url(args: argparse.Namespace) -> str | None:
 
 
 def init(args: argparse.Namespace) -> int:
-    """``ablate init NAME``: a copy of a shipped study, to edit and run."""
+    """``ablate init NAME``: a copy of a shipped study, to edit and run; without a name, the
+    list of the shipped studies."""
     from ablate.study import library
 
+    if args.name is None:
+        print("The studies ablate ships (ablate init NAME writes NAME.yaml to edit):")
+        for name, about in library.described():
+            print(f"  {name:<16} {about}")
+        return 0
     written = library.copy_to(args.name, args.to)
     print(f"wrote {written}; run it with: ablate run {written}")
     return 0
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ablate.execution.runner import run_study
     from ablate.study import load_study
 
-    study = load_study(args.study)
+    study = load_study(_located(args.study))
     if args.dry_run:
         from ablate.execution.dryrun import dry_run
 
@@ -125,6 +131,17 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"Next: ablate analyze {summary.directory}")
     return 0
+
+
+def _located(name: str) -> str:
+    """The study file a name means (a file here before a shipped study of that name), saying
+    which was taken where a name could mean either."""
+    from ablate.study.parse import locate_study
+
+    path, note = locate_study(name)
+    if note:
+        print(f"ablate: {note}", file=sys.stderr)
+    return str(path)
 
 
 def _rounds(
@@ -178,7 +195,7 @@ def submit(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from ablate.execution.progress import describe_status
-    from ablate.storage.queue import opened_queue
+    from ablate.queue.claims import opened_queue
     from ablate.study import load_study
 
     study = load_study(args.results)
@@ -208,8 +225,8 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from ablate.queue.claims import opened_queue
     from ablate.results import export
-    from ablate.storage.queue import opened_queue
     from ablate.study import load_study
 
     study = load_study(args.results)
@@ -221,7 +238,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    from ablate.stats.tables import render
+    from ablate.views.tables import render
 
     _, analysis = fitted(args)
     if args.design_matrix:
@@ -229,19 +246,21 @@ def analyze(args: argparse.Namespace) -> int:
 
         write_atomic(args.design_matrix, analysis.model_matrix.matrix.to_csv(index=False).encode())
         print(f"wrote the design matrix to {args.design_matrix}", file=sys.stderr)
-    _emit(render(analysis, args.format, args.table).rstrip("\n"), args.output)
+    full = args.full or args.format != "text"
+    text = render(analysis, args.format, args.table, full=full, only=tuple(args.section))
+    _emit(text.rstrip("\n"), args.output)
     return 0
 
 
 def plot(args: argparse.Namespace) -> int:
-    from ablate.views.plots import draw_all, save_figures
+    from ablate.views.plots import draw_all, save_charts
 
     results, analysis = fitted(args)
     out = args.out or (
         results.source / "plots" if results.source.is_dir() else results.source.parent
     )
     picks = tuple(p.strip() for p in args.cells.split(",") if p.strip())
-    for path in save_figures(draw_all(results, analysis, picks), out, args.format):
+    for path in save_charts(draw_all(results, analysis, picks), out, args.format):
         print(f"{path}  ({path.stat().st_size / 1024:.0f} kB)")
     return 0
 

@@ -7,19 +7,64 @@ generated from :func:`build_parser`.
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from ablate.cli import commands
 from ablate.designs.matrix import CODINGS
 from ablate.stats.options import ADJUSTMENTS
-from ablate.stats.tables import TABLE_FORMATS, TABLES
 from ablate.version import __version__
 from ablate.views.style import IMAGE_FORMATS
+from ablate.views.tables import TABLE_FORMATS, TABLES
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with "did you mean ...?" for a mistyped command, choice or option."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + _suggestion(message, self._choices_in(message)))
+
+    def _choices_in(self, message: str) -> list[str]:
+        """The words a mistyped one may have meant: the choices the message lists, else the
+        options of the command (and of ``ablate``) that was parsed."""
+        listed = re.search(r"\(choose from (.*)\)", message)
+        if listed:
+            return re.findall(r"'([^']*)'", listed.group(1)) or listed.group(1).split(", ")
+        return [o for a in self._actions for o in a.option_strings]
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(getattr(parsed, "command", None))
+            options = [o for a in command._actions for o in a.option_strings]
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            command.exit(2, f"{command.format_usage()}{command.prog}: error: {message}"
+                         f"{_suggestion(message, options)}\n")  # fmt: skip
+        return parsed
+
+    def _command_parser(self, name: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                return action.choices[name]  # type: ignore[no-any-return]
+        return self
+
+
+def _suggestion(message: str, words: list[str]) -> str:
+    """ " (did you mean 'analyze'?)" for the first unknown word that is close to a known one."""
+    for wrong in re.findall(r"invalid choice: '([^']*)'|(--?[\w-]+)", message):
+        word = wrong[0] or wrong[1]
+        close = difflib.get_close_matches(word, words, n=1, cutoff=0.6)
+        if close and close[0] != word:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ablate`` command's parser, every command with its options."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ablate",
         description="Factorial ablation studies of Keras models or your own training code, "
         "with OLS effect analysis.",
@@ -34,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _init(sub: argparse._SubParsersAction) -> None:
     init = sub.add_parser("init", help="write a copy of a study ablate ships, to edit and run")
-    init.add_argument("name", help="the shipped study: quick, reference, attention, multiscale, "
-                      "lstm-attention")  # fmt: skip
+    init.add_argument("name", nargs="?", help="the shipped study: quick, reference, attention, "
+                      "multiscale, lstm-attention (without a name: the list)")  # fmt: skip
     init.add_argument("--to", type=Path, default=Path("."), metavar="DIR",
                       help="the folder to write NAME.yaml into (default: here)")  # fmt: skip
     init.set_defaults(handler=commands.init)
@@ -133,6 +178,15 @@ def _analyze(sub: argparse._SubParsersAction) -> None:
     ana.add_argument("results", help="results folder, or a parquet/CSV file")
     _analysis_options(ana)
     ana.add_argument("--format", choices=TABLE_FORMATS, default="text")
+    ana.add_argument(
+        "--full", action="store_true",
+        help="every table (text prints one screen by default: the findings, the design, the "
+        "effects, the levels of factors with three or more, the ANOVA and what is missing)",
+    )  # fmt: skip
+    ana.add_argument(
+        "--section", action="append", default=[], metavar="NAME",
+        help="print this section only (repeatable), e.g. coefficients, pairwise, dispersion",
+    )  # fmt: skip
     ana.add_argument("--table", choices=TABLES, default="coefficients",
                      help="the table --format csv writes (default: coefficients)")  # fmt: skip
     ana.add_argument("--output", type=Path, help="write to this file instead of stdout")
@@ -229,8 +283,9 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
         "--coding",
         choices=CODINGS,
         default="reference",
-        help="reference: 0/1 columns, no intercept (default); treatment: intercept + 0/1 "
-        "against a baseline; sum: intercept + ±1 effect coding",
+        help="reference: 0/1 columns against each factor's baseline, the first categorical "
+        "factor's level means in place of an intercept (default); sum: intercept + ±1 effect "
+        "coding (Type III sums of squares need it)",
     )
     p.add_argument(
         "--baseline",

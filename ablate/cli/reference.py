@@ -42,9 +42,12 @@ def _name(action: argparse.Action) -> str:
 
 
 def _default(action: argparse.Action) -> str:
-    if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+    """The default, as typed on the command line; nothing where there is none to type (an
+    empty list or text: the option is simply left out)."""
+    value = action.default
+    if value in (None, False, argparse.SUPPRESS, "", []) or not action.option_strings:
         return ""
-    return f"`{action.default}`"
+    return f"`{value}`"
 
 
 def _cell(text: str) -> str:

@@ -81,7 +81,8 @@ def sbatch_script(study: Study, study_file: Path, options: SlurmOptions) -> str:
     lines = [
         "#!/bin/bash",
         f"# ablate submit --slurm: {study.name}, {options.array} tasks of "
-        f"{options.workers_per_task} worker(s), storage {storage}",
+        f"{options.workers_per_task} worker(s)",
+        f"# storage: {storage}",
         *(f"#SBATCH {d}" for d in directives),
         "set -e",
         f"cd {shlex.quote(str(here))}",

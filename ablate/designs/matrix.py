@@ -12,6 +12,9 @@ effect or interaction). Three codings:
 - ``sum`` (effect coding): an intercept plus, per factor, a column for every level but the
   baseline, +1 at that level and −1 at the baseline. For two-level factors that is +1 for the
   high (on) level and −1 for the low (off) one, so signs read "on minus off".
+- ``helmert`` (inside the analysis, for the screening charts): as ``sum`` for two-level
+  factors; a factor of k levels gets k − 1 orthogonal contrasts, each level against the mean
+  of those before it (``activation[selu − mean(elu, relu)]``).
 
 Levels are ordered false < true, numbers ascending, strings as listed in the study file (or
 sorted, for a bare table); a factor's baseline is its first level unless chosen otherwise.
@@ -30,8 +33,12 @@ import pandas as pd
 
 from ablate.errors import AblateError
 
-Coding = Literal["reference", "treatment", "sum"]
-CODINGS: tuple[Coding, ...] = ("reference", "treatment", "sum")
+Coding = Literal["reference", "treatment", "sum", "helmert"]
+#: The codings an analysis may be asked for: reference (the default) and sum. (treatment is
+#: the reference coding with an intercept, and helmert the orthogonal contrasts of the
+#: screening charts: both are used inside the analysis, not offered.)
+CODINGS: tuple[Coding, ...] = ("reference", "sum")
+_ALL_CODINGS: tuple[Coding, ...] = ("reference", "treatment", "sum", "helmert")
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ def _check_request(
     factors: Sequence[FactorInfo], coding: str, interactions: int, named: Sequence[tuple[str, ...]]
 ) -> None:
     """Refuse a coding, an order of interactions or a named interaction that cannot be had."""
-    if coding not in CODINGS:
+    if coding not in _ALL_CODINGS:
         raise AblateError(f"unknown coding {coding!r}; choose one of {', '.join(CODINGS)}.")
     if not 1 <= interactions <= max(1, len(factors)):
         raise AblateError(
@@ -289,16 +296,37 @@ def _combinations(
 
 def _contrast_columns(f: FactorInfo, coding: Coding) -> list[Encoder]:
     """A factor's columns without its baseline level: 0/1 or, for sum coding, +1/−1."""
+    if coding == "helmert" and not f.two_level:
+        return _helmert_columns(f)
     others = [v for v in f.levels if v != f.baseline]
     cols = []
     for level in others:
         on = f.kind == "bool" and level is True
         name = f.name if on else f"{f.name}[{f.level_label(level)}]"  # "batch_norm": 1 when on
-        if coding == "sum":
+        if coding in ("sum", "helmert"):
             cols.append((name, _deviation(f.name, level, f.baseline)))
         else:
             cols.append((name, _indicator(f.name, level)))
     return cols
+
+
+def _helmert_columns(f: FactorInfo) -> list[Encoder]:
+    """Level j against the mean of the levels before it: −1 at those, j at level j."""
+    cols = []
+    for j in range(1, len(f.levels)):
+        before = [f.level_label(v) for v in f.levels[:j]]
+        against = before[0] if j == 1 else f"mean({', '.join(before)})"
+        name = f"{f.name}[{f.level_label(f.levels[j])} − {against}]"
+        cols.append((name, _helmert(f.name, f.levels[:j], f.levels[j], j)))
+    return cols
+
+
+def _helmert(name: str, before: tuple[Any, ...], level: Any, j: int) -> Callable[..., np.ndarray]:
+    def encode(d: pd.DataFrame) -> np.ndarray:
+        v = _values(d, name)
+        return j * (v == level).astype(float) - np.isin(v, list(before)).astype(float)
+
+    return encode
 
 
 def _values(frame: pd.DataFrame, name: str) -> np.ndarray:

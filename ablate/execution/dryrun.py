@@ -78,7 +78,14 @@ def dry_run(
         *describe_design(study),
         "Every check passed: `ablate run` would start training.",
     ]
-    return DryRun("\n".join(lines))
+    return DryRun("\n".join(_within(line) for line in lines))
+
+
+def _within(line: str, width: int = 100) -> str:
+    """A line of the dry run within ``width`` columns, continued two spaces further in."""
+    lead = " " * (len(line) - len(line.lstrip()))
+    return textwrap.fill(line, width, initial_indent="", subsequent_indent=lead + "  ",
+                         break_on_hyphens=False, break_long_words=False)  # fmt: skip
 
 
 def _what_trains(study: Study, data: str, model: str) -> list[str]:

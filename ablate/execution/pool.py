@@ -25,14 +25,14 @@ from ablate.execution.progress import Event, Progress
 from ablate.execution.signals import EXIT_INTERRUPTED
 from ablate.execution.watch import FailureWatch
 from ablate.execution.worker import EXIT_BUG, EXIT_USER_ERROR, worker_main
+from ablate.queue.claims import TrialQueue
 from ablate.results import export
-from ablate.storage.queue import TrialQueue
 from ablate.study.settings import Study
 
 
-def export_queue(queue: TrialQueue, directory: Path) -> int:
+def export_queue(study: Study, queue: TrialQueue, directory: Path) -> int:
     """Write the study's parquet files and outputs from its storage; returns the rows."""
-    return export(queue.study, queue.records(), queue.outputs, directory)
+    return export(study, queue.records(), queue.outputs, directory)
 
 
 class WorkerPool:
@@ -53,7 +53,7 @@ class WorkerPool:
         self.logs = directory / "logs"
         self.progress = progress
         self.queue = queue
-        self.exporter = ThrottledExport(queue, directory, progress)
+        self.exporter = ThrottledExport(study, queue, directory, progress)
         self.ctx = multiprocessing.get_context("spawn")  # never fork a process that holds locks
         self.procs: dict[str, Any] = {}
         self.pipes: dict[str, multiprocessing.connection.Connection] = {}
@@ -170,8 +170,10 @@ class ThrottledExport:
     """
 
     def __init__(
-        self, queue: TrialQueue, directory: Path, progress: Progress, every: float = 5.0
-    ) -> None:
+        self, study: Study, queue: TrialQueue, directory: Path, progress: Progress,
+        every: float = 5.0,
+    ) -> None:  # fmt: skip
+        self._study = study
         self._queue = queue
         self._directory = directory
         self._progress = progress
@@ -184,7 +186,7 @@ class ThrottledExport:
             return
         start = time.monotonic()
         try:
-            export_queue(self._queue, self._directory)
+            export_queue(self._study, self._queue, self._directory)
         except AblateError as err:
             if not self._failing:
                 self._progress.note(f"{err} (the run goes on; results are safe in storage)")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
-    from ablate.storage.queue import Summary
+    from ablate.queue.claims import Summary
 
 EventKind = Literal["claimed", "progress", "epoch", "finished", "recovered", "note", "fatal"]
 

@@ -26,11 +26,11 @@ from ablate.execution.pool import WorkerPool, export_queue
 from ablate.execution.preflight import checked_before_run
 from ablate.execution.progress import Progress
 from ablate.execution.watch import stopped_tally
+from ablate.queue.claims import TrialQueue, opened_queue
+from ablate.queue.outcomes import Summary
+from ablate.queue.spool import import_spool
 from ablate.results.files import SPOOL_DIR, prepare_results_dir, write_baselines
 from ablate.secrets import mask_url
-from ablate.storage.outcomes import Summary
-from ablate.storage.queue import TrialQueue, opened_queue
-from ablate.storage.spool import import_spool
 from ablate.study.grid import expand_trials
 from ablate.study.runs import with_table
 from ablate.study.settings import Study
@@ -76,18 +76,19 @@ def run_study(
             pass
     directory = _checked_folder(study, storage_url)
     with opened_queue(study, storage_url, create=not join) as queue:
-        progress = _prepare(queue, directory, join, stream, live)
-        pool, interrupted = _supervise(queue, storage_url, workers, workers_per_gpu, progress)
+        progress = _prepare(study, queue, directory, join, stream, live)
+        pool, interrupted = _supervise(study, queue, storage_url, workers, workers_per_gpu,
+                                       progress)  # fmt: skip
         stopped = pool.fatal or pool.tripped
         if stopped and not interrupted:
             with contextlib.suppress(AblateError):  # the storage may be what failed
-                export_queue(queue, directory)
+                export_queue(study, queue, directory)
             if pool.tripped:
                 left = queue.summary()
                 raise AblateError(stopped + stopped_tally(left.failed, left.waiting),
                                   pool.watch.detail)  # fmt: skip
             raise AblateError(stopped)
-        export_queue(queue, directory)
+        export_queue(study, queue, directory)
         after = queue.summary()
     return RunSummary(
         study=study.name, directory=directory, total=after.total, complete=after.complete,
@@ -102,7 +103,7 @@ def enqueue_study(study: Study, storage_url: str | None = None) -> tuple[Path, S
     queue (failed ones once more). Returns the folder and where the study stands."""
     directory = _checked_folder(study, storage_url)
     with opened_queue(study, storage_url, create=True) as queue:
-        queue.populate(expand_trials(queue.study), retry_failed=True)
+        queue.populate(expand_trials(study), retry_failed=True)
         return directory, queue.summary()
 
 
@@ -116,15 +117,15 @@ def _checked_folder(study: Study, storage_url: str | None) -> Path:
 
 
 def _prepare(
-    queue: TrialQueue, directory: Path, join: bool, stream: Any, live: bool | None
+    study: Study, queue: TrialQueue, directory: Path, join: bool, stream: Any, live: bool | None
 ) -> Progress:
     """The queue made ready for this run's workers; the progress display, started."""
     queue.recover_lost()  # trials left RUNNING by a killed earlier run on this machine
     if not join:  # and a rerun tries each failed trial once more (its cause may be fixed)
-        queue.populate(expand_trials(queue.study), retry_failed=True)
+        queue.populate(expand_trials(study), retry_failed=True)
     kept = import_spool(queue, directory / SPOOL_DIR)  # results the storage missed before
     before = queue.summary()
-    progress = Progress(queue.study.name, before.total, before.finished, stream=stream, live=live)
+    progress = Progress(study.name, before.total, before.finished, stream=stream, live=live)
     for label in kept:
         progress.note(f"recorded {label} from {directory / SPOOL_DIR} (kept while the "
                       "storage was unreachable)")  # fmt: skip
@@ -132,6 +133,7 @@ def _prepare(
 
 
 def _supervise(
+    study: Study,
     queue: TrialQueue,
     storage_url: str | None,
     workers: int | None,
@@ -140,7 +142,6 @@ def _supervise(
 ) -> tuple[WorkerPool, bool]:
     """Start this machine's workers and watch them until the queue is empty; returns the
     pool and whether the run was interrupted (Ctrl-C)."""
-    study = queue.study
     before = queue.summary()
     remaining = before.waiting or (1 if before.running else 0)
     slots = (

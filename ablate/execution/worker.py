@@ -27,11 +27,11 @@ from ablate.errors import AblateError
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event
 from ablate.execution.signals import EXIT_INTERRUPTED, StopRequests, die_with_parent
+from ablate.queue.claims import Claim, TrialQueue, opened_queue
+from ablate.queue.spool import spool_result
+from ablate.queue.workers import WorkerIdentity
 from ablate.results.files import SPOOL_DIR
 from ablate.secrets import scrub
-from ablate.storage.queue import Claim, TrialQueue, opened_queue
-from ablate.storage.spool import spool_result
-from ablate.storage.workers import WorkerIdentity
 from ablate.study.settings import Study
 from ablate.training import backend
 from ablate.training.fused import train_group

@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Literal
 
 from ablate.errors import AblateError
+from ablate.queue.claims import TrialQueue, opened_queue
+from ablate.queue.experiment import SCHEMA_VERSION
+from ablate.queue.spool import import_spool
 from ablate.results.export import export
 from ablate.results.files import MANIFEST_FILE, OUTPUTS_DIR, SPOOL_DIR, TRIALS_FILE
 from ablate.results.load import read_table
 from ablate.storage.base import JOURNAL_FILE
-from ablate.storage.experiment import SCHEMA_VERSION
 from ablate.storage.journal_file import cut_incomplete_record
-from ablate.storage.queue import TrialQueue, opened_queue
-from ablate.storage.spool import import_spool
 from ablate.study import load_study
-from ablate.study.grid import expand_trials
+from ablate.study.grid import TrialSpec, expand_trials
+from ablate.study.settings import Study
 
 Severity = Literal["ok", "problem", "repaired"]
 
@@ -51,12 +52,12 @@ def diagnose(directory: Path, storage_url: str | None, repair: bool = False) -> 
             return findings  # the storage cannot be opened until the journal is repaired
     with opened_queue(study, storage_url, create=False) as queue:
         findings += [
-            _never_enqueued(queue, repair),
+            _never_enqueued(queue, expand_trials(study), repair),
             _completed_twice(queue),
             _duplicate_waiting(queue, repair),
             _orphans(queue, repair),
             _spool(queue, directory, repair),
-            _exported(queue, directory, repair),
+            _exported(study, queue, directory, repair),
         ]
     return findings
 
@@ -114,8 +115,7 @@ def _journal(path: Path, repair: bool) -> Finding:
     )
 
 
-def _never_enqueued(queue: TrialQueue, repair: bool) -> Finding:
-    specs = expand_trials(queue.study)
+def _never_enqueued(queue: TrialQueue, specs: list[TrialSpec], repair: bool) -> Finding:
     present = queue.keys()
     missing = [s for s in specs if s.key not in present]
     if not missing:
@@ -187,7 +187,7 @@ def _spool(queue: TrialQueue, directory: Path, repair: bool) -> Finding:
     )
 
 
-def _exported(queue: TrialQueue, directory: Path, repair: bool) -> Finding:
+def _exported(study: Study, queue: TrialQueue, directory: Path, repair: bool) -> Finding:
     records = queue.records()
     expected = {(r.key, r.status) for r in records}
     problem = None
@@ -218,7 +218,7 @@ def _exported(queue: TrialQueue, directory: Path, repair: bool) -> Finding:
     if problem is None:
         return Finding("ok", f"{path.name} agrees with the storage ({len(records)} results)")
     if repair:
-        export(queue.study, records, queue.outputs, directory)
+        export(study, records, queue.outputs, directory)
         return Finding("repaired", f"rewrote the results from storage ({problem})")
     return Finding("problem", problem, "export the results again from storage")
 

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.fileio import sync_folder, write_atomic
+from ablate.queue.experiment import SCHEMA_VERSION
 from ablate.results.files import EPOCHS_FILE, OUTPUTS_DIR, TRIALS_FILE
-from ablate.storage.experiment import SCHEMA_VERSION
 from ablate.study.grid import Cell
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ablate.queue.outcomes import Record
     from ablate.storage.base import OutputStore
-    from ablate.storage.outcomes import Record
     from ablate.study import Study
 
 #: Columns of trials.parquet before the factors, and their types.

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from ablate.errors import AblateError
 from ablate.fileio import write_atomic
+from ablate.queue.experiment import SCHEMA_VERSION
 from ablate.secrets import mask_url
 from ablate.storage.base import JOURNAL_FILE
-from ablate.storage.experiment import SCHEMA_VERSION
 from ablate.version import __version__
 
 if TYPE_CHECKING:

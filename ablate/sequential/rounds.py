@@ -91,7 +91,7 @@ def run_until(
 def _next(widths: pd.DataFrame, a: Analysis, target: float, most: int) -> int:
     """The replicates for the next round: enough for the widest interval by the planning
     formula, at least one more, at most ``most``."""
-    now = (a.fit["df_resid"], a.fit["replicates_min"], a.fit["cells"])
+    now = (a.fit.df_resid, a.fit.replicates_min, a.fit.cells)
     needed = [
         replicates_for(w, crit, now, target, most)
         for w, crit in zip(widths["halfwidth"], widths["critical"], strict=True)
@@ -110,7 +110,7 @@ def _round_line(rnd: Round, a: Analysis, target: float) -> str:
 
 def _met(rnd: Round, a: Analysis, target: float) -> str:
     return (f"target met: every effect's {a.confidence}% interval is within ±{target:g} at "
-            f"{rnd.replicates} replicates per run (widest: {rnd.widest} "
+            f"{rnd.replicates} replicates per run\n  (widest: {rnd.widest} "
             f"±{rnd.halfwidth:.3g}).")  # fmt: skip
 
 

@@ -39,14 +39,15 @@ from ablate.designs.matrix import (
 )
 from ablate.errors import AblateError
 from ablate.results import Results
-from ablate.stats import anova, equivalence, estimates, fit, learned, rows, screening
+from ablate.stats import anova, equivalence, estimates, fit, learned, needs, rows, screening
 from ablate.stats.blocks import fit_blocks
 from ablate.stats.bootstrap import cluster_bootstrap
 from ablate.stats.dispersion import box_meyer, dispersion
-from ablate.stats.findings import findings, interaction_hints
+from ablate.stats.findings import interaction_hints, judge
 from ablate.stats.importance import importance, model_intervals
 from ablate.stats.options import ADJUSTMENTS, Options, check_options, merge
-from ablate.stats.result import Analysis
+from ablate.stats.result import Analysis, Goal
+from ablate.stats.screening import Screened
 from ablate.tasks import bounds_of, goal_of
 
 if TYPE_CHECKING:
@@ -80,18 +81,19 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
             frame, y_raw = _learned_only(frame, y_raw, verdicts, excluded, notes)
     y, label = _transformed(y_raw, response, opts, notes)
     factors = factor_infos(frame, names, declared=declared, baselines=baselines)
+    rows.check_varies(y, label)
     design = build_matrix(frame, factors, opts.coding, opts.interactions, opts.terms)
     notes.extend(design.notes)
     n, p = design.matrix.shape
     if np.linalg.matrix_rank(design.matrix.to_numpy(dtype=float)) < p:
         raise AblateError(_not_estimable(frame, factors, opts, n, p))
     opts = replace(opts, response=response, factors=tuple(names))  # as resolved
-    analysis = _assemble(frame, y, label, opts, factors, design, excluded, notes)
-    analysis.fit.update(goal=goal, baseline=verdicts.as_dict() if verdicts else None)
+    analysis = _assemble(frame, y, label, opts, factors, design, excluded, notes, goal)
     analysis = replace(analysis, learned=verdicts)
     seed = results.study.seed if results.study is not None else 0
-    analysis = _with_seeds(analysis, frame, y, bounds_of(response, task), seed)
-    return _with_importance(analysis, results, frame, y, goal)
+    analysis = _with_seeds(analysis, frame, y, seed)
+    analysis = _with_importance(analysis, results, frame, y, goal)
+    return _judged(analysis, frame, y, bounds_of(response, task))
 
 
 def _learned_only(
@@ -110,35 +112,56 @@ def _learned_only(
     return frame[keep], y[keep]
 
 
-def _with_seeds(
-    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any],
-    seed: int,
-) -> Analysis:  # fmt: skip
-    """Blocks, dispersion, the bootstrap check, equivalence verdicts and the findings."""
-    opts, notes = a.options, list(a.notes)
-    blocks = None
+def _with_seeds(a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], seed: int) -> Analysis:
+    """Blocks (and the blocked ANOVA), dispersion, the bootstrap check and equivalence, each
+    where the data can support it (:mod:`ablate.stats.needs`)."""
+    opts, notes, missing = a.options, list(a.notes), list(a.missing)
+    blocks, table = None, a.anova
     if opts.block:
-        blocks = fit_blocks(frame, y, a.factors, a.model_matrix, a.fit["rss"],
-                            a.fit["df_resid"], opts)  # fmt: skip
+        blocks = fit_blocks(frame, y, a.factors, a.model_matrix, a.fit.rss, a.fit.df_resid,
+                            opts)  # fmt: skip
         notes += blocks.notes
-    spread = dispersion(frame, y, a.factors, opts, notes)
-    unreplicated = spread is None and a.fit["df_resid"] > 0 and a.cells["n"].max() == 1
+        table = anova.anova(frame, y, a.factors, opts, a.fit.rss, a.fit.df_resid,
+                            float(((y - y.mean()) ** 2).sum()), a.fit.exact, [],
+                            block=frame[str(opts.block)].to_numpy())  # fmt: skip
+    reps = a.fit.replicates_min
+    spread = None
+    if a.fit.replicates_max > 1:
+        lacking = needs.SEED_SENSITIVITY.missing(reps)
+        spread = dispersion(frame, y, a.factors, opts, notes) if lacking is None else None
+        missing += [lacking] if lacking is not None else []
+    unreplicated = a.fit.replicates_max == 1 and a.fit.df_resid > 0
     residual = a.residuals["residual"].to_numpy(dtype=float)
     by_residuals = box_meyer(a.residuals, residual, a.factors, opts) if unreplicated else None
     verdicts = None
     if opts.margin is not None:
         effects = blocks.effects if blocks is not None else a.effects
-        df = blocks.df_resid if blocks is not None else a.fit["df_resid"]
+        df = blocks.df_resid if blocks is not None else a.fit.df_resid
         verdicts = equivalence.table(effects, a.pairwise, opts.margin, opts.alpha, df,
-                                     a.fit["replicates_min"], a.fit["cells"])  # fmt: skip
-    checked = cluster_bootstrap(frame, y, a.factors, a.model_matrix, a.effects, opts, seed)
-    a = replace(a, blocks=blocks, dispersion=spread, box_meyer=by_residuals,
-                equivalence=verdicts, bootstrap=checked, notes=tuple(notes))  # fmt: skip
+                                     reps, a.fit.cells)  # fmt: skip
+    checked = None
+    if a.fit.replicates_max > 1:
+        lacking = needs.CLUSTER_BOOTSTRAP.missing(reps)
+        checked = (cluster_bootstrap(frame, y, a.factors, a.model_matrix, a.effects, opts, seed)
+                   if lacking is None else None)  # fmt: skip
+        missing += [lacking] if lacking is not None else []
+    return replace(a, blocks=blocks, anova=table, dispersion=spread, box_meyer=by_residuals,
+                   equivalence=verdicts, bootstrap=checked, notes=tuple(notes),
+                   missing=tuple(missing))  # fmt: skip
+
+
+def _judged(
+    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any]
+) -> Analysis:
+    """The analysis with its verdicts, findings and next steps."""
     hints: list[tuple[str, float]] = []
-    if a.lack_of_fit is not None and opts.interactions == 1 and not opts.terms:
-        hints = interaction_hints(frame, y, a.factors, a.fit["rss"], a.fit["df_resid"],
-                                  opts.alpha)  # fmt: skip
-    return replace(a, findings=findings(a, hints, bounds))
+    if a.lack_of_fit is not None and a.options.interactions == 1 and not a.options.terms:
+        hints = interaction_hints(frame, y, a.factors, a.fit.rss, a.fit.df_resid,
+                                  a.options.alpha)  # fmt: skip
+    verdicts, found, steps = judge(a, hints, bounds)
+    more = needs.cure(a.missing)
+    steps += (more,) if more is not None else ()
+    return replace(a, verdicts=verdicts, findings=found, next_steps=tuple(dict.fromkeys(steps)))
 
 
 def _transformed(
@@ -168,6 +191,7 @@ def _assemble(
     design: ModelMatrix,
     excluded: dict[str, int],
     notes: list[str],
+    goal: Goal | None,
 ) -> Analysis:
     """Fit the model and derive every table from the one fit."""
     fitted = fit.ols(y, design, label, opts, notes)
@@ -187,10 +211,9 @@ def _assemble(
                               fitted.exact, notes)  # fmt: skip
     lof, cells = anova.replicates(frame, y, factors, fitted.rss, fitted.df_resid, notes)
     screened = screening.screening(frame, y, factors, opts, fitted.df_resid, fitted.rss,
-                                   fitted.exact, notes)  # fmt: skip
-    stats = fit.statistics(fitted, y, label, design, opts, notes)
-    stats.update(rss=fitted.rss, excluded=dict(excluded), replicates_min=int(cells["n"].min()),
-                 replicates_max=int(cells["n"].max()), cells=len(cells))  # fmt: skip
+                                   fitted.exact, effects)  # fmt: skip
+    effects = _effects_judged(effects, screened, fitted)
+    stats = fit.statistics(fitted, y, label, design, opts, cells, goal, notes)
     return Analysis(
         response=label, options=opts, factors=factors, model_matrix=design, n_used=len(y),
         excluded=excluded, coefficients=coefficients, effects=effects, anova=anova_table,
@@ -202,6 +225,17 @@ def _assemble(
         fit=stats, summary=fitted.summary, notes=tuple(notes), structure=runs,
         aliases=alias_table, correlations=correlations(effect_coded),
     )  # fmt: skip
+
+
+def _effects_judged(effects: pd.DataFrame, screened: Screened, fitted: fit.Fitted) -> pd.DataFrame:
+    """The effects' ``clear`` column where their intervals cannot say: an exact fit (clear
+    when not zero) or a saturated model (Lenth's margin of error, as the screening judged)."""
+    if not (fitted.exact or fitted.df_resid == 0) or not len(effects):
+        return effects
+    active = dict(zip(screened.table["factor"], screened.table["active"], strict=True))
+    out = effects.copy()
+    out["clear"] = [bool(active.get(f, False)) for f in out["factor"]]
+    return out
 
 
 def _estimates(
@@ -235,10 +269,6 @@ def _with_importance(
     """The analysis with the importance table, where asked for and where it can be had."""
     if not analysis.options.importance:
         return analysis
-    if np.ptp(y) == 0:
-        notes = [*analysis.notes, "importance: left out, as the response does not vary."]
-        return replace(analysis, notes=tuple(notes))
-
     seed = results.study.seed if results.study is not None else 0
     boot = analysis.bootstrap
     table, why = importance(frame, y, analysis.factors, analysis.anova, goal, seed,

@@ -113,6 +113,17 @@ def _within_blocks(
     in 3,125 blocks fit in a second. Returns the coefficients (minimum-norm where the blocks
     absorb the intercept: every effect, a contrast, is estimable all the same), their
     covariance per unit of residual variance, the residual sum of squares and its df."""
+    Xw, yw, rss, df = absorb(X, y, block)
+    beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
+    return beta, np.linalg.pinv(Xw.T @ Xw), rss, df
+
+
+def absorb(
+    X: NDArray[np.float64], y: NDArray[np.float64], block: NDArray[np.generic]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, int]:
+    """X and y as deviations from their block means (any fit on them is a fit with the blocks
+    in the model), and the residual sum of squares and df of the full fit; refused where the
+    blocks cannot be told apart from the factors."""
     codes = pd.factorize(block)[0]
     counts = np.bincount(codes).astype(float)
 
@@ -129,13 +140,13 @@ def _within_blocks(
     df = len(y) - rank_w - len(counts)
     if rank_w < rank_x - int(spans_intercept) or df < 1:
         raise AblateError(
-            "--block: the blocks cannot be told apart from the factors in these trials (each "
-            "block holds too few of the cells), or no degrees of freedom are left; block on a "
-            "column that every cell shares, or add replicates."
+            "the blocks cannot be told apart from the factors in these trials (each block "
+            "holds too few of the cells), or no degrees of freedom are left; block on a column "
+            "that every cell shares, or add replicates."
         )
     beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
     resid = yw - Xw @ beta
-    return beta, np.linalg.pinv(Xw.T @ Xw), float(resid @ resid), int(df)
+    return Xw, yw, float(resid @ resid), int(df)
 
 
 def _relative_efficiency(df_b: int, df_u: int, mse_b: float, mse_u: float) -> float:

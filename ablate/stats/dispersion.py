@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 class Dispersion:
     """Dispersion effects, Brown-Forsythe tests and the spread at every level."""
 
-    #: factor, low, high, ratio (of the SDs, high/low), ratio_low, ratio_high, p, p_adj, bf_F,
-    #: bf_p, bf_p_adj, seed_sensitive
+    #: factor, low, high, ratio (of the SDs, high/low), ratio_low, ratio_high, ratio_shown, p,
+    #: p_adj, bf_F, bf_p, bf_p_adj, seed_sensitive
     table: pd.DataFrame
     spread: pd.DataFrame  # factor, level, sd (pooled within cells), cells
     cells_used: int
@@ -44,7 +44,12 @@ def dispersion(
     frame: pd.DataFrame, y: NDArray[np.float64], factors: tuple[FactorInfo, ...],
     opts: Options, notes: list[str],
 ) -> Dispersion | None:  # fmt: skip
-    """None where fewer than two cells have two or more replicates."""
+    """None where fewer than two cells have two or more replicates (the analysis asks for
+    three per cell: :data:`ablate.stats.needs.SEED_SENSITIVITY`).
+
+    A ratio's interval is a result only where it is finite and implies no spread larger than
+    the response's range (``ratio_shown``); a factor is *seed-sensitive* when the Brown-Forsythe
+    test, or the ln SD effect with a shown interval, rejects after adjustment."""
     names = [f.name for f in factors]
     data = frame[names].copy()
     data["_y"] = y
@@ -67,11 +72,25 @@ def dispersion(
         row["bf_F"], row["bf_p"] = _brown_forsythe(frame[f.name].to_numpy(), deviation, f)
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.insert(7, "p_adj", estimates.adjust(table["p"].to_numpy(float), opts.adjust))
+    spread = _spread(usable, factors)
+    table.insert(6, "ratio_shown", [_shown(r, spread, float(np.ptp(y))) for r in rows])
+    table.insert(8, "p_adj", estimates.adjust(table["p"].to_numpy(float), opts.adjust))
     table["bf_p_adj"] = estimates.adjust(table["bf_p"].to_numpy(float), opts.adjust)
-    sensitive = (table["p_adj"] < opts.alpha) | (table["bf_p_adj"] < opts.alpha)
+    by_ratio = table["ratio_shown"] & (table["p_adj"] < opts.alpha)
+    sensitive = by_ratio | (table["bf_p_adj"] < opts.alpha)
     table["seed_sensitive"] = sensitive.fillna(False).astype(bool)
-    return Dispersion(table, _spread(usable, factors), len(usable))
+    return Dispersion(table, spread, len(usable))
+
+
+def _shown(row: dict[str, object], spread: pd.DataFrame, span: float) -> bool:
+    """Whether a ratio's interval is a result: finite, and implying neither level's spread
+    wider than every value observed (an interval of absurd width is no finding)."""
+    low, high = float(row["ratio_low"]), float(row["ratio_high"])  # type: ignore[arg-type]
+    if not (math.isfinite(low) and math.isfinite(high) and low > 0):
+        return False
+    at = spread[spread["factor"] == row["factor"]].set_index("level")["sd"]
+    sd_low, sd_high = float(at.get(row["low"], math.nan)), float(at.get(row["high"], math.nan))
+    return bool(high * sd_low <= span and sd_high / low <= span)
 
 
 def _exp(value: float) -> float:

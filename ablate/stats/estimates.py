@@ -17,6 +17,7 @@ import pandas as pd
 
 from ablate.designs.matrix import FactorInfo, ModelMatrix
 from ablate.stats.options import Options
+from ablate.stats.verdicts import clear_column
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -75,21 +76,36 @@ def coefficients(
     t_crit: float,
     opts: Options,
 ) -> pd.DataFrame:
+    """Every coefficient with its interval. Those that carry the overall level (the
+    intercept, or the reference coding's level columns) are *means*, labelled as such and not
+    tested against 0 (nobody asks whether the loss is zero); the rest are contrasts."""
+    means = set(design.intercept_columns)
     rows = []
     for j, name in enumerate(design.columns):
         L = np.zeros(len(beta))
         L[j] = 1.0
         c = contrast(L, beta, cov, df_resid, t_crit)
-        rows.append({"term": name, "coef": c["estimate"], "std_err": c["std_err"], "t": c["t"],
-                     "p": c["p"], "ci_low": c["ci_low"], "ci_high": c["ci_high"]})  # fmt: skip
+        mean = name in means
+        rows.append({"term": name, "label": _coefficient_label(name, design) if mean else name,
+                     "kind": "mean" if mean else "contrast", "coef": c["estimate"],
+                     "std_err": c["std_err"], "t": math.nan if mean else c["t"],
+                     "p": math.nan if mean else c["p"], "ci_low": c["ci_low"],
+                     "ci_high": c["ci_high"]})  # fmt: skip
     table = pd.DataFrame(rows)
-    # The intercept (or the level columns standing in for it) tests "is the loss zero?",
-    # which nobody asks: it stays out of the family of tests that is adjusted.
-    family = ~table["term"].isin(design.intercept_columns)
+    family = (table["kind"] == "contrast").to_numpy()
     p_adj = np.full(len(table), np.nan)
-    p_adj[family.to_numpy()] = adjust(table.loc[family, "p"].to_numpy(float), opts.adjust)
-    table.insert(5, "p_adj", p_adj)
+    p_adj[family] = adjust(table.loc[family, "p"].to_numpy(float), opts.adjust)
+    table.insert(7, "p_adj", p_adj)
+    table["clear"] = family & np.array(clear_column(table["ci_low"], table["ci_high"]), bool)
     return table
+
+
+def _coefficient_label(column: str, design: ModelMatrix) -> str:
+    """What a coefficient that carries the overall level is the mean of."""
+    if column != "intercept":  # reference coding: a level column of the first categorical
+        factor, _, level = column.partition("[")
+        return f"mean at {factor}={level.rstrip(']')}"
+    return "grand mean" if design.coding == "sum" else "mean at the baselines"
 
 
 def grid_mean(grid: pd.DataFrame, rows: NDArray[np.float64], mask: Any) -> NDArray[np.float64]:
@@ -127,6 +143,7 @@ def effects(
         columns += ["ratio", "ratio_low", "ratio_high"]
     table = pd.DataFrame(out, columns=columns)
     table.insert(7, "p_adj", adjust(table["p"].to_numpy(float), opts.adjust))
+    table["clear"] = clear_column(table["ci_low"], table["ci_high"])
     return table
 
 
@@ -200,7 +217,9 @@ def pairwise(
                             "p_tukey": p, "ci_low": est - half, "ci_high": est + half})  # fmt: skip
     columns = ["factor", "level_a", "level_b", "diff", "std_err", "t", "p_tukey", "ci_low",
                "ci_high"]  # fmt: skip
-    return pd.DataFrame(out, columns=columns)
+    table = pd.DataFrame(out, columns=columns)
+    table["clear"] = clear_column(table["ci_low"], table["ci_high"])  # Tukey's interval
+    return table
 
 
 def interaction_means(

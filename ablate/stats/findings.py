@@ -1,13 +1,16 @@
-"""What a study found, in words: one line per factor, then what qualifies it.
+"""What a study found, in words: each factor's verdict (:mod:`ablate.stats.verdicts`), then
+what qualifies the answer.
 
-Each factor is one of: *helps* or *hurts* (its interval clear of 0, with the effect and the
-interval; "raises"/"lowers" where the response has no better direction), *equivalent within
-±D* (with ``--margin``), *inconclusive* (with the replicates that would decide it), or, for a
-factor of three or more levels, *matters* (its ANOVA test) with its best level; a factor whose
-spread across seeds changes with its level is also *seed-sensitive* (run once per cell: its
-residuals spread more at one level, by the Box-Meyer statistic). Then: how many trials
-did not learn, a warning where lack of fit is significant (with the two-factor interactions
-the data point to), and a flag where an interval leaves the values the response can take.
+A two-level factor *helps* or *hurts* when its effect's interval excludes zero (t test; in a
+saturated model, Lenth's margin of error); with an equivalence margin it may instead be
+*equivalent within ±D* or *inconclusive* (two one-sided tests). A factor of three or more
+levels gets what its pairwise tests (Tukey HSD) support: which levels are worse than which,
+and a best level only where one is clearly better than all others. A factor is also
+*seed-sensitive* when its spread across seeds changes with its level (tests in
+:mod:`ablate.stats.dispersion`), or spreads its results more at one level (an unreplicated
+design: Box-Meyer). Then: trials that did not learn, a significant lack of fit (with the
+interactions the data point to), marginal-mean intervals that leave the response's range,
+and the cluster bootstrap where it disagrees with the normal model.
 """
 
 from __future__ import annotations
@@ -20,91 +23,254 @@ import pandas as pd
 
 from ablate.designs.matrix import FactorInfo, build_matrix
 from ablate.stats.equivalence import summary_line
-from ablate.stats.result import Analysis
+from ablate.stats.verdicts import (
+    FactorVerdict,
+    Finding,
+    LevelGroup,
+    NextStep,
+    SeedVerdict,
+    clear,
+    direction,
+    letters,
+    p_text,
+    worded_ordering,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from ablate.stats.result import Analysis
 
-def findings(a: Analysis, hints: list[tuple[str, float]], bounds: tuple) -> tuple[str, ...]:
-    """The findings of ``a``; ``hints`` are interactions the data point to (name, p);
-    ``bounds`` the values the response can take."""
-    lines = [_factor_line(a, f) for f in a.factors]
+MARGIN_STEP = NextStep(
+    "margin", "D", "tests whether each effect that holds 0 is smaller than D (two one-sided "
+    "tests): equivalent, or inconclusive with the replicates that would decide it",
+)  # fmt: skip
+
+
+def judge(
+    a: Analysis, hints: list[tuple[str, float]], bounds: tuple[float | None, float | None]
+) -> tuple[tuple[FactorVerdict, ...], tuple[Finding, ...], tuple[NextStep, ...]]:
+    """Every factor's verdict, the findings in words, and the next steps they suggest;
+    ``hints`` are interactions the data point to (name, p), ``bounds`` the values the
+    response can take."""
+    verdicts = tuple(_with_seeds(a, f, _verdict(a, f)) for f in a.factors)
+    findings = [Finding("factor", v.text, v.factor) for v in verdicts]
+    steps: list[NextStep] = []
+    if a.options.margin is None and any(v.kind == "no clear effect" for v in verdicts):
+        steps.append(MARGIN_STEP)
     if a.learned is not None and a.learned.not_learned:
-        lines.append(
-            f"{a.learned.not_learned} of {len(a.learned.table)} trials did not learn (did not "
-            f"beat {a.learned.value:.4g}, {a.learned.what})"
-            + ("; left out of the fit." if a.excluded.get("did not learn") else ".")
-        )
-    lines += _bootstrap_lines(a)
-    lines += _lack_of_fit_line(a, hints)
-    lines += _range_lines(a, bounds)
-    return tuple(lines)
+        left = "; left out of the fit" if a.excluded.get("did not learn") else ""
+        findings.append(Finding("learning", f"{a.learned.not_learned} of {len(a.learned.table)} "
+                                f"trials did not learn (did not beat {a.learned.value:.4g}, "
+                                f"{a.learned.what}){left}."))  # fmt: skip
+    findings += _bootstrap(a)
+    findings += _lack_of_fit(a, hints, steps)
+    findings += _range(a, bounds, steps)
+    return verdicts, tuple(findings), tuple(dict.fromkeys(steps))
 
 
-def _factor_line(a: Analysis, f: FactorInfo) -> str:
-    alpha = a.options.alpha
-    line = _two_level(a, f) if f.two_level else _many_levels(a, f)
-    if a.dispersion is not None:
-        row = a.dispersion.table.set_index("factor").loc[f.name]
-        if row["seed_sensitive"]:
-            line += "; seed-sensitive (" + _spread_words(row, alpha) + ")"
-    if a.box_meyer is not None and f.name in set(a.box_meyer["factor"]):
-        row = a.box_meyer.set_index("factor").loc[f.name]
-        if row["spread_differs"]:
-            line += (f"; results spread more at {row['high'] if row['f_star'] > 0 else row['low']}"
-                     f" (Box-Meyer F* = {row['f_star']:+.2f}, residual SD {row['sd_low']:.3g} "
-                     f"→ {row['sd_high']:.3g}, adjusted p ≈ {row['p_adj']:.2g})")  # fmt: skip
-    return line
+def _verdict(a: Analysis, f: FactorInfo) -> FactorVerdict:
+    if f.two_level:
+        return _two_level(a, f)
+    return _many_levels(a, f)
 
 
-def _two_level(a: Analysis, f: FactorInfo) -> str:
+def _two_level(a: Analysis, f: FactorInfo) -> FactorVerdict:
     effects = a.blocks.effects if a.blocks is not None else a.effects
     e = effects.set_index("factor").loc[f.name]
-    ci = f"{a.confidence}% CI [{e['ci_low']:.3g}, {e['ci_high']:.3g}]"
-    moved = f"{f.level_label(f.low)} → {f.level_label(f.high)}: {e['effect']:+.3g}, {ci}"
-    if a.equivalence is not None and f.name in set(a.equivalence["term"]):
-        row = a.equivalence.set_index("term").loc[f.name]
-        if not str(row["verdict"]).startswith("different"):
-            return summary_line(f.name, row, alpha=a.options.alpha)
-    if math.isnan(e["ci_low"]):
-        return f"{f.name}: {f.level_label(f.high)} changes it by {e['effect']:+.3g} (no interval)"
-    if e["ci_low"] > 0 or e["ci_high"] < 0:
-        return f"{f.name}: {f.level_label(f.high)} {_direction(a, e['effect'])} ({moved})"
-    return (f"{f.name}: no clear effect ({moved}, which holds 0; --margin D tests whether it "
-            "is smaller than D)")  # fmt: skip
+    est, lo, hi = float(e["effect"]), float(e["ci_low"]), float(e["ci_high"])
+    known = {"estimate": est, "ci_low": lo, "ci_high": hi}
+    moved = f"{f.level_label(f.low)} → {f.level_label(f.high)}: {est:+.3g}"
+    equivalent = _equivalence(a, f.name, known)
+    if equivalent is not None:
+        return equivalent
+    if a.fit.exact or a.saturated:
+        return _without_residual(a, f, moved, known)
+    ci = f"{a.confidence}% CI [{lo:.3g}, {hi:.3g}]"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return FactorVerdict(
+            f.name,
+            "not testable",
+            f"{f.name}: {moved} (no interval: the fit leaves no noise to test it against)",
+            "none",
+            **known,
+        )
+    if hi - lo > a.fit.range > 0:
+        return FactorVerdict(f.name, "no clear effect", f"{f.name}: no clear effect ({moved}, "
+                             f"but its {ci} is wider than every value observed: too few "
+                             "trials to say)", "t test", **known)  # fmt: skip
+    p, p_adj = float(e["p"]), float(e["p_adj"])
+    test = f"t test, {p_text(p)}"
+    if not clear(lo, hi):
+        return FactorVerdict(f.name, "no clear effect", f"{f.name}: no clear effect ({moved}, "
+                             f"{ci}, which holds 0; {test})", test, **known)  # fmt: skip
+    kind = direction(est, a.fit.goal)
+    adjusted = ""
+    if a.options.adjust != "none" and not p_adj < a.options.alpha:
+        adjusted = (f"; not clear after {a.options.adjust.replace('_', '-')} adjustment over "
+                    f"the {len(effects)} effects, p adj = {p_adj:.2g}")  # fmt: skip
+    text = f"{f.name}: {f.level_label(f.high)} {kind} ({moved}, {ci}; {test}{adjusted})"
+    return FactorVerdict(f.name, kind, text, test, **known)
 
 
-def _direction(a: Analysis, effect: float) -> str:
-    goal = a.fit.get("goal")
-    if goal is None:
-        return "raises it" if effect > 0 else "lowers it"
-    good = effect < 0 if goal == "min" else effect > 0
-    return "helps" if good else "hurts"
+def _without_residual(
+    a: Analysis, f: FactorInfo, moved: str, known: dict[str, float]
+) -> FactorVerdict:
+    """An exact fit (no noise) or a saturated model (Lenth's method on the effects)."""
+    est = known["estimate"]
+    if a.fit.exact:
+        if est == 0:
+            return FactorVerdict(
+                f.name,
+                "no effect",
+                f"{f.name}: no effect ({moved}; the fit is exact: the response has no noise)",
+                "exact fit",
+                **known,
+            )
+        kind = direction(est, a.fit.goal)
+        return FactorVerdict(
+            f.name,
+            kind,
+            f"{f.name}: {f.level_label(f.high)} {kind} ({moved} "
+            "exactly; the response has no noise)",
+            "exact fit",
+            **known,
+        )
+    row = a.screening[a.screening["factor"] == f.name]
+    if not len(row) or a.lenth is None or not a.lenth.pse > 0:
+        return FactorVerdict(
+            f.name,
+            "not testable",
+            f"{f.name}: {moved} (no test: a saturated model whose effects give no noise estimate)",
+            "none",
+            **known,
+        )
+    me = a.lenth.me
+    test = f"Lenth's method: |effect| {abs(est):.3g} against ME {me:.3g}"
+    if bool(row["active"].iloc[0]):
+        kind = direction(est, a.fit.goal)
+        return FactorVerdict(f.name, kind, f"{f.name}: {f.level_label(f.high)} {kind} ({moved}; "
+                             f"{test})", test, **known)  # fmt: skip
+    return FactorVerdict(f.name, "no clear effect", f"{f.name}: no clear effect ({moved}; {test})",
+                         test, **known)  # fmt: skip
 
 
-def _many_levels(a: Analysis, f: FactorInfo) -> str:
+def _equivalence(a: Analysis, term: str, known: dict[str, float]) -> FactorVerdict | None:
+    """With a margin, an effect's TOST verdict where it is not simply "different"."""
+    if a.equivalence is None or term not in set(a.equivalence["term"]):
+        return None
+    row = a.equivalence.set_index("term").loc[term]
+    verdict = str(row["verdict"])
+    if verdict.startswith("equivalent"):
+        kind = "equivalent"
+    elif verdict == "inconclusive":
+        kind = "inconclusive"
+    else:
+        return None
+    test = f"two one-sided tests against ±{row['margin']:g}, p = {row['p_tost']:.2g}"
+    return FactorVerdict(term, kind, summary_line(term, row, alpha=a.options.alpha), test, **known)  # type: ignore[arg-type]
+
+
+def _many_levels(a: Analysis, f: FactorInfo) -> FactorVerdict:
+    """The grouping the pairwise tests support, and the ANOVA's test of the factor."""
     row = a.anova[a.anova["term"] == f.name]
     p = float(row["p"].iloc[0]) if len(row) else math.nan
     means = a.marginal_means[a.marginal_means["factor"] == f.name]
-    goal = a.fit.get("goal") or "min"
-    best = means.loc[means["emmean"].idxmin() if goal == "min" else means["emmean"].idxmax()]
-    if not p < a.options.alpha:
-        tail = f"ANOVA p = {p:.3g}" if not math.isnan(p) else "no test"
-        return f"{f.name}: no clear effect across its {len(f.levels)} levels ({tail})"
-    line = (f"{f.name}: matters (ANOVA p = {p:.2g}); best level {best['level']} (marginal "
-            f"mean {best['emmean']:.4g})")  # fmt: skip
-    if a.equivalence is not None:
-        pairs = a.equivalence[a.equivalence["term"].str.startswith(f"{f.name}: ")]
-        same = pairs[pairs["verdict"].str.startswith("equivalent")]
-        if len(same):
-            line += f"; {len(same)} of {len(pairs)} pairs of levels equivalent within the margin"
-    return line
+    # best first: lowest first where lower is better; highest first otherwise (and without a
+    # goal, where the words are "lower than")
+    order_frame = means.sort_values("emmean", ascending=a.fit.goal == "min", kind="stable")
+    order = [str(x) for x in order_frame["level"]]
+    pairs = a.pairwise[a.pairwise["factor"] == f.name]
+    told = _told_apart(pairs, order)
+    groups = _groups(order_frame, order, told)
+    anova = f"ANOVA {p_text(p)}"
+    k = len(f.levels)
+    if not len(pairs):
+        kind = "levels differ" if p < a.options.alpha else "no clear effect"
+        word = "its levels differ" if kind == "levels differ" else "no clear effect"
+        return FactorVerdict(
+            f.name,
+            kind,
+            f"{f.name}: {word} across its {k} levels ({anova}; "
+            "no pairwise test without a residual)",
+            anova,
+            groups=groups,
+        )
+    if not told:
+        tail = "its levels differ overall, but " if p < a.options.alpha else "no clear effect: "
+        return FactorVerdict(f.name, "no clear effect", f"{f.name}: {tail}no pair of its {k} "
+                             f"levels is told apart (Tukey HSD; {anova})", "Tukey HSD",
+                             groups=groups)  # fmt: skip
+    words, best = worded_ordering(order, told, a.fit.goal)
+    rest = len(pairs) - len(told)
+    tail = f"; no other pair of its {k} levels is told apart" if rest else ""
+    lead = f"{best} is best: " if best is not None and a.fit.goal is not None else ""
+    text = f"{f.name}: {lead}{words}{tail} ({anova})"
+    text += _equivalent_pairs(a, f.name)
+    return FactorVerdict(f.name, "levels differ", text, "Tukey HSD", groups=groups,
+                         best=best if a.fit.goal is not None else None)  # fmt: skip
+
+
+def _told_apart(pairs: pd.DataFrame, order: list[str]) -> list[tuple[str, str, float]]:
+    """(better, worse, Tukey p) of every pair whose simultaneous interval excludes 0;
+    "better" is the level earlier in ``order``."""
+    rank = {level: i for i, level in enumerate(order)}
+    out = []
+    for r in pairs.itertuples():
+        if not r.clear:
+            continue
+        a, b = str(r.level_a), str(r.level_b)
+        better, worse = (a, b) if rank[a] < rank[b] else (b, a)
+        out.append((better, worse, float(r.p_tukey)))
+    return out
+
+
+def _groups(
+    means: pd.DataFrame, order: list[str], told: list[tuple[str, str, float]]
+) -> tuple[LevelGroup, ...]:
+    marks = letters(order, [(b, w) for b, w, _ in told])
+    emmean = dict(zip(means["level"].astype(str), means["emmean"], strict=True))
+    return tuple(LevelGroup(level, float(emmean[level]), marks[level]) for level in order)
+
+
+def _equivalent_pairs(a: Analysis, factor: str) -> str:
+    if a.equivalence is None:
+        return ""
+    pairs = a.equivalence[a.equivalence["term"].str.startswith(f"{factor}: ")]
+    same = pairs[pairs["verdict"].str.startswith("equivalent")]
+    if not len(same):
+        return ""
+    return f"; {len(same)} of {len(pairs)} pairs of levels equivalent within ±{a.options.margin:g}"
+
+
+def _with_seeds(a: Analysis, f: FactorInfo, v: FactorVerdict) -> FactorVerdict:
+    """The verdict with its seed sensitivity, where the data can say."""
+    from dataclasses import replace
+
+    seed = _seed_verdict(a, f)
+    if seed is None:
+        return v
+    return replace(v, seed=seed, text=v.text + (f"; {seed.text}" if seed.sensitive else ""))
+
+
+def _seed_verdict(a: Analysis, f: FactorInfo) -> SeedVerdict | None:
+    if a.dispersion is not None:
+        row = a.dispersion.table.set_index("factor").loc[f.name]
+        words = _spread_words(row, a.options.alpha)
+        return SeedVerdict(bool(row["seed_sensitive"]), f"seed-sensitive ({words})")
+    if a.box_meyer is not None and f.name in set(a.box_meyer["factor"]):
+        row = a.box_meyer.set_index("factor").loc[f.name]
+        where = row["high"] if row["f_star"] > 0 else row["low"]
+        text = (f"its results spread more at {where} (Box-Meyer F* = {row['f_star']:+.2f}, "
+                f"residual SD {row['sd_low']:.3g} → {row['sd_high']:.3g}, adjusted p ≈ "
+                f"{row['p_adj']:.2g})")  # fmt: skip
+        return SeedVerdict(bool(row["spread_differs"]), text)
+    return None
 
 
 def _spread_words(row: pd.Series, alpha: float) -> str:
     parts = []
-    if not math.isnan(row["ratio"]):
+    if row["ratio_shown"]:
         parts.append(f"SD ×{row['ratio']:.2g} at {row['high']}, {100 * (1 - alpha):g}% CI "
                      f"[{row['ratio_low']:.2g}, {row['ratio_high']:.2g}]")  # fmt: skip
     if not math.isnan(row["bf_p"]):
@@ -112,21 +278,25 @@ def _spread_words(row: pd.Series, alpha: float) -> str:
     return "; ".join(parts)
 
 
-def _bootstrap_lines(a: Analysis) -> list[str]:
+def _bootstrap(a: Analysis) -> list[Finding]:
     b = a.bootstrap
     if b is None or b.effects["agrees"].all():
         return []
-    r = a.fit["replicates_min"]
     parts = [f"{row.factor} (OLS [{row.ci_low:.3g}, {row.ci_high:.3g}], bootstrap "
              f"[{row.boot_low:.3g}, {row.boot_high:.3g}])"
              for row in b.effects[~b.effects["agrees"]].itertuples()]  # fmt: skip
-    few = (f"; with {r} replicates per cell the bootstrap's intervals run about "
-           f"{((r - 1) / r) ** 0.5:.0%} as wide as they should") if r < 5 else ""  # fmt: skip
-    return [f"the cluster bootstrap over seeds disagrees with OLS on {', '.join(parts)}: the "
-            f"normal model's intervals may mislead there{few}."]  # fmt: skip
+    return [
+        Finding(
+            "check",
+            f"the cluster bootstrap over seeds disagrees with OLS on "
+            f"{', '.join(parts)}: the normal model's intervals may mislead there.",
+        )
+    ]
 
 
-def _lack_of_fit_line(a: Analysis, hints: list[tuple[str, float]]) -> list[str]:
+def _lack_of_fit(
+    a: Analysis, hints: list[tuple[str, float]], steps: list[NextStep]
+) -> list[Finding]:
     lof = a.lack_of_fit
     if lof is None or "lack of fit" not in set(lof["source"]):
         return []
@@ -134,12 +304,16 @@ def _lack_of_fit_line(a: Analysis, hints: list[tuple[str, float]]) -> list[str]:
     if not p < a.options.alpha:
         return []
     pointed = ", ".join(f"{t} (p = {q:.2g})" for t, q in hints) or "no single two-factor one"
-    return [f"WARNING: lack of fit is significant (p = {p:.2g}): the model misses structure in "
-            f"the cell means; the interactions the data point to: {pointed} (add them with "
-            "--terms or --interactions 2)."]  # fmt: skip
+    steps.append(NextStep("interactions", "2", "fits every two-factor interaction (or name "
+                          "the ones the data point to as terms)"))  # fmt: skip
+    return [Finding("warning", f"lack of fit is significant (p = {p:.2g}): the model misses "
+                    f"structure in the cell means; the interactions the data point to: "
+                    f"{pointed}.")]  # fmt: skip
 
 
-def _range_lines(a: Analysis, bounds: tuple) -> list[str]:
+def _range(
+    a: Analysis, bounds: tuple[float | None, float | None], steps: list[NextStep]
+) -> list[Finding]:
     low, high = bounds
     if (low is None and high is None) or a.options.log:
         return []
@@ -152,11 +326,11 @@ def _range_lines(a: Analysis, bounds: tuple) -> list[str]:
     worst = m.loc[out, ["ci_low", "ci_high"]].to_numpy()
     span = f"[{np.nanmin(worst):.3g}, {np.nanmax(worst):.3g}]"
     limits = f"[{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
-    return [
-        f"WARNING: {int(out.sum())} marginal-mean intervals leave the values {a.response} can "
-        f"take {limits} (as far as {span}): the normal model fits poorly near the bound; --log "
-        "(for a positive response) or the per-cell values suit it better."
-    ]
+    if low is not None and low >= 0:
+        steps.append(NextStep("log", "", "analyses the log of a positive response"))
+    return [Finding("warning", f"{int(out.sum())} marginal-mean intervals leave the values "
+                    f"{a.response} can take {limits} (as far as {span}): the normal model fits "
+                    "poorly near the bound.")]  # fmt: skip
 
 
 def interaction_hints(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from ablate.designs.matrix import FactorInfo, ModelMatrix
 from ablate.errors import AblateError
 from ablate.stats.estimates import leverage as leverage_of
 from ablate.stats.options import Options
+from ablate.stats.result import FitSummary, Goal
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ def ols(
 
 def statistics(
     fit: Fitted, y: NDArray[np.float64], label: str, design: ModelMatrix, opts: Options,
-    notes: list[str],
-) -> dict[str, Any]:  # fmt: skip
-    """R², adjusted and predicted R² (PRESS), the residual SD, the formula and the options."""
+    cells: pd.DataFrame, goal: Goal | None, notes: list[str],
+) -> FitSummary:  # fmt: skip
+    """R², adjusted and predicted R² (PRESS), the residual SD, the formula and the options;
+    ``cells``: the trials per cell (column ``n``); ``goal``: the response's better direction."""
     n, p = len(y), len(design.columns)
     mse = fit.rss / fit.df_resid if fit.df_resid > 0 else math.nan
     high = fit.leverage >= 1 - 1e-10
@@ -97,18 +98,19 @@ def statistics(
             "so active effects are judged by Lenth's pseudo standard error (screening table)."
         )
     sst = fit.sst
-    return {
-        "response": label, "response_column": opts.response, "n_used": n, "n_params": p,
-        "df_resid": fit.df_resid,
-        "r2": 1 - fit.rss / sst if sst > 0 else math.nan,
-        "adj_r2": 1 - mse / (sst / (n - 1)) if fit.df_resid > 0 and sst > 0 else math.nan,
-        "pred_r2": 1 - press / sst if press is not None and sst > 0 else math.nan,
-        "resid_sd": math.sqrt(mse) if fit.df_resid > 0 else math.nan,
-        "formula": f"{label} ~ {design.formula}", "coding": opts.coding,
-        "interactions": opts.interactions, "anova_type": opts.anova_type,
-        "robust": opts.robust or "none", "adjust": opts.adjust, "alpha": opts.alpha,
-        "mean": float(y.mean()),
-    }  # fmt: skip
+    return FitSummary(
+        response=label, response_column=str(opts.response), n_used=n, n_params=p,
+        df_resid=fit.df_resid, r2=1 - fit.rss / sst if sst > 0 else math.nan,
+        adj_r2=1 - mse / (sst / (n - 1)) if fit.df_resid > 0 and sst > 0 else math.nan,
+        pred_r2=1 - press / sst if press is not None and sst > 0 else math.nan,
+        resid_sd=math.sqrt(mse) if fit.df_resid > 0 else math.nan, rss=fit.rss,
+        formula=f"{label} ~ {design.formula}", coding=opts.coding,
+        interactions=opts.interactions, anova_type=opts.anova_type,
+        robust=opts.robust or "none", adjust=opts.adjust, alpha=opts.alpha,
+        mean=float(y.mean()), range=float(np.ptp(y)),
+        replicates_min=int(cells["n"].min()), replicates_max=int(cells["n"].max()),
+        cells=len(cells), exact=fit.exact, goal=goal,
+    )  # fmt: skip
 
 
 def residuals(

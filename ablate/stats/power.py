@@ -206,10 +206,10 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
             f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"
         )
         warning = _dominant_run(a.cells, [f.name for f in a.factors], row)
-    elif a.fit["df_resid"] > 0:
-        sd = a.fit["resid_sd"]
+    elif a.fit.df_resid > 0:
+        sd = a.fit.resid_sd
         source = (
-            f"the residual SD of {path}'s main-effects fit ({a.fit['df_resid']} df; it has no "
+            f"the residual SD of {path}'s main-effects fit ({a.fit.df_resid} df; it has no "
             "replicates, so this includes any lack of fit: an upper bound)"
         )
     else:

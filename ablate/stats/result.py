@@ -1,13 +1,15 @@
-"""The result of an analysis: every table of a factorial analysis, as data.
+"""The result of an analysis: every table of a factorial analysis, as typed data.
 
-:func:`ablate.stats.analysis.analyze` computes it; :mod:`~ablate.stats.layout` and
-:mod:`~ablate.stats.tables` lay it out and render it, :mod:`ablate.views` draws it.
+:func:`ablate.stats.analysis.analyze` computes it once; nothing downstream computes statistics
+of its own. :mod:`ablate.views.sections` and :mod:`ablate.views.tables` lay it out and render
+it, :mod:`ablate.views` draws it. What each factor does, in words, is in ``verdicts`` and
+``findings`` (:mod:`ablate.stats.verdicts`): every output takes its labels from there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 import pandas as pd
 
@@ -18,11 +20,45 @@ from ablate.stats.bootstrap import Bootstrap
 from ablate.stats.dispersion import Dispersion
 from ablate.stats.learned import Learned
 from ablate.stats.options import Options
+from ablate.stats.verdicts import FactorVerdict, Finding, Missing, NextStep
+
+Goal = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What describes the fit: its size, R²s, residual SD, formula and the options it used."""
+
+    response: str  # as analysed, e.g. "log(test_loss)"
+    response_column: str  # the results column, e.g. "test_loss"
+    n_used: int
+    n_params: int
+    df_resid: int
+    r2: float
+    adj_r2: float
+    pred_r2: float
+    resid_sd: float
+    rss: float
+    formula: str
+    coding: str
+    interactions: int
+    anova_type: int
+    robust: str
+    adjust: str
+    alpha: float
+    mean: float  # of the response as analysed
+    range: float  # max − min of the response as analysed
+    replicates_min: int  # trials per cell, fewest and most
+    replicates_max: int
+    cells: int
+    exact: bool  # the residuals are zero to rounding: no noise to test against
+    goal: Goal | None = None  # which direction is better, where the response has one
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """Every table of a factorial analysis, as data."""
+    """Every table of a factorial analysis, as data (columns are listed by each table's
+    builder; :mod:`ablate.stats.schema` declares them and the analysis checks them once)."""
 
     response: str  # as analysed, e.g. "log(test_loss)"
     options: Options
@@ -30,20 +66,20 @@ class Analysis:
     model_matrix: ModelMatrix  # what the coefficients were fitted on
     n_used: int
     excluded: dict[str, int]
-    coefficients: pd.DataFrame  # term, coef, std_err, t, p, p_adj, ci_low, ci_high, effect
-    effects: pd.DataFrame  # factor, low, high, effect, std_err, t, p, p_adj, ci_low, ci_high
+    coefficients: pd.DataFrame  # term, kind, coef, std_err, t, p, p_adj, ci_*, clear, effect
+    effects: pd.DataFrame  # factor, low, high, effect, std_err, t, p, p_adj, ci_*, clear
     anova: pd.DataFrame  # term, df, sum_sq, mean_sq, F, p, pct_ss
     lack_of_fit: pd.DataFrame | None  # source, df, sum_sq, mean_sq, F, p
     cells: pd.DataFrame  # factor levels, n, mean, sd (seed to seed)
     marginal_means: pd.DataFrame  # factor, level, n, observed_mean, emmean, std_err, ci_*
-    pairwise: pd.DataFrame  # factor, level_a, level_b, diff, std_err, t, p_tukey, ci_*
+    pairwise: pd.DataFrame  # factor, level_a, level_b, diff, std_err, t, p_tukey, ci_*, clear
     interaction_means: pd.DataFrame  # factor_a, level_a, factor_b, level_b, n, mean
-    screening: pd.DataFrame  # term, effect, abs_effect, half_normal_q, t_or_pseudo_t, active
+    screening: pd.DataFrame  # term, label, effect, abs_effect, half_normal_q, t, active
     screening_se: float | None  # standard error of a screening effect (PSE when saturated)
-    pareto_critical: float | None  # the |t| (or pseudo-t) beyond which a term is significant
-    lenth: dict[str, float] | None  # pse, me, sme, df: for a saturated model
+    pareto_critical: float | None  # the |t| (or pseudo-t) beyond which a term is active
+    lenth: dict[str, float] | None  # pse, me, sme, df: of the screening effects
     residuals: pd.DataFrame  # fitted, residual, studentized, leverage, normal_q, factors
-    fit: dict[str, Any]  # n_used, n_params, df_resid, r2, adj_r2, pred_r2, resid_sd, formula
+    fit: FitSummary
     summary: str  # statsmodels' OLS summary table
     notes: tuple[str, ...] = field(default=())
     structure: Structure | None = None  # what design the runs form (from the runs alone)
@@ -51,12 +87,15 @@ class Analysis:
     correlations: pd.DataFrame | None = None  # column_a, column_b, r between terms' columns
     importance: pd.DataFrame | None = None  # factor, linear, fanova, ped_anova
     learned: Learned | None = None  # every trial against the trivial baseline
-    blocks: Blocks | None = None  # --block: the replicate (or a column) as a block
+    blocks: Blocks | None = None  # a block (the replicate, say) beside the factors
     dispersion: Dispersion | None = None  # seed sensitivity, with replicates
     box_meyer: pd.DataFrame | None = None  # unreplicated: dispersion from residuals (F*)
-    equivalence: pd.DataFrame | None = None  # --margin: TOST verdicts of effects and pairs
+    equivalence: pd.DataFrame | None = None  # with a margin: TOST verdicts of effects, pairs
     bootstrap: Bootstrap | None = None  # the cluster bootstrap's intervals beside OLS's
-    findings: tuple[str, ...] = ()  # what the study found, in words, one line per factor
+    verdicts: tuple[FactorVerdict, ...] = ()  # what each factor does, by a named test
+    findings: tuple[Finding, ...] = ()  # the verdicts and what qualifies them, in words
+    missing: tuple[Missing, ...] = ()  # statistics left out for want of data, and the cure
+    next_steps: tuple[NextStep, ...] = ()  # what would sharpen the answer
 
     @property
     def confidence(self) -> str:
@@ -65,4 +104,8 @@ class Analysis:
 
     @property
     def saturated(self) -> bool:
-        return self.fit["df_resid"] == 0
+        return self.fit.df_resid == 0
+
+    def verdict(self, factor: str) -> FactorVerdict:
+        """The verdict on one factor."""
+        return next(v for v in self.verdicts if v.factor == factor)

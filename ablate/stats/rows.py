@@ -113,3 +113,12 @@ def numeric_response(frame: pd.DataFrame, response: str) -> pd.Series:
             "choose a numeric column with --response, such as test_loss."
         )
     return column.astype(float)
+
+
+def check_varies(y: np.ndarray, label: str) -> None:
+    """Refuse a response that is the same in every trial: there is nothing to estimate."""
+    if len(y) > 1 and np.ptp(y) == 0:
+        raise AblateError(
+            f"{label} is {y[0]:.6g} in every one of the {len(y)} trials used: no factor changes "
+            "it, so there is nothing to estimate; analyse another response."
+        )

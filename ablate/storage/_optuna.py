@@ -38,5 +38,5 @@ def template(new: NewTrial) -> Any:
         state=TrialState.WAITING,
         params=dict(new.params),
         distributions=distributions(new),
-        user_attrs=new.user_attrs,
+        user_attrs=new.attributes(),
     )

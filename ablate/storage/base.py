@@ -21,7 +21,7 @@ private attributes or modules.
 - ``sync`` an entry from Optuna's record where a crash left the queue's view behind.
 
 Retry, duplicates, lost workers and spooled results are policy: the queue
-(:mod:`ablate.storage.queue`) keeps them on top of this seam.
+(:mod:`ablate.queue.claims`) keeps them on top of this seam.
 """
 
 from __future__ import annotations
@@ -61,12 +61,16 @@ class Entry:
     #: whether a lower-numbered live trial of the same key was seen when it was claimed (None:
     #: not looked at then)
     earlier: bool | None = None
+    #: what the queue keeps with the trial to run it (its spec), as it was created; {} for a
+    #: trial created before payloads were kept
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class NewTrial:
     """A trial to create, WAITING: its user attributes, its factor levels (Optuna parameters,
-    each categorical over its factor's levels), and its queue row's facts."""
+    each categorical over its factor's levels), its queue row's facts and its payload (kept
+    as the user attribute ``payload`` and returned with every entry of the trial)."""
 
     user_attrs: dict[str, Any]
     params: dict[str, Any]
@@ -74,6 +78,11 @@ class NewTrial:
     key: str
     cell: str  # the cell's label
     attempt: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def attributes(self) -> dict[str, Any]:
+        """The user attributes the trial is created with: the payload among them."""
+        return {**self.user_attrs, "payload": self.payload} if self.payload else self.user_attrs
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ def entry_of(trial: StoredTrial) -> Entry | None:
         worker=attrs.get("worker") or {},
         heartbeat=heartbeat,
         beat=beat,
+        payload=attrs.get("payload") or {},
     )
 
 

@@ -312,6 +312,7 @@ def _row(entry: Entry, study_id: int) -> dict[str, Any]:
         "attempt": entry.attempt, "outcome": entry.outcome,
         "worker": json.dumps(entry.worker) if entry.worker else None,
         "heartbeat": json.dumps(entry.heartbeat) if entry.heartbeat else None, "beat": entry.beat,
+        "payload": json.dumps(entry.payload) if entry.payload else None,
     }  # fmt: skip
 
 
@@ -327,4 +328,5 @@ def _entry(row: Any) -> Entry:
         worker=json.loads(row.worker) if row.worker else {},
         heartbeat=json.loads(row.heartbeat) if row.heartbeat else {},
         beat=row.beat,
+        payload=json.loads(row.payload) if row.payload else {},
     )

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 
 from ablate.errors import AblateError
 
-#: Version of ablate's tables; a database with a newer one is refused.
-TABLES_VERSION = 1
+#: Version of ablate's tables; a database with a newer one is refused, an older one upgraded
+#: (version 2 added ``ablate_trials.payload``).
+TABLES_VERSION = 2
 
 METADATA = sa.MetaData()
 
@@ -47,6 +48,7 @@ TRIALS = sa.Table(
     sa.Column("worker", sa.Text),  # JSON: who holds or held it
     sa.Column("heartbeat", sa.Text),  # JSON: the last heartbeat (time, epoch, ...)
     sa.Column("beat", sa.Float),  # seconds since the epoch of the last sign of life
+    sa.Column("payload", sa.Text),  # JSON: what the queue keeps to run the trial (its spec)
     # One index serves the claim (waiting, by number), the lost-worker check (running) and
     # the summary (by state); another the duplicate and retry checks (by key).
     sa.Index("ablate_trials_queue", "study_id", "state", "number"),
@@ -80,6 +82,16 @@ def ensure_tables(engine: Any) -> None:
                 f"the database's ablate tables have version {version}, and this ablate reads "
                 f"version {TABLES_VERSION}; upgrade ablate."
             )
+        elif version < TABLES_VERSION:
+            _upgrade(conn, version)
+
+
+def _upgrade(conn: Any, version: int) -> None:
+    """Bring older tables to :data:`TABLES_VERSION` (within the caller's transaction)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ablate_trials")}
+    if version < 2 and "payload" not in columns:  # rows without one read their trial's attrs
+        conn.execute(sa.text("ALTER TABLE ablate_trials ADD COLUMN payload TEXT"))
+    conn.execute(sa.update(SCHEMA).where(SCHEMA.c.name == "tables").values(version=TABLES_VERSION))
 
 
 def engines(storage_engine: Any) -> tuple[Any, Any]:

@@ -105,7 +105,7 @@ def create(conn: Any, study_id: int, trials: list[NewTrial]) -> list[int]:
                for row in rows]  # fmt: skip
     pairs = list(zip(ids, trials, strict=True))
     attrs = [{"trial_id": i, "key": k, "value_json": json.dumps(v)}
-             for i, new in pairs for k, v in new.user_attrs.items()]  # fmt: skip
+             for i, new in pairs for k, v in new.attributes().items()]  # fmt: skip
     params = [
         {"trial_id": i, "param_name": name, "param_value": dist.to_internal_repr(new.params[name]),
          "distribution_json": distribution_to_json(dist)}
@@ -117,7 +117,8 @@ def create(conn: Any, study_id: int, trials: list[NewTrial]) -> list[int]:
     conn.execute(
         sa.insert(TRIALS),
         [{"trial_id": i, "study_id": study_id, "number": first + n, "trial_key": new.key,
-          "cell": new.cell, "state": "waiting", "attempt": new.attempt}
+          "cell": new.cell, "state": "waiting", "attempt": new.attempt,
+          "payload": json.dumps(new.payload) if new.payload else None}
          for n, (i, new) in enumerate(pairs)],
     )  # fmt: skip
     return ids

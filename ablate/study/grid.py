@@ -46,6 +46,19 @@ class TrialSpec:
     def key(self) -> str:
         return trial_key(self.cell.as_dict(), self.replicate)
 
+    def to_payload(self) -> dict[str, Any]:
+        """The spec as plain data (JSON), kept with its trial in storage: a worker rebuilds
+        the spec from it instead of the study's design."""
+        return {"cell": self.cell.index, "levels": [list(pair) for pair in self.cell.levels],
+                "replicate": self.replicate, "seed": self.seed}  # fmt: skip
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TrialSpec:
+        """The spec :meth:`to_payload` wrote."""
+        levels = tuple((str(name), level) for name, level in payload["levels"])
+        cell = Cell(int(payload["cell"]), levels)
+        return cls(cell, int(payload["replicate"]), int(payload["seed"]))
+
 
 def trial_key(levels: dict[str, Any], replicate: int) -> str:
     """A stable 16-hex-digit key for (cell, replicate), independent of factor order."""

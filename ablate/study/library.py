@@ -21,6 +21,19 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in FOLDER.glob("*.yaml")))
 
 
+def described() -> list[tuple[str, str]]:
+    """Each shipped study's name and the first sentence of its description."""
+    import yaml
+
+    out = []
+    for name in names():
+        data = yaml.safe_load((FOLDER / f"{name}.yaml").read_text(encoding="utf-8")) or {}
+        about = " ".join(str(data.get("description", "")).split())
+        first = about.split(". ")[0]
+        out.append((name, first if first[-1:] in ".?!" else first + "." if first else ""))
+    return out
+
+
 def path_of(name: str) -> Path | None:
     """The shipped study called ``name`` (with or without ``.yaml``), if there is one."""
     stem = name.removesuffix(".yaml")

@@ -44,12 +44,26 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOP_KEYS = tuple(f.name for f in dataclasses.fields(Study) if f.name != "source")
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; a folder means its saved ``study.yaml``, and the name
-    of a study ablate ships (``quick``) means that study where no such file is here."""
+def locate_study(path: str | Path) -> tuple[Path, str | None]:
+    """The file a study argument means, and a note where a name could mean two: a file or
+    folder of that name here, then ``NAME.yaml`` here, then the study ablate ships as
+    ``NAME``. The note says which was taken (and that the other exists)."""
     p = Path(path)
-    if not p.exists() and library.path_of(str(path)) is not None:
-        p = library.path_of(str(path))  # type: ignore[assignment]
+    shipped = library.path_of(str(path))
+    if p.exists() or shipped is None:
+        return p, None
+    local = p.with_name(p.name + ".yaml")
+    if local.is_file():
+        return local, (f"running {local}, not the study ablate ships as {path!r} (`ablate run "
+                       f"{shipped}` runs that one)")  # fmt: skip
+    return shipped, (f"running the study ablate ships as {path!r} ({shipped}); `ablate init "
+                     f"{path}` writes a copy to edit")  # fmt: skip
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; a folder means its saved ``study.yaml``, and a name
+    means ``NAME.yaml`` here, else the study ablate ships as ``NAME`` (:func:`locate_study`)."""
+    p, _ = locate_study(path)
     if p.is_dir():
         if not (p / "study.yaml").is_file():
             raise StudyFileError(

@@ -22,118 +22,122 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def coefficient_chart(a: Analysis) -> Figure:
-    """Each coefficient with its interval, sorted, a zero line, significant terms in red.
+def effect_table(a: Analysis) -> pd.DataFrame:
+    """What the effects chart draws: every contrast the verdicts rest on, one row each --
+    two-level factors' effects (with the blocks, where there are blocks), each level of a
+    factor of three or more against its baseline (Tukey's simultaneous interval, as the
+    grouping uses), and the interaction coefficients. Columns: label, estimate, ci_low,
+    ci_high, clear. No level mean is among them."""
+    import pandas as pd
 
-    Coefficients that carry the overall level (the intercept, or the reference coding's level
-    columns of the categorical factor) get a panel of their own so that their scale does not
-    flatten the others.
-    """
-    table = a.coefficients
-    level_like = table["term"].isin(a.model_matrix.intercept_columns)
-    main = table[~level_like].sort_values("coef")
-    side = table[level_like].sort_values("coef")
-    rows = max(len(main), len(side), 1)
-    fig = figure(1.3 + 0.3 * rows)
-    if len(side):
-        ax, ax2 = fig.subplots(1, 2, width_ratios=(3, 1.25))
-    else:
-        ax, ax2 = fig.subplots(1, 1), None
-    _coef_panel(ax, main, a, "effects of factors and interactions")
-    if ax2 is not None:
-        _coef_panel(ax2, side, a, "overall level" if len(side) == 1 else "level columns")
-    fig.supxlabel(f"coefficient ({a.response} units)", fontsize="medium")
-    interval = "no intervals: saturated model" if a.saturated else f"{a.confidence}% intervals"
-    fig.suptitle(
-        f"Coefficients on {a.response} ({interval}; red: adjusted p < {a.options.alpha:g})",
-        fontsize="medium",
-    )
+    e = a.blocks.effects if a.blocks is not None else a.effects
+    rows = [{"label": f"{r.factor} ({r.low} → {r.high})", "estimate": r.effect,
+             "ci_low": r.ci_low, "ci_high": r.ci_high, "clear": bool(r.clear)}
+            for r in e.itertuples()]  # fmt: skip
+    for f in (f for f in a.factors if not f.two_level):
+        base = f.level_label(f.baseline)
+        pairs = a.pairwise[a.pairwise["factor"] == f.name]
+        for r in pairs.itertuples():
+            if base not in (r.level_a, r.level_b):
+                continue
+            sign, level = (1, r.level_b) if r.level_a == base else (-1, r.level_a)
+            low, high = sorted((sign * r.ci_low, sign * r.ci_high))
+            rows.append({"label": f"{f.name}: {level} − {base}", "estimate": sign * r.diff,
+                         "ci_low": low, "ci_high": high, "clear": bool(r.clear)})  # fmt: skip
+    c = a.coefficients
+    for r in c[(c["kind"] == "contrast") & c["term"].str.contains(":")].itertuples():
+        rows.append({"label": r.term.replace(":", " × "), "estimate": r.coef, "ci_low": r.ci_low,
+                     "ci_high": r.ci_high, "clear": bool(r.clear)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "clear"])
+
+
+def effects_chart(a: Analysis) -> Figure:
+    """Every contrast with its interval, sorted, a zero line; red where the interval excludes
+    zero -- the rule every verdict uses (:func:`effect_table` says which contrasts)."""
+    table = effect_table(a).sort_values("estimate", kind="stable")
+    fig = figure(1.5 + 0.3 * max(len(table), 1))
+    ax = fig.subplots()
+    y = np.arange(len(table))
+    est = table["estimate"].to_numpy(float)
+    low, high = table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float)
+    red = table["clear"].to_numpy(bool)
+    ax.hlines(y, low, high, color=MUTED, linewidth=1.6, zorder=1)
+    ax.scatter(est[~red], y[~red], s=36, facecolor="white", edgecolor=PLAIN, linewidth=1.4,
+               zorder=2)  # fmt: skip
+    ax.scatter(est[red], y[red], s=36, color=SIGNIFICANT, zorder=3)
+    ax.axvline(0.0, color="0.3", linewidth=0.8, linestyle="--")
+    ax.set_yticks(y, list(table["label"]))
+    ax.set_ylim(-0.7, max(len(table), 1) - 0.3)
+    ax.locator_params(axis="x", nbins=6)
+    ax.grid(axis="x", color="0.92")
+    ax.set_xlabel(f"effect on {a.response} ({a.response} units)")
+    how = ("no intervals: a saturated model, judged by Lenth's method" if a.saturated
+           else f"{a.confidence}% intervals, Tukey's simultaneous for levels")  # fmt: skip
+    fig.suptitle(f"Effects on {a.response} ({how}; red: clear of 0)", fontsize="medium")
     return fig
 
 
-def _coef_panel(ax: Axes, table: pd.DataFrame, a: Analysis, title: str) -> None:
-    y = np.arange(len(table))
-    coef = table["coef"].to_numpy(float)
-    low, high = table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float)
-    significant = (table["p_adj"] < a.options.alpha).to_numpy()
-    if not a.saturated:
-        ax.hlines(y, low, high, color=MUTED, linewidth=1.6, zorder=1)
-    ax.scatter(coef[~significant], y[~significant], s=36, facecolor="white", edgecolor=PLAIN,
-               linewidth=1.4, zorder=2, label="not significant")  # fmt: skip
-    ax.scatter(coef[significant], y[significant], s=36, color=SIGNIFICANT, zorder=3,
-               label="significant")  # fmt: skip
-    ax.axvline(0.0, color="0.3", linewidth=0.8, linestyle="--")
-    ax.set_yticks(y, list(table["term"]))
-    ax.set_ylim(-0.7, max(len(table), 1) - 0.3)
-    ax.set_title(title, fontsize="small")
-    ax.grid(axis="x", color="0.92")
-
-
 def pareto_chart(a: Analysis) -> Figure:
-    """|t| of every effect (Lenth's |pseudo-t| when saturated), largest first, with the line."""
+    """|t| of every contrast (Lenth's |pseudo-t| when saturated), largest first, red where
+    the term is active -- beyond the critical line, the rule the verdicts use."""
     s = a.screening
-    kind = "pseudo-t (Lenth)" if a.lenth is not None else "t"
+    kind = "pseudo-t" if a.saturated else "t"
     values = s["t_or_pseudo_t"].abs().to_numpy(float)
-    fig = figure(1.2 + 0.28 * len(s))
+    fig = figure(1.4 + 0.28 * len(s))
     ax = fig.subplots()
     y = np.arange(len(s))[::-1]  # largest at the top
     colors = [SIGNIFICANT if v else PLAIN for v in s["active"]]
     ax.barh(y, values, color=colors, height=0.7)
-    ax.set_yticks(y, list(s["term"]))
+    ax.set_yticks(y, list(s["label"]))
+    line = ""
     if a.pareto_critical is not None:
         ax.axvline(a.pareto_critical, color="0.2", linestyle="--", linewidth=1)
-        ax.annotate(
-            f"critical |{kind.split()[0]}| = {a.pareto_critical:.2f}",
-            (a.pareto_critical, 1.0), xycoords=("data", "axes fraction"),
-            xytext=(4, -12), textcoords="offset points", fontsize="small",
-        )  # fmt: skip
-    ax.set_xlabel(f"|{kind}| of the standardised effect (dimensionless)")
-    fig.suptitle(f"Pareto chart of effects on {a.response} (red: beyond the critical line)",
+        line = f"; dashed: critical |{kind}| = {a.pareto_critical:.2f}"
+    source = "Lenth's PSE" if a.saturated else f"residual, {a.fit.df_resid} df"
+    ax.set_xlabel(f"|{kind}| = |effect| / standard error ({source})")
+    fig.suptitle(f"Pareto chart of effects on {a.response} (red: active{line})",
                  fontsize="medium")  # fmt: skip
     ax.grid(axis="x", color="0.92")
     return fig
 
 
-def half_normal_plot(a: Analysis, label_top: int = 5) -> Figure:
-    """|effect| against half-normal quantiles; the large (active) effects are labelled."""
+def half_normal_plot(a: Analysis) -> Figure:
+    """|effect| against half-normal quantiles, every point labelled, with the line through
+    the origin whose slope is Lenth's pseudo standard error of the effects: effects that are
+    only noise fall near it. Red: active, by the rule the verdicts use."""
     s = a.screening
-    fig = figure(4.6)
+    fig = figure(4.8)
     ax = fig.subplots()
     q = s["half_normal_q"].to_numpy(float)
     e = s["abs_effect"].to_numpy(float)
     active = s["active"].to_numpy(bool)
     if (~active).any():
-        ax.scatter(q[~active], e[~active], s=28, color=PLAIN, label="inactive")
+        ax.scatter(q[~active], e[~active], s=28, color=PLAIN, label="not active", zorder=3)
     if active.any():
-        ax.scatter(q[active], e[active], s=36, color=SIGNIFICANT, label="active")
-    if a.screening_se:
-        top = float(np.nanmax(q)) if len(q) else 1.0
-        ax.plot([0, top], [0, top * a.screening_se], color="0.4", linestyle="--", linewidth=1,
-                label="noise line (slope = effect SE)")  # fmt: skip
-    labelled = s.index[active] if active.any() else s.index[:label_top]
-    _label_points(ax, q[labelled], e[labelled], [s.loc[i, "term"] for i in labelled])
+        ax.scatter(q[active], e[active], s=36, color=SIGNIFICANT, label="active", zorder=3)
+    if a.lenth is not None and a.lenth.pse > 0 and len(q):
+        top = float(np.nanmax(q))
+        ax.plot([0, top], [0, top * a.lenth.pse], color="0.4", linestyle="--", linewidth=1,
+                label=f"noise line: slope = Lenth's PSE ({a.lenth.pse:.3g})")  # fmt: skip
+    _label_points(ax, q, e, list(s["label"]))
     ax.set_xlabel("half-normal quantile")
-    ax.set_ylabel(f"|effect| ({a.response} units, high − low)")
-    ax.set_title(f"Half-normal plot of effects on {a.response}")
+    ax.set_ylabel(f"|effect| ({a.response} units)")
+    test = "Lenth's ME" if a.saturated else "t test"
+    ax.set_title(f"Half-normal plot of effects on {a.response} (active: {test})",
+                 fontsize="medium")  # fmt: skip
     ax.legend(loc="upper left", fontsize="small", frameon=False)
     ax.grid(color="0.94")
+    ax.set_xlim(-0.05, (float(np.nanmax(q)) if len(q) else 1.0) * 1.08 + 0.05)
+    ax.set_ylim(bottom=0)
     return fig
 
 
 def _label_points(ax: Axes, x: Sequence[float], y: Sequence[float], labels: list[str]) -> None:
-    """Labels to the left of their points, nudged apart vertically so that none overlap."""
-    order = np.argsort(y)
-    span = (max(y) - min(y)) if len(y) else 1.0
-    gap = max(span, 1e-12) * 0.06
-    placed: list[float] = []
-    for i in order:
-        ty = y[i]
-        while any(abs(ty - p) < gap for p in placed):
-            ty += gap
-        placed.append(ty)
-        ax.annotate(labels[i], (x[i], y[i]), xytext=(x[i] - 0.05, ty), fontsize="small",
-                    ha="right", va="center",
-                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})  # fmt: skip
+    """Every point labelled, each label where it covers no point and no other label (the
+    first free place of several around its point, tried in order; measured as drawn)."""
+    from ablate.views.style import place_labels
+
+    place_labels(ax, np.asarray(x, float), np.asarray(y, float), labels)
 
 
 def main_effects_plot(a: Analysis) -> Figure:
@@ -155,7 +159,7 @@ def main_effects_plot(a: Analysis) -> Figure:
             if not np.isnan(r["ci_low"]):
                 ax.vlines(xi, r["ci_low"], r["ci_high"], color=colors[r["level"]], linewidth=2)
             ax.scatter(xi, r["emmean"], s=40, color=colors[r["level"]], zorder=2)
-        ax.axhline(a.fit["mean"], color="0.3", linestyle=":", linewidth=0.8)
+        ax.axhline(a.fit.mean, color="0.3", linestyle=":", linewidth=0.8)
         ax.set_xticks(x, list(rows["level"]), rotation=30 if len(rows) > 2 else 0)
         ax.set_xlim(-0.5, len(rows) - 0.5)
         ax.set_title(f.name, fontsize="small")

@@ -1,7 +1,9 @@
 """What a trained model learned, drawn from the outputs saved with its trial, task by task.
 
 - reconstruction: test inputs over their reconstructions; with an encoder, the latent space
-  coloured by label and a decoded walk across a 2-d latent plane;
+  coloured by label: a 2-d one as it is, with a walk decoded across it; a larger one projected
+  on its first two principal components, beside the spread of every dimension (how many the
+  model uses);
 - classification: the confusion matrix (shares of each true class) and every class's recall;
 - regression: predicted against true targets.
 """
@@ -12,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ablate.views.style import PLAIN, TAB10, figure
+from ablate.views.style import MUTED, PLAIN, TAB10, figure
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -31,17 +34,18 @@ def learned_figure(outputs: dict[str, np.ndarray], title: str) -> Figure:
 
 
 def _reconstruction(outputs: dict[str, np.ndarray]) -> Figure:
-    """Test inputs over their reconstructions, the latent space by label, a decoded walk."""
-    has_latent = "latent" in outputs and outputs["latent"].shape[1] >= 2
-    has_walk = "walk" in outputs
-    fig = figure(5.6 if has_latent or has_walk else 1.9)
-    if has_latent or has_walk:
+    """Test inputs over their reconstructions; with an encoder, below them the latent space by
+    label -- the plane itself and a walk decoded across it where the latent space is 2-d, else
+    its first two principal components beside the spread of every latent dimension."""
+    latent = outputs.get("latent")
+    has_latent = latent is not None and latent.ndim == 2 and latent.shape[1] >= 2
+    fig = figure(5.6 if has_latent else 1.9)
+    if has_latent:
         grid = fig.add_gridspec(2, 2, height_ratios=(1, 3.2))
         recon_ax = fig.add_subplot(grid[0, :])
-        latent_ax = fig.add_subplot(grid[1, 0]) if has_latent else None
-        walk_ax = fig.add_subplot(grid[1, 1]) if has_walk else None
+        left, right = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     else:
-        recon_ax, latent_ax, walk_ax = fig.subplots(1, 1), None, None
+        recon_ax = fig.subplots(1, 1)
     if "originals" in outputs:
         originals, recons = outputs["originals"], outputs["reconstructions"]
         pairs = np.concatenate([_row(originals), _row(recons)])
@@ -53,33 +57,85 @@ def _reconstruction(outputs: dict[str, np.ndarray]) -> Figure:
         recon_ax.set_title(f"{len(originals)} test inputs and their reconstructions",
                            fontsize="small")  # fmt: skip
     recon_ax.set_xticks([])
-    if latent_ax is not None:
-        z = outputs["latent"].astype(float)
-        labels = outputs.get("labels")
-        if labels is None:
-            latent_ax.scatter(z[:, 0], z[:, 1], s=3, color=PLAIN)
+    if not has_latent:
+        return fig
+    z = np.asarray(latent, dtype=float)
+    if z.shape[1] == 2:
+        _scatter(left, z, outputs.get("labels"), ("z₁ (latent mean)", "z₂ (latent mean)"),
+                 f"the 2-d latent space of {len(z):,} test inputs")  # fmt: skip
+        if "walk" in outputs:
+            _walk(right, outputs)
         else:
-            for i, label in enumerate(np.unique(labels)[:20]):
-                sel = labels == label
-                latent_ax.scatter(z[sel, 0], z[sel, 1], s=3, color=TAB10[i % len(TAB10)],
-                                  label=str(label))  # fmt: skip
-            latent_ax.legend(title="label", fontsize="xx-small", title_fontsize="xx-small",
-                             markerscale=3, frameon=False, ncols=1, loc="upper left",
-                             bbox_to_anchor=(1.0, 1.0))  # fmt: skip
-        latent_ax.set_xlabel("z₁ (latent mean)")
-        latent_ax.set_ylabel("z₂ (latent mean)")
-        latent_ax.set_title(f"latent space of {len(z):,} test inputs", fontsize="small")
-    if walk_ax is not None:
-        walk = outputs["walk"]
-        side = round(len(walk) ** 0.5)
-        mosaic = np.block([[walk[r * side + c] for c in range(side)] for r in range(side)])
-        xs, ys = outputs["walk_x"], outputs["walk_y"]
-        walk_ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255,
-                       extent=(xs[0], xs[-1], ys[-1], ys[0]), aspect="auto")  # fmt: skip
-        walk_ax.set_xlabel("z₁")
-        walk_ax.set_ylabel("z₂")
-        walk_ax.set_title("images decoded across the latent plane", fontsize="small")
+            _dimension_spread(right, z)
+        return fig
+    projected, shares = _principal_components(z)
+    axes = (f"PC1 ({shares[0]:.0%} of the variance)", f"PC2 ({shares[1]:.0%})")
+    _scatter(left, projected, outputs.get("labels"), axes,
+             f"{len(z):,} test inputs' {z.shape[1]}-d latent means, projected (PCA)")  # fmt: skip
+    _dimension_spread(right, z)
     return fig
+
+
+def _principal_components(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first two principal components of ``z``'s rows, and each component's share of the
+    total variance."""
+    centred = z - z.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variance = singular**2
+    total = variance.sum() or 1.0
+    return centred @ vt[:2].T, variance[:2] / total
+
+
+def _scatter(
+    ax: Axes, z: np.ndarray, labels: np.ndarray | None, names: tuple[str, str], title: str
+) -> None:
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=3, color=PLAIN)
+    else:
+        for i, label in enumerate(np.unique(labels)[:20]):
+            sel = labels == label
+            ax.scatter(z[sel, 0], z[sel, 1], s=3, color=TAB10[i % len(TAB10)], label=str(label))
+        ax.legend(title="label", fontsize="xx-small", title_fontsize="xx-small", markerscale=3,
+                  frameon=False, ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # fmt: skip
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title, fontsize="small")
+
+
+def _walk(ax: Axes, outputs: dict[str, np.ndarray]) -> None:
+    walk = outputs["walk"]
+    side = round(len(walk) ** 0.5)
+    mosaic = np.block([[walk[r * side + c] for c in range(side)] for r in range(side)])
+    xs, ys = outputs["walk_x"], outputs["walk_y"]
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, extent=(xs[0], xs[-1], ys[-1], ys[0]),
+              aspect="auto")  # fmt: skip
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.set_title("images decoded across the latent plane", fontsize="small")
+
+
+#: A latent dimension whose mean varies less than this across test inputs carries nothing
+#: (the "active units" of Burda et al. 2016: variance of the encoder's mean above 0.01).
+ACTIVE = 0.01
+
+
+def _dimension_spread(ax: Axes, z: np.ndarray) -> None:
+    """The variance of every latent dimension's mean across the test inputs, largest first:
+    how many dimensions the model uses."""
+    variance = np.sort(z.var(axis=0))[::-1]
+    used = variance > ACTIVE
+    x = np.arange(1, len(variance) + 1)
+    ax.bar(x[used], variance[used], color=PLAIN)
+    if (~used).any():
+        ax.bar(x[~used], np.maximum(variance[~used], 1e-6), color=MUTED)
+    ax.axhline(ACTIVE, color="0.3", linestyle=":", linewidth=1,
+               label=f"in use above {ACTIVE:g}")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("latent dimension (by variance)")
+    ax.set_ylabel("variance of its mean across inputs")
+    ax.set_title(f"{int(used.sum())} of {len(variance)} latent dimensions in use",
+                 fontsize="small")  # fmt: skip
+    ax.legend(fontsize="xx-small", frameon=False, loc="upper right")
 
 
 def _row(images: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ saved. The drawing itself is in :mod:`ablate.views.effects`, :mod:`ablate.views.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from ablate.stats.curves import learning_curves
 from ablate.views.attention import attention_figure, has_attention
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
-    coefficient_chart,
+    effects_chart,
     half_normal_plot,
     interaction_matrix,
     main_effects_plot,
@@ -34,7 +35,16 @@ if TYPE_CHECKING:
 
     from ablate.results import Results
 
-__all__ = ["IMAGE_FORMATS", "chart_set", "draw_all", "pick_trial", "save_figures"]
+__all__ = [
+    "CAPTIONS",
+    "IMAGE_FORMATS",
+    "Chart",
+    "chart_set",
+    "draw_all",
+    "pick_trial",
+    "save_charts",
+    "save_figures",
+]
 
 
 def chart_set(
@@ -56,7 +66,7 @@ def chart_set(
     if a.equivalence is not None and len(a.equivalence):  # the answer first: what matters
         figures["equivalence"] = equivalence_chart(a)
     figures |= {
-        "coefficients": coefficient_chart(a),
+        "effects": effects_chart(a),
         "pareto": pareto_chart(a),
         "half_normal": half_normal_plot(a),
         "main_effects": main_effects_plot(a),
@@ -89,19 +99,44 @@ def save_figures(figures: dict[str, Figure], out_dir: Path, fmt: str = "png") ->
     return paths
 
 
+#: What each chart shows, as the report captions it (learned_* and attention_* are worded
+#: per trial by :func:`draw_all`).
+CAPTIONS = {
+    "equivalence": "Equivalence: every effect and pair of levels against the margin (the shaded "
+    "band); a thick bar inside the band is negligible, a thin bar clear of 0 is different.",
+    "effects": "Effects: every two-level factor's effect, every level against its factor's "
+    "baseline (Tukey's simultaneous intervals) and every interaction, with its interval; red "
+    "where the interval excludes 0, the rule of the findings.",
+    "pareto": "Pareto chart: each effect's size over its standard error, largest first; red "
+    "beyond the critical line (active, by the test the findings use).",
+    "half_normal": "Half-normal plot: each effect's size against its rank; effects that are "
+    "only noise fall near the dashed line (slope: Lenth's pseudo standard error of the "
+    "effects); red: active, by the test the findings use.",
+    "main_effects": "Main effects: marginal mean response at every level of every factor, "
+    "with its interval.",
+    "interactions": "Interaction plots: non-parallel lines show that two factors interact.",
+    "residuals": "Residual diagnostics: the normal model's assumptions, checked.",
+    "learning_curves": "Learning curves: did the training itself behave?",
+    "importance": "Importance: the linear model's share of each factor beside Optuna's fANOVA "
+    "and PED-ANOVA, on the same trials.",
+    "spread": "Seed sensitivity: the spread across seeds at every level of every factor (run "
+    "once per cell: the residuals' spread, Box-Meyer).",
+}
+
+
 def draw_all(
     results: Results, a: Analysis, picks: Sequence[str] = ("best", "worst")
-) -> dict[str, Figure]:
-    """Every chart of a results folder (or bare table): its data gathered, then drawn.
+) -> dict[str, Chart]:
+    """Every chart of a results folder (or bare table), with its caption: its data
+    gathered, then drawn.
 
     ``picks`` chooses the trials whose saved model outputs are shown: "best" and "worst"
     (by the response's direction: the lowest loss, the highest accuracy) or trial keys. The
     learning curves show the response's metric when it is recorded per epoch, else the loss.
     """
-
     metric = _curve_metric(results, a)
     curves = learning_curves(results, a.factors, metric[0])
-    learned, attended = [], []
+    learned, attended, captions = [], [], {}
     if results.study is not None:
         for pick in picks:
             chosen = pick_trial(results, a, pick)
@@ -109,21 +144,81 @@ def draw_all(
                 continue
             key, label, value = chosen
             suffix = pick if pick in ("best", "worst") else key
+            whose = _whose(a, pick, label, value)
             outputs = load_outputs(results.source, key)
             if outputs is not None:
                 title = f"What the {pick} trial's model learned ({_measure(a, value)})\n{label}"
                 learned.append((f"learned_{suffix}", title, outputs))
+                captions[f"learned_{suffix}"] = f"What {whose} learned: {_learned_what(outputs)}."
             found = _attending_trial(results, a, pick)
             if found is not None:
                 _, label, value, outputs = found
-                whose = f"the {pick} trial with attention" if suffix == pick else "the trial"
-                title = f"What {whose} attended to ({_measure(a, value)})\n{label}"
+                kinds = _attention_kinds(outputs)
+                whose = (f"the {pick} trial with attention ({label}, {_measure(a, value)})"
+                         if suffix == pick else f"the trial {label}")  # fmt: skip
+                title = f"What {whose.split(' (')[0]} attended to ({_measure(a, value)})\n{label}"
                 attended.append((f"attention_{suffix}", title, outputs))
-    return chart_set(a, curves, learned, metric, attended, _label_step(results))
+                captions[f"attention_{suffix}"] = f"What {whose} attended to: {kinds}."
+    figures = chart_set(a, curves, learned, metric, attended, _label_step(results))
+    return {stem: Chart(fig, captions.get(stem, CAPTIONS.get(stem, stem)))
+            for stem, fig in figures.items()}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A drawn chart and its caption."""
+
+    figure: Figure
+    caption: str
+
+
+def _whose(a: Analysis, pick: str, label: str, value: float) -> str:
+    if pick not in ("best", "worst"):
+        return f"the trial {label} ({_measure(a, value)})"
+    lowest = (a.fit.goal != "max") == (pick == "best")
+    which = "lowest" if lowest else "highest"
+    return f"the {pick} trial ({label}, the {which} {_measure(a, value)})"
+
+
+def _learned_what(outputs: dict[str, Any]) -> str:
+    if "confusion" in outputs:
+        return "its confusion matrix and every class's recall against chance"
+    if "y_pred" in outputs:
+        return "its predictions against the true targets"
+    latent = outputs.get("latent")
+    if latent is None:
+        return "test inputs over their reconstructions"
+    if latent.shape[1] == 2:
+        return (
+            "test inputs over their reconstructions, its 2-d latent space and a walk "
+            "decoded across it"
+        )
+    return (
+        f"test inputs over their reconstructions, its {latent.shape[1]}-d latent space "
+        "projected on two principal components, and how many latent dimensions it uses"
+    )
+
+
+_ATTENTION_WORDS = {
+    "spatial": "the spatial attention masks of test digits",
+    "channel": "the channel attention weights (mean over test digits)",
+    "transformed": "what the spatial transformer made of test digits",
+    "multiscale": "the multi-scale module's map and channel weights",
+    "temporal": "the attention weight of every time step",
+}
+
+
+def _attention_kinds(outputs: dict[str, Any]) -> str:
+    return "; ".join(w for k, w in _ATTENTION_WORDS.items() if f"attention_{k}" in outputs)
+
+
+def save_charts(charts: dict[str, Chart], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Write each chart to ``out_dir/<stem>.<fmt>``; returns the paths."""
+    return save_figures({stem: c.figure for stem, c in charts.items()}, out_dir, fmt)
 
 
 def _measure(a: Analysis, value: float) -> str:
-    return f"{a.fit['response_column']} {value:.4g}"
+    return f"{a.fit.response_column} {value:.4g}"
 
 
 def _attending_trial(
@@ -134,9 +229,9 @@ def _attending_trial(
     the trial with key ``pick`` if it saved attention."""
 
     done = _complete(results, a)
-    column = a.fit["response_column"]
+    column = a.fit.response_column
     if pick in ("best", "worst"):
-        lowest_first = (a.fit.get("goal") != "max") == (pick == "best")
+        lowest_first = (a.fit.goal != "max") == (pick == "best")
         candidates = done.sort_values(column, ascending=lowest_first, kind="stable")
     else:
         candidates = done[done["trial_key"] == pick]
@@ -158,7 +253,7 @@ def _label_step(results: Results) -> int | None:
 
 def _curve_metric(results: Results, a: Analysis) -> tuple[str, str]:
     """(metric, unit) of the learning curves: the response's if per epoch, else the loss."""
-    column = a.fit["response_column"]
+    column = a.fit.response_column
     task = results.study.task_spec if results.study is not None else None
     name = column.removeprefix("test_") if column.startswith("test_") else "loss"
     epochs = results.epochs
@@ -171,12 +266,12 @@ def _curve_metric(results: Results, a: Analysis) -> tuple[str, str]:
 def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, float] | None:
     """(trial key, readable label, response) of the best or worst complete trial, or by key."""
 
-    column = a.fit["response_column"]
+    column = a.fit.response_column
     done = _complete(results, a)
     if done.empty:
         return None
     if pick in ("best", "worst"):
-        lowest_is_best = a.fit.get("goal") != "max"
+        lowest_is_best = a.fit.goal != "max"
         first = done[column].idxmin() if lowest_is_best else done[column].idxmax()
         last = done[column].idxmax() if lowest_is_best else done[column].idxmin()
         row = done.loc[first if pick == "best" else last]
@@ -191,7 +286,7 @@ def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, floa
 def _complete(results: Results, a: Analysis) -> pd.DataFrame:
     """The complete trials that have a value of the response."""
     trials = results.trials
-    column = a.fit["response_column"]
+    column = a.fit.response_column
     if "status" not in trials:
         return trials
     return trials[(trials["status"] == "complete") & trials[column].notna()]

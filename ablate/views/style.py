@@ -6,7 +6,9 @@ needed), sized for a paper page (6.5 to 7 inches wide).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ablate.designs.matrix import FactorInfo
 
@@ -36,3 +38,55 @@ def figure(height: float) -> Figure:
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.06, w_pad=0.06)
     return fig
+
+
+#: Where a label may go, around its point, in points (x, y) and alignment, in order of choice.
+_PLACES = (
+    (6, 0, "left", "center"),
+    (-6, 0, "right", "center"),
+    (6, 9, "left", "bottom"),
+    (-6, 9, "right", "bottom"),
+    (6, -9, "left", "top"),
+    (-6, -9, "right", "top"),
+    (0, 12, "center", "bottom"),
+    (0, -12, "center", "top"),
+    (6, 20, "left", "bottom"),
+    (-6, 20, "right", "bottom"),
+    (6, -20, "left", "top"),
+    (-6, -20, "right", "top"),
+)
+
+
+def place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> list[Any]:
+    """Label each point (x, y) at the first place around it where the label's box, as
+    drawn, overlaps no point, no label placed before it and stays inside the axes; the
+    biggest points first. Returns the labels' text objects."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.figure
+    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # the layout engine settles the axes before anything is measured
+    renderer = fig.canvas.get_renderer()
+    dots = [ax.transData.transform((xi, yi)) for xi, yi in zip(x, y, strict=True)]
+    frame = ax.get_window_extent(renderer)
+    placed: list[Any] = []
+    texts = []
+    for i in np.argsort(-y, kind="stable"):
+        for dx, dy, ha, va in _PLACES:
+            leader = {"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if dy else None
+            text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
+                               fontsize="x-small", ha=ha, va=va, arrowprops=leader)  # fmt: skip
+            text.set_in_layout(False)  # the axes stay where they were measured
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            clashes = (
+                any(box.overlaps(b) for b in placed)
+                or any(box.contains(px, py) for j, (px, py) in enumerate(dots) if j != i)
+                or not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1))
+            )
+            if not clashes or (dx, dy) == _PLACES[-1][:2]:
+                placed.append(box)
+                texts.append(text)
+                break
+            text.remove()
+    return texts

@@ -110,7 +110,7 @@ def test_a_cancelled_array_task_costs_no_trial(tmp_path: Path) -> None:
 
 
 def test_a_slurm_task_plans_for_its_cpus_and_names_its_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ablate.storage.workers import WorkerIdentity
+    from ablate.queue.workers import WorkerIdentity
     from ablate.training.backend import cpu_count
 
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")

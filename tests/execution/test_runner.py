@@ -17,7 +17,7 @@ import pytest
 
 from ablate.execution.planning import plan_workers
 from ablate.execution.runner import run_study
-from ablate.storage.queue import open_queue
+from ablate.queue.claims import open_queue
 from ablate.study import load_study, parse_study
 from tests.helpers import ROOT, run_cli, tiny_study_text
 

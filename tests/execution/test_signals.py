@@ -14,8 +14,8 @@ import pytest
 
 from ablate.execution.signals import StopRequests
 from ablate.execution.worker import work
-from ablate.storage.queue import open_queue
-from ablate.storage.workers import WorkerIdentity
+from ablate.queue.claims import open_queue
+from ablate.queue.workers import WorkerIdentity
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 

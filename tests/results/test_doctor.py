@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from ablate.execution.pool import export_queue
+from ablate.queue.claims import TrialQueue, open_queue
+from ablate.queue.spool import spool_result
+from ablate.queue.workers import WorkerIdentity, start_ticks
 from ablate.results import prepare_results_dir
 from ablate.results.doctor import diagnose
-from ablate.storage.queue import TrialQueue, open_queue
-from ablate.storage.spool import spool_result
-from ablate.storage.workers import WorkerIdentity, start_ticks
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
@@ -45,7 +45,7 @@ def study(tmp_path: Path) -> Study:
     me = WorkerIdentity("w1")
     for i in range(3):
         queue.finish(queue.claim(me), _result(0.5 + i / 10))
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     return study
 
 
@@ -90,7 +90,7 @@ def test_trials_never_enqueued_are_enqueued(tmp_path: Path) -> None:
     prepare_results_dir(study, None)
     queue = _queue(study)
     queue.populate(expand_trials(study)[:1])  # the run stopped while filling the queue
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     assert any("3 trials of the grid were never enqueued" in p for p in _problems(study))
     _problems(study, repair=True)
     assert _queue(study).summary().total == 4

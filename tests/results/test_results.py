@@ -17,11 +17,11 @@ import pytest
 
 from ablate.errors import AblateError
 from ablate.execution.pool import export_queue
+from ablate.queue.claims import open_queue
+from ablate.queue.workers import WorkerIdentity
 from ablate.results import load_outputs, load_results, prepare_results_dir, write_atomic
 from ablate.results.export import write_parquet
 from ablate.results.files import SCHEMA_VERSION
-from ablate.storage.queue import open_queue
-from ablate.storage.workers import WorkerIdentity
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
@@ -55,7 +55,7 @@ def finished(tmp_path: Path) -> Study:
             queue.finish(claim, TrialResult(status="failed", error="ValueError: x"))
         else:
             queue.finish(claim, _result(0.3 + i / 10))
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     return study
 
 

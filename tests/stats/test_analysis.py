@@ -28,7 +28,7 @@ from ablate.results import Results
 from ablate.stats.analysis import Analysis
 from ablate.stats.analysis import analyze as _analyze
 from ablate.stats.screening import lenth_pse
-from ablate.stats.tables import render
+from ablate.views.tables import render
 
 
 def analyze(results: Results, **options: Any) -> Analysis:
@@ -88,13 +88,13 @@ def test_textbook_2x4_effects_and_lenths_method() -> None:
     effects = dict(zip(a.screening["term"], a.screening["effect"], strict=True))
     for term, value in published.items():
         assert effects[term] == pytest.approx(value, abs=1e-9), term
-    assert a.saturated and a.fit["df_resid"] == 0
+    assert a.saturated and a.fit.df_resid == 0
     # Lenth by hand: median |c| of the 15 effects is 2.625, s0 = 3.9375; the ten |c| below
     # 2.5 s0 = 9.84375 have median (1.625 + 1.875)/2 = 1.75, so PSE = 1.5 x 1.75 = 2.625.
-    assert a.lenth["s0"] == pytest.approx(3.9375)
-    assert a.lenth["pse"] == pytest.approx(2.625)
-    assert a.lenth["df"] == pytest.approx(5.0)
-    assert a.lenth["me"] == pytest.approx(2.570582 * 2.625, rel=1e-5)  # t(0.975, 5) from tables
+    assert a.lenth.s0 == pytest.approx(3.9375)
+    assert a.lenth.pse == pytest.approx(2.625)
+    assert a.lenth.df == pytest.approx(5.0)
+    assert a.lenth.me == pytest.approx(2.570582 * 2.625, rel=1e-5)  # t(0.975, 5) from tables
     active = set(a.screening.loc[a.screening["active"], "term"])
     assert active == {"A", "C", "D", "A:C", "A:D"}  # Montgomery's conclusion
     assert a.pareto_critical == pytest.approx(2.570582, rel=1e-5)
@@ -107,7 +107,7 @@ def test_textbook_2x4_effects_and_lenths_method() -> None:
 def test_lenth_pse_function_on_a_hand_example() -> None:
     # |c| = 1..9 and 40: s0 = 1.5 x 5.5 = 8.25; below 20.625: 1..9, median 5, PSE = 7.5
     out = lenth_pse(np.array([1, -2, 3, -4, 5, 6, -7, 8, 9, 40.0]))
-    assert out["s0"] == pytest.approx(8.25) and out["pse"] == pytest.approx(7.5)
+    assert out.s0 == pytest.approx(8.25) and out.pse == pytest.approx(7.5)
 
 
 def _montgomery_61() -> pd.DataFrame:
@@ -160,7 +160,7 @@ def test_simulated_grid_estimates_cover_the_truth() -> None:
     mm = a.marginal_means[a.marginal_means["factor"] == "activation"].set_index("level")
     for act in ACTS:
         assert mm.loc[act, "ci_low"] <= TRUE_COEF[act] + shift <= mm.loc[act, "ci_high"]
-    assert a.fit["replicates_min"] == a.fit["replicates_max"] == 3
+    assert a.fit.replicates_min == a.fit.replicates_max == 3
     assert a.lack_of_fit is not None and a.lack_of_fit.iloc[0]["p"] > 0.001  # the model is right
 
 
@@ -168,7 +168,6 @@ def test_simulated_grid_estimates_cover_the_truth() -> None:
     ("coding", "formula"),
     [
         ("reference", "test_loss ~ 0 + C(activation) + batch_norm + dropout + spatial_attention"),
-        ("treatment", "test_loss ~ C(activation) + batch_norm + dropout + spatial_attention"),
         ("sum", "test_loss ~ C(activation, Sum) + C(batch_norm, Sum) + C(dropout, Sum) + "
                 "C(spatial_attention, Sum)"),
     ],
@@ -178,13 +177,14 @@ def test_every_coding_fits_what_statsmodels_formula_api_fits(coding: str, formul
     a = analyze(_bare(frame), factors=FACTORS, coding=coding)
     direct = smf.ols(formula, data=frame).fit()
     np.testing.assert_allclose(a.residuals["fitted"], direct.fittedvalues, atol=1e-12)
-    assert a.fit["r2"] == pytest.approx(direct.rsquared, rel=1e-9)
-    if coding == "treatment":
+    assert a.fit.r2 == pytest.approx(direct.rsquared, rel=1e-9)
+    if coding == "reference":  # the level columns are means, labelled and left untested
         table = a.coefficients.set_index("term")
         assert table.loc["batch_norm", "coef"] == pytest.approx(direct.params["batch_norm[T.True]"])
-        assert table.loc["activation[sigmoid]", "std_err"] == pytest.approx(
-            direct.bse["C(activation)[T.sigmoid]"]
-        )
+        sigmoid = table.loc["activation[sigmoid]"]
+        assert sigmoid["label"] == "mean at activation=sigmoid" and sigmoid["kind"] == "mean"
+        assert np.isnan(sigmoid["t"]) and np.isnan(sigmoid["p"]) and not sigmoid["clear"]
+        assert sigmoid["coef"] == pytest.approx(direct.params["C(activation)[sigmoid]"])
     if coding == "sum":  # patsy's Sum codes the last level -1; on minus off is -2x its coef
         table = a.coefficients.set_index("term")
         assert 2 * table.loc["batch_norm", "coef"] == pytest.approx(
@@ -236,14 +236,15 @@ def test_type_iii_with_sum_coding_matches_statsmodels() -> None:
 
 def test_hc3_errors_equal_statsmodels_and_p_values_are_adjusted() -> None:
     frame = _grid(replicates=2, noise=0.01)
-    a = analyze(_bare(frame), factors=FACTORS, coding="treatment", robust="hc3")
+    a = analyze(_bare(frame), factors=FACTORS, coding="reference", robust="hc3")
     direct = smf.ols(
         "test_loss ~ C(activation) + batch_norm + dropout + spatial_attention", data=frame
     ).fit(cov_type="HC3")
     table = a.coefficients.set_index("term")
     assert table.loc["dropout", "std_err"] == pytest.approx(direct.bse["dropout[T.True]"])
-    # Holm by hand over the six non-intercept coefficients: sorted p times (6, 5, 4, ...)
-    family = a.coefficients[a.coefficients["term"] != "intercept"]
+    # Holm by hand over the contrasts (the level means are not tested): sorted p times (3, 2, 1)
+    family = a.coefficients[a.coefficients["kind"] == "contrast"]
+    assert len(family) == 3
     p = family["p"].to_numpy()
     order = np.argsort(p)
     holm = np.minimum(1, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
@@ -281,7 +282,7 @@ def test_predicted_r2_equals_leave_one_out_refits() -> None:
         keep = np.arange(len(y)) != i
         beta, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
         press += (y[i] - X[i] @ beta) ** 2
-    assert a.fit["pred_r2"] == pytest.approx(1 - press / ((y - y.mean()) ** 2).sum())
+    assert a.fit.pred_r2 == pytest.approx(1 - press / ((y - y.mean()) ** 2).sum())
 
 
 def test_log_response_reports_ratios() -> None:
@@ -511,8 +512,8 @@ def test_montgomery_8_8_plackett_burman_final_model() -> None:
                                  abs=1e-4)  # fmt: skip
     residual = final.anova.set_index("term").loc["residual"]
     assert residual["sum_sq"] == pytest.approx(381.79, abs=0.01) and residual["df"] == 13
-    assert final.fit["r2"] == pytest.approx(0.9644, abs=1e-4)
-    assert final.fit["adj_r2"] == pytest.approx(0.9480, abs=1e-4)
+    assert final.fit.r2 == pytest.approx(0.9644, abs=1e-4)
+    assert final.fit.adj_r2 == pytest.approx(0.9480, abs=1e-4)
     assert not final.correlations.empty  # X1:X2 and X1:X4 are not orthogonal to X5 here
     json_out = json.loads(render(screening, "json"))
     assert json_out["structure"]["kind"] == "orthogonal two-level"

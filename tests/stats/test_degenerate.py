@@ -29,15 +29,17 @@ def _analyze(frame: pd.DataFrame, **options: object) -> Analysis:
     return analyze(results, factors=("a", "b", "c"), response="y", **options)
 
 
-def test_a_constant_response_has_no_effects_and_says_so() -> None:
-    analysis = _analyze(GRID.assign(y=0.25))
-    assert (analysis.effects["effect"] == 0).all()
-    assert analysis.effects["std_err"].isna().all() and analysis.effects["p"].isna().all()
-    assert analysis.anova["F"].isna().all()
-    assert analysis.importance is None
-    notes = " ".join(analysis.notes)
-    assert "is the same for every trial used (0.25)" in notes
-    assert "importance: left out" in notes
+def test_a_constant_response_is_one_sentence_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(AblateError, match=r"^y is 0.25 in every one of the 16 trials used: no "
+                       "factor changes it, so there is nothing to estimate"):  # fmt: skip
+        _analyze(GRID.assign(y=0.25))
+    path = tmp_path / "t.csv"
+    GRID.assign(y=0.25).to_csv(path, index=False)
+    code = main(["analyze", str(path), "--factors", "a,b,c", "--response", "y"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nothing to estimate" in err
 
 
 def test_a_response_fixed_by_one_factor_is_an_exact_fit_without_tests() -> None:

@@ -22,8 +22,8 @@ from statsmodels.stats.anova import anova_lm
 from ablate.results import Results
 from ablate.stats.analysis import analyze
 from ablate.stats.importance import ped_quantile
-from ablate.stats.tables import render
 from ablate.views.importance import importance_chart
+from ablate.views.tables import render
 
 OPT = {"sgd": 0.030, "adam": 0.0, "adamw": -0.010, "rmsprop": 0.020}
 

@@ -26,8 +26,8 @@ from ablate.errors import AblateError
 from ablate.results import Results
 from ablate.stats.analysis import analyze
 from ablate.stats.learned import judge
-from ablate.stats.tables import render, to_dict
 from ablate.tasks.base import Baseline
+from ablate.views.tables import render, to_dict
 
 #: Montgomery Example 5.6: intensity at which the target is detected, by ground clutter,
 #: filter type (1, 2) and operator (the block), Table 5.20.
@@ -117,7 +117,7 @@ def test_tost_verdicts_match_statsmodels(shift: float, margin: float, verdict: s
     assert row["verdict"] == verdict
     if verdict == "inconclusive":
         assert row["replicates_to_decide"] is not None
-    line = next(f for f in a.findings if f.startswith("attention"))
+    line = next(f.text for f in a.findings if f.text.startswith("attention"))
     assert ("equivalent" in line) == verdict.startswith("equivalent")
 
 
@@ -160,10 +160,10 @@ def test_losses_must_beat_their_baseline_by_the_margin_and_can_be_left_out() -> 
     results = _bare(frame, test_loss=Baseline(0.258, "the mean image"))
     a = analyze(results, factors=("bn",), importance=False)
     assert a.learned is not None and a.learned.not_learned == 2  # 0.25 and 0.255 > 0.2451
-    assert a.fit["baseline"]["not_learned"] == 2
+    assert a.learned.not_learned == 2
     kept = analyze(results, factors=("bn",), importance=False, exclude_unlearned=True)
     assert kept.n_used == 6 and kept.excluded["did not learn"] == 2
-    assert any("did not learn" in f and "left out" in f for f in kept.findings)
+    assert any("did not learn" in f.text and "left out" in f.text for f in kept.findings)
 
 
 def _spread_grid(seed: int = 0) -> pd.DataFrame:
@@ -191,7 +191,8 @@ def test_dispersion_effects_against_hand_sums_and_scipy() -> None:
     expected = stats.levene(dev[~frame["bn"]], dev[frame["bn"]], center="median").pvalue
     assert row["bf_p"] == pytest.approx(expected, rel=1e-9)
     assert not d.table.set_index("factor").loc["act", "seed_sensitive"]
-    assert any(f.startswith("bn:") and "seed-sensitive" in f for f in a.findings)
+    assert any(f.text.startswith("bn:") and "seed-sensitive" in f.text for f in a.findings)
+    assert a.verdict("bn").seed is not None and a.verdict("bn").seed.sensitive
 
 
 def test_one_factor_brown_forsythe_is_levene_on_the_raw_groups() -> None:
@@ -211,7 +212,7 @@ def test_lack_of_fit_is_warned_with_the_interaction_it_points_to() -> None:
         rows.append({"a": a_, "b": b_, "c": c_, "y": y})
     frame = pd.DataFrame(rows)
     a = analyze(_bare(frame), factors=("a", "b", "c"), response="y", importance=False)
-    warning = next(f for f in a.findings if f.startswith("WARNING: lack of fit"))
+    warning = next(f.text for f in a.findings if f.kind == "warning" and "lack of fit" in f.text)
     assert "a×b" in warning and "b×c" not in warning and "a×c" not in warning
 
 
@@ -220,7 +221,7 @@ def test_intervals_outside_a_shares_range_are_flagged() -> None:
     frame = pd.DataFrame({"units": [8, 32] * 6, "test_accuracy": np.clip(
         np.tile([0.5, 0.99], 6) + rng.normal(0, 0.04, 12), 0, 1)})  # fmt: skip
     a = analyze(_bare(frame), factors=("units",), response="test_accuracy", importance=False)
-    assert any("leave the values test_accuracy can take [0, 1]" in f for f in a.findings)
+    assert any("leave the values test_accuracy can take [0, 1]" in f.text for f in a.findings)
 
 
 def test_findings_come_first_and_every_format_carries_them() -> None:
@@ -232,7 +233,8 @@ def test_findings_come_first_and_every_format_carries_them() -> None:
     for title in ("Equivalence within ±1", "Blocks: operator", "Seed sensitivity"):
         assert title in text
     data = to_dict(a)
-    assert data["findings"] == list(a.findings)
+    assert [f["text"] for f in data["findings"]] == [f.text for f in a.findings]
+    assert [v["factor"] for v in data["verdicts"]] == ["clutter", "filter"]
     assert data["blocks"]["anova"]["df"] == 3 and data["equivalence"]
     assert "verdict" in render(a, "csv", "equivalence").splitlines()[0]
     assert "Findings" in render(a, "markdown") and "Findings" in render(a, "latex")
@@ -276,7 +278,7 @@ def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
     from ablate.designs.matrix import build_matrix, factor_infos
     from ablate.stats.bootstrap import _linear_shares
 
-    frame = _replicated(3).iloc[:-1]  # unequal cells too
+    frame = _replicated(6).iloc[:-1]  # unequal cells too (5 and 6 trials: enough to bootstrap)
     a = analyze(_bare(frame), factors=("bn", "act"), response="y")
     cells = frame.groupby(["bn", "act"], sort=False)["y"].agg(["mean", "size"]).reset_index()
     factors = factor_infos(frame, ["bn", "act"])
@@ -289,10 +291,10 @@ def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
 
 
 def _four_factors(seed: int = 6) -> pd.DataFrame:
-    """16 cells x 3 replicates: a strong, b and c equal and weak, d nothing."""
+    """16 cells x 5 replicates: a strong, b and c equal and weak, d nothing."""
     rng = np.random.default_rng(seed)
     rows = []
-    for a, b, c, d, r in itertools.product([0, 1], [0, 1], [0, 1], [0, 1], range(3)):
+    for a, b, c, d, r in itertools.product([0, 1], [0, 1], [0, 1], [0, 1], range(5)):
         y = 1.0 * a + 0.2 * b + 0.2 * c + rng.normal(0, 0.1)
         rows.append({"a": a, "b": b, "c": c, "d": d, "replicate": r, "y": y})
     return pd.DataFrame(rows)
@@ -357,8 +359,8 @@ def test_box_meyer_finds_the_factor_that_widens_an_unreplicated_designs_spread()
         high, low = resid[frame[f] == 1], resid[frame[f] == 0]
         assert table.loc[f, "f_star"] == pytest.approx(np.log(high.var() / low.var()), rel=1e-9)
     assert table["spread_differs"].to_dict() == {f: f == "e" for f in "abcde"}
-    assert any(line.startswith("e: no clear effect") and "Box-Meyer" in line
-               for line in a.findings)  # fmt: skip
+    assert any(f.text.startswith("e: no clear effect") and "Box-Meyer" in f.text
+               for f in a.findings)  # fmt: skip
     assert "Dispersion effects from the residuals" in render(a)
     assert to_dict(a)["box_meyer"][4]["factor"] == "e"
     from ablate.views.seeds import spread_chart

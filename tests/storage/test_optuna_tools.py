@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.storage.queue import open_queue
-from ablate.storage.workers import WorkerIdentity
+from ablate.queue.claims import open_queue
+from ablate.queue.workers import WorkerIdentity
 from ablate.study import load_study, parse_study
 from ablate.study.grid import expand_trials
 from ablate.training.records import TrialResult

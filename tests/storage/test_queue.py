@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from ablate.errors import AblateError
-from ablate.storage.queue import TrialQueue, open_queue
-from ablate.storage.workers import WorkerIdentity, start_ticks
+from ablate.queue.claims import TrialQueue, open_queue
+from ablate.queue.workers import WorkerIdentity, start_ticks
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
@@ -150,7 +150,7 @@ def test_a_silent_worker_elsewhere_is_declared_lost_after_the_heartbeat_timeout(
     study: Study,
 ) -> None:
     queue = _queue(study)
-    queue.stale_after = 0.5
+    queue.policy = dataclasses.replace(queue.policy, stale_after=0.5)
     remote = WorkerIdentity("w1", host="another-machine", boot="x", pid=1)
     claim = queue.claim(remote)
     assert queue.heartbeat(claim, {"epoch": 1})
@@ -162,7 +162,7 @@ def test_a_silent_worker_elsewhere_is_declared_lost_after_the_heartbeat_timeout(
 
 def test_lost_trials_give_up_after_lost_retries(study: Study) -> None:
     queue = _queue(study)
-    queue.lost_retries = 1  # two attempts in all
+    queue.policy = dataclasses.replace(queue.policy, lost_retries=1)  # two attempts in all
     for _ in range(2):
         dead = _dead_process()
         while queue.claim(dead) is not None:
@@ -379,3 +379,42 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path:
     assert proc.returncode == 2
     assert "cannot open the storage postgresql://ablate:***@127.0.0.1:9/ablate" in proc.stderr
     _assert_no_secret("hunter2-very-secret", proc.stdout, proc.stderr, folder=tmp_path)
+
+
+def test_a_claim_builds_no_design(tmp_path: Path) -> None:
+    """A worker runs a trial from the spec stored with it: claiming never expands the study's
+    design (counted with a profiler hook on the design builders, no mock), while filling the
+    queue does."""
+    study = parse_study(f"""
+name: frac
+trainer: tests.user_trainers:noisy
+responses: {{score: max}}
+factors: {{a: [false, true], b: [false, true], c: [false, true], d: [false, true],
+          e: [false, true]}}
+design: {{type: fractional, resolution: III}}
+results: {tmp_path}
+""")
+    builders = {"build_runs", "expand_trials", "runs", "design_runs", "fractional"}
+    calls: list[str] = []
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event == "call" and code.co_name in builders and "ablate" in code.co_filename:
+            calls.append(code.co_name)
+
+    queue = open_queue(study, None)
+    sys.setprofile(hook)
+    try:
+        queue.populate(expand_trials(study))
+    finally:
+        sys.setprofile(None)
+    assert calls  # filling the queue builds the design
+    calls.clear()
+    other = open_queue(study, None, create=False)  # another worker, as it opens the study
+    sys.setprofile(hook)
+    try:
+        claims = [c for _ in range(8) if (c := other.claim(WorkerIdentity("w2"))) is not None]
+    finally:
+        sys.setprofile(None)
+    assert len(claims) == 8 and calls == []
+    assert {c.spec.key for c in claims} == {s.key for s in expand_trials(study)}

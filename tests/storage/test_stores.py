@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from ablate.execution.pool import export_queue
+from ablate.queue.claims import TrialQueue, open_queue
+from ablate.queue.workers import WorkerIdentity
 from ablate.storage.journal import JournalStore
 from ablate.storage.journal_file import JournalFile
-from ablate.storage.queue import TrialQueue, open_queue
 from ablate.storage.sql import SqlStore
-from ablate.storage.workers import WorkerIdentity
 from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
@@ -162,13 +162,13 @@ def test_outputs_live_beside_the_journal_and_its_rows_stay_small(tmp_path: Path)
     assert per_trial + created < 5000, (per_trial, created)  # bytes per trial, outputs apart
     stored = study.results_dir / "stored-outputs"
     assert {p.stem for p in stored.glob("*.npz")} == set(keys)
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     exported = study.results_dir / "outputs" / f"{keys[0]}.npz"
     assert exported.read_bytes() == (stored / f"{keys[0]}.npz").read_bytes()
     assert exported.stat().st_ino == (stored / f"{keys[0]}.npz").stat().st_ino  # a hard link
     exported.unlink()
     exported.write_bytes(b"")  # what a power cut can leave of a copy not yet on disk
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     assert exported.read_bytes() == (stored / f"{keys[0]}.npz").read_bytes()
 
 
@@ -215,7 +215,7 @@ def test_postgresql_keeps_outputs_in_its_table_and_exports_them(
     assert _rows(postgres_url, "SELECT count(*) FROM ablate_outputs")[0][0] == 4
     attrs = _rows(postgres_url, "SELECT count(*) FROM trial_user_attributes WHERE key='outputs'")
     assert attrs[0][0] == 0  # nothing bulky in Optuna's rows
-    export_queue(queue, study.results_dir)
+    export_queue(study, queue, study.results_dir)
     key = expand_trials(study)[2].key
     assert load_outputs(study.results_dir, key)["latent"].shape == (4, 2)
     (study.results_dir / "outputs" / f"{key}.npz").unlink()

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.weightstats import ttost_ind
 
-from ablate.storage.queue import open_queue
+from ablate.queue.claims import open_queue
 from ablate.study.parse import load_study
 from tests import background
 from tests.background import Job

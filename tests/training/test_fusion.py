@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate.storage.queue import open_queue
-from ablate.storage.workers import WorkerIdentity
+from ablate.queue.claims import open_queue
+from ablate.queue.workers import WorkerIdentity
 from ablate.study.grid import expand_trials
 from ablate.study.parse import load_study
 from ablate.training import order

@@ -17,7 +17,8 @@ from ablate.stats.analysis import Analysis, analyze
 from ablate.stats.curves import learning_curves
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
-    coefficient_chart,
+    effect_table,
+    effects_chart,
     half_normal_plot,
     interaction_matrix,
     main_effects_plot,
@@ -58,40 +59,69 @@ def _points(ax: Axes) -> int:
     return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
 
 
-def test_coefficient_chart(analysis: Analysis) -> None:
-    fig = coefficient_chart(analysis)
-    main, side = fig.axes
-    family = analysis.coefficients[~analysis.coefficients["term"].str.startswith("act[")]
-    assert _points(main) == len(family) == 2  # bn, do
-    assert [t.get_text() for t in main.get_yticklabels()] == list(
-        family.sort_values("coef")["term"]
-    )
-    assert [t.get_text() for t in side.get_yticklabels()] == ["act[elu]", "act[relu]", "act[selu]"]
-    red = [
-        c
-        for c in main.collections
-        if isinstance(c, PathCollection) and c.get_label() == "significant"
-    ]
-    assert len(red[0].get_offsets()) == 1  # only bn is significant
-    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in main.lines)  # the zero line
+def test_the_effects_chart_draws_contrasts_only_red_where_the_verdicts_say(
+    analysis: Analysis,
+) -> None:
+    fig = effects_chart(analysis)
+    (ax,) = fig.axes
+    table = effect_table(analysis)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(table.sort_values("estimate", kind="stable")["label"])
+    assert set(labels) == {"bn (false → true)", "do (false → true)", "act: relu − elu",
+                           "act: selu − elu"}  # fmt: skip
+    assert not any(label.startswith("mean") for label in labels)  # no level mean is an effect
+    # the levels' intervals are Tukey's, the ones the grouping uses
+    pairs = analysis.pairwise.set_index(["level_a", "level_b"])
+    row = table.set_index("label").loc["act: selu − elu"]
+    assert row["ci_high"] == pytest.approx(pairs.loc[("elu", "selu"), "ci_high"])
+    red = [c for c in ax.collections if isinstance(c, PathCollection)
+           and tuple(c.get_facecolor()[0][:3]) != (1.0, 1.0, 1.0)]  # fmt: skip
+    clear = table["clear"].sum()
+    assert clear == 3 and sum(len(c.get_offsets()) for c in red) == clear  # bn and both acts
+    verdicts = {v.factor: v.kind for v in analysis.verdicts}
+    assert verdicts["bn"] == "helps" and verdicts["do"] == "no clear effect"
+    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.lines)  # the zero line
     assert "95% intervals" in fig.get_suptitle()
+
+
+def _lenth_pse(effects: np.ndarray) -> float:
+    """Lenth (1989), from the paper: s0 = 1.5 median|c|, PSE = 1.5 median of |c| < 2.5 s0."""
+    c = np.abs(effects)
+    s0 = 1.5 * np.median(c)
+    return float(1.5 * np.median(c[c < 2.5 * s0]))
+
+
+def _boxes(fig: object, texts: list) -> list:
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    fig.canvas.draw()  # type: ignore[attr-defined]
+    return [t.get_window_extent(renderer) for t in texts]
 
 
 def test_pareto_and_half_normal(analysis: Analysis) -> None:
     fig = pareto_chart(analysis)
     ax = fig.axes[0]
-    assert len(ax.patches) == len(analysis.screening) == 4  # bn, do, act[relu], act[selu]
+    assert len(ax.patches) == len(analysis.screening) == 4  # bn, do and act's two contrasts
     widths = [p.get_width() for p in ax.patches]
     assert widths == sorted(widths, reverse=True)  # largest first (drawn top-down)
     assert ax.lines[-1].get_xdata()[0] == pytest.approx(analysis.pareto_critical)
     assert "|t|" in ax.get_xlabel()
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert "act[selu − mean(elu, relu)]" in ticks and "act[relu − elu]" in ticks
+    # a two-level factor's bar is its effects-table t, so bar and verdict agree
+    bn = analysis.effects.set_index("factor").loc["bn", "t"]
+    assert min(abs(abs(bn) - w) for w in widths) < 1e-9
 
     fig = half_normal_plot(analysis)
     ax = fig.axes[0]
     assert _points(ax) == 4
     labels = [t.get_text() for t in ax.texts]
-    assert set(labels) == set(analysis.screening.loc[analysis.screening["active"], "term"])
-    assert "bn" in labels and "half-normal" in ax.get_xlabel()
+    assert sorted(labels) == sorted(analysis.screening["label"])  # every point labelled
+    line = next(line for line in ax.lines if line.get_linestyle() == "--")
+    x, y = line.get_xdata(), line.get_ydata()
+    assert y[1] / x[1] == pytest.approx(_lenth_pse(analysis.screening["effect"].to_numpy()))
+    boxes = _boxes(fig, ax.texts)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert "half-normal" in ax.get_xlabel()
 
 
 def test_main_effects_one_panel_per_factor_on_a_shared_axis(analysis: Analysis) -> None:
@@ -151,13 +181,29 @@ def test_what_a_model_learned() -> None:
         280,
         280,
     )
+    assert "2-d latent space" in latent.get_title()
+
+
+def test_a_larger_latent_space_is_projected_and_no_panel_is_empty() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(300, 16)) * np.r_[np.full(12, 1.0), np.full(4, 0.01)]
+    outputs = {"latent": z.astype(np.float16), "labels": rng.integers(0, 3, 300),
+               "originals": np.zeros((10, 28, 28), np.uint8),
+               "reconstructions": np.zeros((10, 28, 28), np.uint8)}  # fmt: skip
+    _, projected, dims = learned_figure(outputs, "best").axes
+    assert "PC1" in projected.get_xlabel() and "16-d" in projected.get_title()
+    centred = z - z.mean(axis=0)
+    pc1 = np.linalg.svd(centred, full_matrices=False)[0][:, 0]
+    points = np.concatenate([c.get_offsets()[:, 0] for c in projected.collections])
+    assert abs(np.corrcoef(np.sort(np.abs(points)), np.sort(np.abs(pc1)))[0, 1]) > 0.99
+    assert len(dims.patches) == 16 and dims.get_title() == "12 of 16 latent dimensions in use"
 
 
 def test_every_chart_is_written(analysis: Analysis, tmp_path: Path) -> None:
     figures = chart_set(analysis, learning_curves(_data(), analysis.factors))
-    assert set(figures) == {"coefficients", "pareto", "half_normal", "main_effects",
+    assert set(figures) == {"effects", "pareto", "half_normal", "main_effects",
                             "interactions", "residuals", "learning_curves",
-                            "importance", "spread"}  # fmt: skip
+                            "importance"}  # fmt: skip
     for path in save_figures(figures, tmp_path, "svg"):
         assert path.read_text().lstrip().startswith("<?xml")
 
@@ -167,7 +213,7 @@ def test_a_saturated_model_draws_without_intervals() -> None:
     a = analyze(Results(frame, None, None, Path("t")), factors=FACTORS, coding="sum",
                 interactions=3)  # fmt: skip
     assert a.saturated
-    fig = coefficient_chart(a)
+    fig = effects_chart(a)
     assert "saturated" in fig.get_suptitle()
     assert "Lenth" in pareto_chart(a).axes[0].get_xlabel()
     assert "no residuals" in residual_plots(a).axes[0].texts[0].get_text()

@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ablate.results import load_outputs, load_results
@@ -24,19 +25,49 @@ def test_report_holds_every_table_and_chart(tiny_results: Path, tmp_path: Path) 
     report = write_report(results, analysis, tmp_path)
     page = report.html.read_text()
     for section in ("study", "design", "coefficients", "effects", "anova", "lack_of_fit",
-                    "marginal_means", "cells", "importance", "fit", "charts", "findings",
-                    "dispersion", "spread", "bootstrap"):  # fmt: skip
+                    "marginal_means", "cells", "importance", "fit", "charts",
+                    "findings"):  # fmt: skip
         assert f'id="{section}"' in page, section
-    # What the study found comes first, then the charts, the tables, and the study file last.
+    # A table of contents; what the study found comes first, as a list, then the charts, the
+    # tables, and the study file last.
+    assert page.index("<nav>") < page.index('id="findings"')
+    assert all(f'href="#{s}"' in page for s in ("findings", "charts", "anova", "study"))
     order = [page.index(f'id="{s}"') for s in ("findings", "charts", "design", "study")]
     assert order == sorted(order)
+    found = re.search(r'<ul class="findings">(.*?)</ul>', page).group(1)
+    assert found.count("<li>") == len(analysis.findings) and "<li>- " not in found
+    assert "--" not in found  # no command-line advice in the findings: it is in the box
+    assert '<aside class="next">' in page and "<code>replicates: 5 in the study file</code>" in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     stems = {p.stem for p in report.charts}
-    assert len(images) == len(report.charts) == 11  # 9 analysis charts + best + worst
-    assert {"learned_best", "learned_worst", "learning_curves", "importance", "spread"} <= stems
+    assert len(images) == len(report.charts) == 10  # 8 analysis charts + best + worst
+    assert {"learned_best", "learned_worst", "learning_curves", "importance", "effects"} <= stems
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert len(set(captions)) == len(captions)  # each chart its own caption
+    assert any(c.startswith("What the best trial (") for c in captions)
+    assert any(c.startswith("What the worst trial (") for c in captions)
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch from a network
     md = report.markdown.read_text()
-    assert md.count("](plots/") == 11 and "## ANOVA" in md and "```yaml" in md
+    assert md.count("](plots/") == 10 and "## ANOVA" in md and "```yaml" in md
+    assert "> **Next steps**" in md
+
+
+def test_user_text_is_inert_in_both_reports(tmp_path: Path) -> None:
+    """A level named like markup is text in report.md and report.html, never live HTML."""
+    import pandas as pd
+
+    from ablate.results import Results
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"act": ["<script>alert(1)</script>", "*bold*"] * 6,
+                          "bn": [True] * 6 + [False] * 6, "y": rng.normal(size=12)})  # fmt: skip
+    results = Results(frame, None, None, tmp_path / "table.parquet")
+    report = write_report(results, analyze(results, factors=("act", "bn"), response="y"),
+                          tmp_path)  # fmt: skip
+    md, page = report.markdown.read_text(), report.html.read_text()
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "\\*bold\\*" in md
+    assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 @pytest.mark.slow
@@ -77,7 +108,7 @@ def test_the_html_report_loads_in_headless_chromium_with_every_image(
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
         )
-        assert len(images) == 11
+        assert len(images) == 10
         assert all(done and width > 0 for done, width in images)
         tables = driver.execute_script("return document.querySelectorAll('table').length")
         assert tables >= 6

@@ -1,8 +1,12 @@
 """The analysis laid out for people: titled tables with readable columns and numbers.
 
 :func:`sections` turns an :class:`~ablate.stats.analysis.Analysis` into :class:`Section`
-objects in report order, one builder per table; :mod:`ablate.stats.tables` renders them as
-text, Markdown, LaTeX, CSV or JSON, and the HTML report embeds the same sections.
+objects in report order; :func:`first_screen` picks what ``ablate analyze`` prints by default
+(the findings, the design in two lines, the effects, the levels of factors with three or more,
+the ANOVA, what is missing and the next steps: one screen); :mod:`ablate.views.tables`
+renders them as text, Markdown, LaTeX, CSV or JSON, and the HTML report embeds the same
+sections. Every verdict word comes from the analysis's verdicts
+(:mod:`ablate.stats.verdicts`); nothing here decides one.
 """
 
 from __future__ import annotations
@@ -12,31 +16,96 @@ import re
 
 import pandas as pd
 
-from ablate.stats import layout_seeds as seeds
-from ablate.stats.formats import (
-    FIRST_COLUMN_MAX,
-    WIDTH,
-    Section,
-    fmt_cis,
-    fmt_f,
-    fmt_g,
-    fmt_p,
-)
 from ablate.stats.result import Analysis
+from ablate.stats.verdicts import NextStep
+from ablate.views import sections_seeds as seeds
+from ablate.views.formats import FIRST_COLUMN_MAX, WIDTH, Section, fmt_cis, fmt_f, fmt_g, fmt_p
+
+#: The sections ``ablate analyze`` prints without --full, in order.
+FIRST_SCREEN = ("findings", "design", "effects", "levels", "anova", "next_steps")
 
 
 def sections(a: Analysis) -> list[Section]:
     """Every table of the analysis, formatted for reading, in report order."""
-    out = [*seeds.findings(a), Section("design", "Design", lines=tuple(_design_lines(a)))]
-    for build in (_coefficients, _effects, seeds.equivalence, seeds.blocks, seeds.bootstrap,
-                  _design_sections,
-                  _anova, _lack_of_fit, _means, _pairwise, _screening, _cells, seeds.dispersion,
-                  seeds.box_meyer,
-                  _importance, seeds.not_learned):  # fmt: skip
+    out = [*seeds.findings(a), Section("design", "Design", lines=tuple(design_lines(a)))]
+    for build in (_effects, _levels, _coefficients, seeds.equivalence, seeds.blocks,
+                  seeds.bootstrap, _design_sections, _anova, _lack_of_fit, _means, _pairwise,
+                  _screening, _cells, seeds.dispersion, seeds.box_meyer, _importance,
+                  seeds.not_learned):  # fmt: skip
         out += build(a)
     out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
     if a.notes:
         out.append(Section("notes", "Notes", lines=tuple(f"- {n}" for n in a.notes)))
+    out += seeds.missing(a) + next_steps(a)
+    return out
+
+
+def first_screen(a: Analysis) -> list[Section]:
+    """What ``ablate analyze`` shows by default: one screen (see :data:`FIRST_SCREEN`)."""
+    out = []
+    for s in sections(a):
+        if s.key == "design":
+            s = Section("design", "Design", lines=tuple(design_summary(a)))
+        if s.key in FIRST_SCREEN or s.key.startswith("levels_"):
+            out.append(s)
+    return out
+
+
+def next_steps(a: Analysis) -> list[Section]:
+    if not a.next_steps:
+        return []
+    lines = tuple(f"- {step_text(s)}" for s in a.next_steps)
+    return [Section("next_steps", "Next steps", lines=lines)]
+
+
+def step_text(step: NextStep) -> str:
+    """A next step as the command line words it: an option of ``ablate analyze``, or a key
+    of the study file (then run the study again)."""
+    if step.study_key:
+        return f"{step.parameter}: {step.value} in the study file, then run it again: {step.why}"
+    flag = f"--{step.parameter.replace('_', '-')}" + (f" {step.value}" if step.value else "")
+    return f"{flag}: {step.why}"
+
+
+def _effects(a: Analysis) -> list[Section]:
+    blocked = a.blocks is not None
+    e = a.blocks.effects if a.blocks is not None else a.effects
+    if not len(e):
+        return []
+    verdict = {v.factor: v.kind for v in a.verdicts}
+    table = pd.DataFrame(
+        {
+            "factor": [_labelled(f, al) for f, al in zip(e["factor"], _aliases_of(a), strict=True)],
+            "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
+            "effect": e["effect"].map(fmt_g), f"{a.confidence}% CI": fmt_cis(e, digits=3),
+            "p": e["p"].map(fmt_p), "p adj": e["p_adj"].map(fmt_p),
+            "verdict": [verdict.get(f, "") for f in e["factor"]],
+        }
+    )  # fmt: skip
+    if "ratio" in e:
+        table.insert(3, "ratio high/low", [f"{r:.3g}" for r in e["ratio"]])
+    blocks = ", blocks in the model" if blocked else ""
+    title = f"Effects (high − low in {a.response}, averaged over the other factors{blocks})"
+    return [Section("effects", title, table)]
+
+
+def _levels(a: Analysis) -> list[Section]:
+    """Each factor of three or more levels: its levels best first, with their groups."""
+    out = []
+    for v in a.verdicts:
+        if not v.groups:
+            continue
+        means = a.marginal_means[a.marginal_means["factor"] == v.factor].set_index("level")
+        table = pd.DataFrame({
+            "level": [g.level for g in v.groups],
+            "marginal mean": [fmt_g(g.mean) for g in v.groups],
+            f"{a.confidence}% CI": fmt_cis(means.loc[[g.level for g in v.groups]], digits=4),
+            "group": [g.letters for g in v.groups],
+        })  # fmt: skip
+        order = "best first" if a.fit.goal is not None else "highest first"
+        title = (f"Levels of {v.factor} ({order}; levels that share a letter are not told "
+                 "apart by Tukey's test)")  # fmt: skip
+        out.append(Section(f"levels_{v.factor}", title, table))
     return out
 
 
@@ -44,45 +113,24 @@ def _coefficients(a: Analysis) -> list[Section]:
     c = a.coefficients
     table = pd.DataFrame(
         {
-            "term": c["term"], "coef": c["coef"].map(fmt_g), "std err": c["std_err"].map(fmt_g),
+            "term": c["label"], "coef": c["coef"].map(fmt_g), "std err": c["std_err"].map(fmt_g),
             "t": c["t"].map(fmt_f), "p": c["p"].map(fmt_p), "p adj": c["p_adj"].map(fmt_p),
             f"{a.confidence}% CI": fmt_cis(c),
         }
     )  # fmt: skip
-    title = f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust})"
+    title = (f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust}; means are "
+             "not tested)")  # fmt: skip
     return [Section("coefficients", title, table)]
-
-
-def _effects(a: Analysis) -> list[Section]:
-    e = a.effects
-    if not len(e):
-        return []
-    table = pd.DataFrame(
-        {
-            "factor": [_labelled(f, al) for f, al in zip(e["factor"], _aliases_of(e), strict=True)],
-            "low → high": [f"{lo} → {hi}" for lo, hi in zip(e["low"], e["high"], strict=True)],
-            "effect": e["effect"].map(fmt_g), "std err": e["std_err"].map(fmt_g),
-            f"{a.confidence}% CI": fmt_cis(e), "p": e["p"].map(fmt_p),
-            "p adj": e["p_adj"].map(fmt_p),
-        }
-    )  # fmt: skip
-    if "ratio" in e:
-        table["ratio high/low"] = [
-            f"{r:.3g} [{lo:.3g}, {hi:.3g}]"
-            for r, lo, hi in zip(e["ratio"], e["ratio_low"], e["ratio_high"], strict=True)
-        ]
-    title = (f"Effects of two-level factors (high − low, in {a.response} units, averaged over "
-             "the other factors)")  # fmt: skip
-    return [Section("effects", title, table)]
 
 
 def _anova(a: Analysis) -> list[Section]:
     an = a.anova
+    names = {"blocks": f"blocks ({a.blocks.column})" if a.blocks is not None else "blocks"}
     table = pd.DataFrame(
         {
-            "term": an["term"], "df": an["df"].map(lambda v: str(int(v))),
-            "sum sq": an["sum_sq"].map(fmt_g), "mean sq": an["mean_sq"].map(fmt_g),
-            "F": an["F"].map(fmt_f), "p": an["p"].map(fmt_p),
+            "term": an["term"].map(lambda t: names.get(t, t)),
+            "df": an["df"].map(lambda v: str(int(v))), "sum sq": an["sum_sq"].map(fmt_g),
+            "mean sq": an["mean_sq"].map(fmt_g), "F": an["F"].map(fmt_f), "p": an["p"].map(fmt_p),
             "% of SS": an["pct_ss"].map(lambda v: f"{v:.1f}"),
         }
     )  # fmt: skip
@@ -128,6 +176,7 @@ def _pairwise(a: Analysis) -> list[Section]:
             "comparison": [f"{b} − {x}" for x, b in zip(pw["level_a"], pw["level_b"], strict=True)],
             "difference": pw["diff"].map(fmt_g), "std err": pw["std_err"].map(fmt_g),
             "simultaneous CI": fmt_cis(pw), "p (Tukey)": pw["p_tukey"].map(fmt_p),
+            "told apart": pw["clear"].map(lambda v: "yes" if v else ""),
         }
     )  # fmt: skip
     title = f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% family-wise)"
@@ -135,7 +184,7 @@ def _pairwise(a: Analysis) -> list[Section]:
 
 
 def _screening(a: Analysis) -> list[Section]:
-    if a.lenth is None:
+    if not a.saturated or a.lenth is None:
         return []
     s = a.screening
     aliases = {} if a.aliases is None else dict(zip(a.aliases["term"], a.aliases["aliases"],
@@ -150,13 +199,13 @@ def _screening(a: Analysis) -> list[Section]:
         }
     )
     lenth = a.lenth
-    title = (f"Effect screening by Lenth's method: PSE = {lenth['pse']:.4g}, ME = "
-             f"{lenth['me']:.4g}, SME = {lenth['sme']:.4g} ({lenth['df']:.1f} df)")  # fmt: skip
+    title = (f"Effect screening by Lenth's method: PSE = {lenth.pse:.4g}, ME = {lenth.me:.4g}, "
+             f"SME = {lenth.sme:.4g} ({lenth.df:.1f} df)")  # fmt: skip
     return [Section("screening", title, table)]
 
 
 def _cells(a: Analysis) -> list[Section]:
-    if a.fit["replicates_max"] <= 1:
+    if a.fit.replicates_max <= 1:
         return []
     cells, names = a.cells, [f.name for f in a.factors]
     table = pd.DataFrame(
@@ -198,8 +247,9 @@ def _share(value: float) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _aliases_of(effects: pd.DataFrame) -> list[str]:
-    return list(effects["aliases"]) if "aliases" in effects else [""] * len(effects)
+def _aliases_of(a: Analysis) -> list[str]:
+    e = a.effects
+    return list(e["aliases"]) if "aliases" in e else [""] * len(e)
 
 
 def _labelled(name: str, aliases: str) -> str:
@@ -277,30 +327,52 @@ def _pack(parts: list[str], width: int) -> list[str]:
     return lines
 
 
-def _design_lines(a: Analysis) -> list[str]:
+def _replicates(a: Analysis) -> str:
+    lo, hi = a.fit.replicates_min, a.fit.replicates_max
+    return f"{lo}" if lo == hi else f"{lo} to {hi}"
+
+
+def design_summary(a: Analysis) -> list[str]:
+    """The design in two lines: what was analysed and how, then how the trials learned (the
+    full design section has the rest)."""
+    fit = a.fit
+    shape = a.structure.title if a.structure is not None else f"{fit.cells} cells"
+    left = sum(a.excluded.values())
+    out = f" ({left} left out)" if left else ""
+    replicates = "replicate" if fit.replicates_max == 1 else "replicates"
+    df = (f"{a.blocks.df_resid} residual df with {a.blocks.levels} blocks ({a.blocks.column})"
+          if a.blocks is not None else f"{fit.df_resid} residual df")  # fmt: skip
+    first = (f"{a.response}: {a.n_used} trials{out}, {fit.cells} cells × {_replicates(a)} "
+             f"{replicates}, {shape}, {df}")  # fmt: skip
+    goal = {"min": "lower is better", "max": "higher is better"}.get(fit.goal or "", "")
+    if a.learned is None:
+        return [first, f"model: {fit.formula}" + (f"; {goal}" if goal else "")]
+    b = a.learned
+    learned = ("every trial learned" if not b.not_learned
+               else f"{b.not_learned} of {len(b.table)} trials did not learn")  # fmt: skip
+    return [first, f"{learned}: trivial baseline {b.value:.4g}, best trial {b.best:.4g} ({goal})"]
+
+
+def design_lines(a: Analysis) -> list[str]:
+    """The design in full: response, baseline, trials, cells, factors, model, runs."""
     fit = a.fit
     left_out = ", ".join(f"{n} {s}" for s, n in a.excluded.items()) or "none"
-    reps = (
-        f"{fit['replicates_min']}"
-        if fit["replicates_min"] == fit["replicates_max"]
-        else f"{fit['replicates_min']} to {fit['replicates_max']}"
-    )
-    goal = {"min": " (lower is better)", "max": " (higher is better)"}.get(fit.get("goal"), "")
+    goal = {"min": " (lower is better)", "max": " (higher is better)"}.get(fit.goal or "", "")
     lines = [f"response: {a.response}{goal}"]
-    if fit.get("baseline"):
-        b = fit["baseline"]
+    if a.learned is not None:
+        b = a.learned
         lines.append(
-            f"trivial baseline: {b['value']:.4g} ({b['what']}); best trial {b['best']:.4g}; "
-            f"{b['not_learned']} trials did not learn (learned = {b['rule']})"
+            f"trivial baseline: {b.value:.4g} ({b.what}); best trial {b.best:.4g}; "
+            f"{b.not_learned} trials did not learn (learned = {b.rule})"
         )
     lines += [
         f"trials used: {a.n_used} (left out: {left_out})",
-        f"cells: {fit['cells']} with {reps} trial(s) each",
+        f"cells: {fit.cells} with {_replicates(a)} trial(s) each",
     ]
     for f in a.factors:
         levels = ", ".join(f.level_label(v) for v in f.levels)
         lines.append(f"factor {f.name}: {levels} (baseline {f.level_label(f.baseline)})")
-    lines.append(f"model: {fit['formula']}")
+    lines.append(f"model: {fit.formula}")
     if a.structure is not None:
         lines += [f"design: {line}" if i == 0 else line
                   for i, line in enumerate(a.structure.lines())]  # fmt: skip
@@ -310,12 +382,8 @@ def _design_lines(a: Analysis) -> list[str]:
 def _fit_lines(a: Analysis) -> list[str]:
     f = a.fit
     return [
-        f"R² = {fmt_g(f['r2']) or 'undefined'}, adjusted R² = {fmt_g(f['adj_r2']) or 'undefined'}, "
-        f"predicted R² (PRESS) = {fmt_g(f['pred_r2']) or 'undefined'}",
-        f"residual SD = {fmt_g(f['resid_sd']) or 'undefined'} on {f['df_resid']} df; "
-        f"{f['n_params']} coefficients from {f['n_used']} trials",
+        f"R² = {fmt_g(f.r2) or 'undefined'}, adjusted R² = {fmt_g(f.adj_r2) or 'undefined'}, "
+        f"predicted R² (PRESS) = {fmt_g(f.pred_r2) or 'undefined'}",
+        f"residual SD = {fmt_g(f.resid_sd) or 'undefined'} on {f.df_resid} df; "
+        f"{f.n_params} coefficients from {f.n_used} trials",
     ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Renderers

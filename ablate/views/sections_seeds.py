@@ -1,7 +1,8 @@
 """The sections about seeds, margins and learning, laid out for people: the findings in words,
-equivalence verdicts, blocks, seed sensitivity and the trials that did not learn.
+equivalence verdicts, blocks, seed sensitivity, the trials that did not learn, and the
+statistics left out for want of data.
 
-:func:`ablate.stats.layout.sections` places them: the findings first, the rest beside the
+:func:`ablate.views.sections.sections` places them: the findings first, the rest beside the
 effects they qualify.
 """
 
@@ -11,14 +12,23 @@ import math
 
 import pandas as pd
 
-from ablate.stats.formats import Section, fmt_cis, fmt_f, fmt_g, fmt_p
 from ablate.stats.result import Analysis
+from ablate.views.formats import Section, fmt_cis, fmt_f, fmt_g, fmt_p
 
 
 def findings(a: Analysis) -> list[Section]:
     if not a.findings:
         return []
-    return [Section("findings", "Findings", lines=tuple(f"- {line}" for line in a.findings))]
+    marks = {"warning": "WARNING: "}
+    lines = tuple(f"- {marks.get(f.kind, '')}{f.text}" for f in a.findings)
+    return [Section("findings", "Findings", lines=lines)]
+
+
+def missing(a: Analysis) -> list[Section]:
+    if not a.missing:
+        return []
+    lines = tuple(f"- {m.text}" for m in a.missing)
+    return [Section("missing", "Not shown for want of data", lines=lines)]
 
 
 def equivalence(a: Analysis) -> list[Section]:
@@ -97,8 +107,9 @@ def dispersion(a: Analysis) -> list[Section]:
         {
             "factor": t["factor"],
             f"SD ratio high/low ({a.confidence}% CI)": [
-                "" if math.isnan(r) else f"{r:.3g} [{lo:.3g}, {hi:.3g}]"
-                for r, lo, hi in zip(t["ratio"], t["ratio_low"], t["ratio_high"], strict=True)
+                f"{r:.3g} [{lo:.3g}, {hi:.3g}]" if shown else ""
+                for r, lo, hi, shown in zip(t["ratio"], t["ratio_low"], t["ratio_high"],
+                                            t["ratio_shown"], strict=True)
             ],
             "p adj (ln SD)": t["p_adj"].map(fmt_p),
             "p adj (Brown-Forsythe)": t["bf_p_adj"].map(fmt_p),
@@ -122,14 +133,15 @@ def box_meyer(a: Analysis) -> list[Section]:
     table = pd.DataFrame(
         {
             "factor": bm["factor"], "low → high": bm["low"] + " → " + bm["high"],
-            "residual SD low": bm["sd_low"].map(fmt_g), "high": bm["sd_high"].map(fmt_g),
-            "F* = ln(S²high/S²low)": bm["f_star"].map(lambda v: f"{v:+.3f}"),
+            "SD low": bm["sd_low"].map(fmt_g), "SD high": bm["sd_high"].map(fmt_g),
+            "F*": bm["f_star"].map(lambda v: f"{v:+.3f}"),
             "p adj (approx.)": bm["p_adj"].map(fmt_p),
             "spread differs": bm["spread_differs"].map(lambda v: "yes" if v else ""),
         }
     )  # fmt: skip
-    title = ("Dispersion effects from the residuals (Box-Meyer; unreplicated, so the spread "
-             f"is across cells, not seeds; p adjusted: {a.options.adjust})")  # fmt: skip
+    title = ("Dispersion effects from the residuals (Box-Meyer F* = ln(S²high/S²low) of the "
+             "residual SDs; unreplicated, so the spread is across cells, not seeds; p "
+             f"adjusted: {a.options.adjust})")  # fmt: skip
     return [Section("box_meyer", title, table)]
 
 

@@ -1,10 +1,12 @@
 """The trial queue: each (cell, replicate) created once, claimed by one worker, finished once.
 
 Every (cell, replicate) of a study is an Optuna trial with its factor levels as Optuna
-parameters and its stable trial key, enqueued WAITING. A worker claims one (or a group, for
-fused training) by moving it to RUNNING, which the store grants to exactly one process; it
-then sends heartbeats, and finally records its result and moves it to COMPLETE or FAIL. The
-store (:mod:`ablate.storage.base`) keeps the trials; this module is the policy on top:
+parameters, its stable trial key and its spec (the payload a worker runs it from: no worker
+rebuilds the study's design), enqueued WAITING. A worker claims one (or a group, for fused
+training) by moving it to RUNNING, which the store grants to exactly one process; it then
+sends heartbeats, and finally records its result and moves it to COMPLETE or FAIL. The store
+(:mod:`ablate.storage.base`) keeps the trials; this module is the policy on top, configured by
+a :class:`~ablate.queue.policy.QueuePolicy`:
 
 - a trial whose worker died (same machine: its process is gone; elsewhere: no heartbeat for
   ``stale_after`` seconds) is failed as ``lost`` and enqueued again, up to ``lost_retries``;
@@ -28,12 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.storage.base import Entry, NewTrial, TrialStore
-from ablate.storage.experiment import open_study
+from ablate.queue.experiment import open_study
+from ablate.queue.outcomes import Record, Summary, by_key, final, final_attempt, summarize
+from ablate.queue.policy import QueuePolicy, policy_of
+from ablate.queue.workers import WorkerIdentity, boot_id, process_alive
+from ablate.storage.base import Entry, NewTrial, OutputStore, TrialStore
 from ablate.storage.opening import open_storage
-from ablate.storage.outcomes import Record, Summary, by_key, final, final_attempt, summarize
-from ablate.storage.workers import WorkerIdentity, boot_id, process_alive
-from ablate.study.grid import Cell, TrialSpec, expand_trials
+from ablate.study.grid import Cell, TrialSpec
 from ablate.study.settings import Study
 from ablate.training.records import TrialResult
 
@@ -58,20 +61,21 @@ class Recorded:
 class TrialQueue:
     """A study's trials in a store, with the claim/heartbeat/finish protocol above."""
 
-    def __init__(self, store: TrialStore, study: Study) -> None:
+    def __init__(self, store: TrialStore, policy: QueuePolicy) -> None:
         self.store = store
-        self.study = study
-        self.retries = study.run.retries
-        self.lost_retries = study.run.lost_retries
-        self.stale_after = max(5.0 * study.run.heartbeat_seconds, 1.0)
-        self._grid: dict[str, TrialSpec] | None = None  # trial key -> spec, built when needed
+        self.policy = policy
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds without a heartbeat after which a trial's worker is lost."""
+        return self.policy.stale_after
 
     def close(self) -> None:
         """Release the storage's connections; the queue is not used afterwards."""
         self.store.close()
 
     @property
-    def outputs(self) -> Any:
+    def outputs(self) -> OutputStore:
         """The store of the trials' saved model outputs."""
         return self.store.outputs
 
@@ -99,7 +103,7 @@ class TrialQueue:
 
     def enqueue(self, specs: list[TrialSpec], attempt: int) -> list[int]:
         """Create these trials WAITING, their levels as Optuna parameters; returns their ids."""
-        choices = {f.name: f.levels for f in self.study.factors}
+        choices = self.policy.levels
         return self.store.create([_new_trial(spec, attempt, choices) for spec in specs])
 
     # -- claiming -----------------------------------------------------------------------------
@@ -144,24 +148,31 @@ class TrialQueue:
         return earlier(False) and earlier(True)  # confirmed against Optuna only if it matters
 
     def spec_of(self, entry: Entry) -> TrialSpec:
-        """The trial's spec: from the study's grid, else from the trial's own attributes (a
-        replicate this study file does not list)."""
-        if self._grid is None:
-            self._grid = {spec.key: spec for spec in expand_trials(self.study)}
-        spec = self._grid.get(entry.key)
-        return spec if spec is not None else self.spec(self.store.user_attrs(entry.trial_id))
+        """The trial's spec, from the payload stored with it (from its attributes for a trial
+        stored before payloads were kept); refused if it is not one of this study's."""
+        if entry.payload:
+            return self.checked(TrialSpec.from_payload(entry.payload), entry.key)
+        return self.spec(self.store.user_attrs(entry.trial_id))
 
     def spec(self, attrs: dict[str, Any]) -> TrialSpec:
-        """A trial's spec from its attributes, refused if it is not one of this study's."""
-
+        """A trial's spec from its attributes (its payload, else its levels, replicate and
+        seed), refused if it is not one of this study's."""
+        if attrs.get("payload"):
+            return self.checked(TrialSpec.from_payload(attrs["payload"]), str(attrs["trial_key"]))
         levels = attrs["levels"]
-        ordered = tuple((name, levels[name]) for name in self.study.factor_names)
+        ordered = tuple((name, levels[name]) for name in self.policy.factors if name in levels)
         spec = TrialSpec(Cell(int(attrs["cell_index"]), ordered), int(attrs["replicate"]),
                          int(attrs["seed"]))  # fmt: skip
-        if spec.key != attrs["trial_key"]:
+        return self.checked(spec, str(attrs["trial_key"]))
+
+    def checked(self, spec: TrialSpec, stored_key: str) -> TrialSpec:
+        """``spec``, if it is the trial stored under ``stored_key`` and has this study's
+        factors."""
+        names = tuple(name for name, _ in spec.cell.levels)
+        if spec.key != stored_key or names != self.policy.factors:
             raise AblateError(
-                f"trial {attrs['trial_key']} in storage does not match this study's factors; "
-                "the study file differs from the one the study was started with."
+                f"trial {stored_key} in storage does not match this study's factors; the "
+                "study file differs from the one the study was started with."
             )
         return spec
 
@@ -170,7 +181,7 @@ class TrialQueue:
     def report_epoch(self, claim: Claim, epoch: int, values: dict[str, Any]) -> None:
         """An epoch's value of the study's response, as an Optuna intermediate value, so
         that Optuna's own tools (optuna-dashboard) show live learning curves."""
-        value = values.get(self.study.analysis.response)
+        value = values.get(self.policy.response)
         if value is not None and math.isfinite(value):
             self.store.record_epoch(claim.trial_id, epoch, float(value))
 
@@ -201,8 +212,7 @@ class TrialQueue:
     def _objective(self, result: TrialResult) -> float:
         """The value Optuna records for a complete trial: the study's response, or the task's
         default response (then the test loss) where the response is not measured."""
-        task = self.study.task_spec
-        for column in (self.study.analysis.response, task.default_response, "test_loss"):
+        for column in self.policy.objective:
             value = result.value(column)
             if value is not None and math.isfinite(value):
                 return float(value)
@@ -280,7 +290,8 @@ class TrialQueue:
         outcomes = [e.outcome for e in mine]
         failures = sum(o in ("failed", "diverged") for o in outcomes)
         lost = outcomes.count("lost")
-        if not force and (failures > self.retries or lost > self.lost_retries):
+        policy = self.policy
+        if not force and (failures > policy.retries or lost > policy.lost_retries):
             return False
         self.enqueue([spec], attempt=len(mine) + 1)
         return True
@@ -299,13 +310,15 @@ class TrialQueue:
 
 
 def _new_trial(spec: TrialSpec, attempt: int, choices: dict[str, tuple[Any, ...]]) -> NewTrial:
-    """A trial to create for ``spec``: its attributes, and its levels as Optuna parameters."""
+    """A trial to create for ``spec``: its attributes, its levels as Optuna parameters, and
+    its spec as the payload it is run from."""
     levels = spec.cell.as_dict()
     attrs = {
         "trial_key": spec.key, "cell": spec.cell.label, "cell_index": spec.cell.index,
         "levels": levels, "replicate": spec.replicate, "seed": spec.seed, "attempt": attempt,
     }  # fmt: skip
-    return NewTrial(attrs, levels, choices, spec.key, spec.cell.label, attempt)
+    return NewTrial(attrs, levels, choices, spec.key, spec.cell.label, attempt,
+                    payload=spec.to_payload())  # fmt: skip
 
 
 def open_queue(study: Study, url: str | None, *, create: bool = True) -> TrialQueue:
@@ -313,7 +326,8 @@ def open_queue(study: Study, url: str | None, *, create: bool = True) -> TrialQu
     closes it (:meth:`TrialQueue.close`, or :func:`opened_queue`)."""
     storage = open_storage(url, study.results_dir)
     try:
-        return TrialQueue(storage.trials(open_study(study, storage, create=create)), study)
+        return TrialQueue(storage.trials(open_study(study, storage, create=create)),
+                          policy_of(study))  # fmt: skip
     except BaseException:
         storage.close()
         raise

@@ -37,14 +37,15 @@ def fmt_g(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def fmt_ci(low: float, high: float) -> str:
+def fmt_ci(low: float, high: float, digits: int = 4) -> str:
     if math.isnan(low) or math.isnan(high):
         return ""
-    return f"[{low:.4g}, {high:.4g}]"
+    return f"[{low:.{digits}g}, {high:.{digits}g}]"
 
 
-def fmt_cis(table: pd.DataFrame) -> list[str]:
-    return [fmt_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
+def fmt_cis(table: pd.DataFrame, digits: int = 4) -> list[str]:
+    return [fmt_ci(lo, hi, digits) for lo, hi in zip(table["ci_low"], table["ci_high"],
+                                                      strict=True)]  # fmt: skip
 
 
 def fmt_f(value: float) -> str:

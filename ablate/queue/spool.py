@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.storage.experiment import SCHEMA_VERSION
-from ablate.storage.queue import Claim, TrialQueue
-from ablate.storage.workers import WorkerIdentity
+from ablate.queue.claims import Claim, TrialQueue
+from ablate.queue.experiment import SCHEMA_VERSION
+from ablate.queue.workers import WorkerIdentity
 from ablate.study.grid import TrialSpec
 from ablate.training.records import TrialResult
 
@@ -33,11 +33,12 @@ def spool_result(
     spec = claim.spec
     entry = {
         "schema_version": SCHEMA_VERSION,
-        "study": queue.study.name,
-        "fingerprint": queue.study.fingerprint(),
+        "study": queue.policy.study,
+        "fingerprint": queue.policy.fingerprint,
         "attrs": {
             "trial_key": spec.key, "levels": spec.cell.as_dict(), "cell_index": spec.cell.index,
             "replicate": spec.replicate, "seed": spec.seed, "attempt": claim.attempt,
+            "payload": spec.to_payload(),
         },
         "worker": worker.to_dict(),
         "result": result.to_dict(),
@@ -68,7 +69,7 @@ def import_spool(queue: TrialQueue, spool: Path) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError, AblateError) as err:
             _log.warning("%s cannot be read (%s); it stays where it is", path, err)
             continue
-        if entry.get("fingerprint") != queue.study.fingerprint():
+        if entry.get("fingerprint") != queue.policy.fingerprint:
             continue  # another study's, or another version of this one
         claim = _claim_for(queue, spec, entry)
         if claim is None:

@@ -1,11 +1,12 @@
 """The analysis as tables for people and tools: text (100 columns), Markdown, LaTeX, CSV, JSON.
 
-The renderers turn the sections :mod:`ablate.stats.layout` lays out into each format; JSON and
+The renderers turn the sections :mod:`ablate.views.sections` lays out into each format; JSON and
 CSV carry the analysis's own tables, unformatted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import textwrap
@@ -15,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import AblateError
-from ablate.stats.formats import FIRST_COLUMN_MAX, WIDTH, Section
-from ablate.stats.layout import sections
 from ablate.stats.result import Analysis
+from ablate.views.formats import FIRST_COLUMN_MAX, WIDTH, Section
+from ablate.views.sections import first_screen, sections
 
 TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
@@ -27,25 +28,63 @@ TABLES = (
 )  # fmt: skip
 
 
-def render(a: Analysis, fmt: str = "text", table: str = "coefficients") -> str:
-    """The whole analysis in ``fmt``; CSV holds one table (``table``), JSON holds them all."""
+def render(
+    a: Analysis, fmt: str = "text", table: str = "coefficients", *, full: bool = True,
+    only: tuple[str, ...] = (),
+) -> str:  # fmt: skip
+    """The analysis in ``fmt``; CSV holds one table (``table``), JSON holds them all.
+
+    Text, Markdown and LaTeX show every section (``full``), or the first screen
+    (:func:`~ablate.views.sections.first_screen`), or the sections named in ``only``."""
     if fmt == "json":
         return json.dumps(to_dict(a), indent=2, allow_nan=False)
     if fmt == "csv":
         return _raw_table(a, table).to_csv(index=False)
     parts = []
-    for s in sections(a):
+    for s in chosen_sections(a, full, only):
+        shown = without_empty_columns(s.table) if s.table is not None else None
         if fmt == "markdown":
-            body = markdown(s.table) if s.table is not None else "  \n".join(s.lines)
+            body = markdown(shown) if shown is not None else "  \n".join(s.lines)
             parts.append(f"### {s.title}\n\n{body}")
         elif fmt == "latex":
-            parts.append(_latex_section(s))
+            parts.append(_latex_section(Section(s.key, s.title, shown, s.lines)))
         else:
-            body = text(s.table) if s.table is not None else "\n".join(map(_wrap, s.lines))
-            parts.append(f"{s.title}\n{'=' * min(len(s.title), WIDTH)}\n{body}")
-    if fmt == "text":
+            title = _wrap(s.title)
+            rule = "=" * min(max(len(line) for line in title.splitlines()), WIDTH)
+            body = text(shown) if shown is not None else "\n".join(map(_wrap, s.lines))
+            parts.append(f"{title}\n{rule}\n{body}")
+    if fmt == "text" and full and not only:
         parts.append("OLS summary (statsmodels)\n" + "=" * 25 + "\n" + a.summary)
+    elif fmt == "text" and not full and not only:
+        parts.append(_wrap(MORE))
     return "\n\n".join(parts) + "\n"
+
+
+#: The line under the first screen: where the rest is.
+MORE = ("(ablate analyze --full prints every table: coefficients, marginal means, pairwise "
+        "differences, seed spread, importance, fit and statsmodels' summary; --section NAME "
+        "prints one)")  # fmt: skip
+
+
+def chosen_sections(a: Analysis, full: bool, only: tuple[str, ...]) -> list[Section]:
+    """The sections asked for: named ones (an unknown name refused, naming the choices),
+    every one, or the first screen."""
+    every = sections(a)
+    if not only:
+        return every if full else first_screen(a)
+    keys = [s.key for s in every]
+    unknown = [k for k in only if k not in keys and not any(x.startswith(f"{k}_") for x in keys)]
+    if unknown:
+        raise AblateError(f"this analysis has no section {', '.join(unknown)}; its sections: "
+                          f"{', '.join(keys)}.")  # fmt: skip
+    return [s for s in every if s.key in only or any(s.key.startswith(f"{k}_") for k in only)]
+
+
+def without_empty_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """A table without the columns that are empty in every row (the first always stays)."""
+    keep = [c for i, c in enumerate(table.columns)
+            if i == 0 or table[c].astype(str).str.strip().ne("").any()]  # fmt: skip
+    return table[keep]
 
 
 def _wrap(line: str) -> str:
@@ -53,13 +92,19 @@ def _wrap(line: str) -> str:
 
 
 def text(table: pd.DataFrame) -> str:
-    """A plain table within 100 columns; a first cell too long gets a line of its own."""
+    """A plain table within 100 columns: a first cell too long gets a line of its own, and a
+    table too wide for 100 columns continues below, its first column repeated."""
     cells = table.astype(str).to_numpy().tolist()
     heads = [str(c) for c in table.columns]
     first = min(max([len(heads[0])] + [len(r[0]) for r in cells]), FIRST_COLUMN_MAX)
     widths = [first] + [
         max([len(heads[i])] + [len(r[i]) for r in cells]) for i in range(1, len(heads))
     ]
+    if sum(widths) + 2 * (len(widths) - 1) > WIDTH and len(widths) > 2:
+        cut = _fitting(widths)
+        left = table.iloc[:, :cut]
+        right = table.iloc[:, [0, *range(cut, len(heads))]]
+        return text(left) + "\n\n" + text(right)
 
     def line(row: list[str]) -> str:
         padded = [
@@ -75,6 +120,15 @@ def text(table: pd.DataFrame) -> str:
             row = ["", *row[1:]]
         out.append(line(row))
     return "\n".join(out)
+
+
+def _fitting(widths: list[int]) -> int:
+    """How many leading columns fit in :data:`WIDTH` (at least two)."""
+    used, cut = widths[0], 1
+    while cut < len(widths) and used + 2 + widths[cut] <= WIDTH:
+        used += 2 + widths[cut]
+        cut += 1
+    return max(cut, 2)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -131,9 +185,10 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
     if table is None:
         why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)",
                "equivalence": " (--margin D)", "blocked_effects": " (--block COLUMN)",
-               "dispersion": " (it needs replicates)", "spread": " (it needs replicates)",
+               "dispersion": " (it needs 3 replicates per cell)",
+               "spread": " (it needs 3 replicates per cell)",
                "learned": " (the response has no trivial baseline)",
-               "bootstrap": " (it needs 2+ trials in every cell)",
+               "bootstrap": " (it needs 5 replicates per cell)",
                "box_meyer": " (it needs an unreplicated design with residual df)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
@@ -165,6 +220,8 @@ def _jsonable(value: Any) -> Any:
         return None if math.isnan(value) or math.isinf(value) else float(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return value
 
 
@@ -194,7 +251,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
     """Everything other tools need, JSON-ready (NaN becomes null)."""
     return {
         "response": a.response,
-        "fit": _jsonable(a.fit),
+        "fit": _jsonable(dataclasses.asdict(a.fit)),
         "design": {
             "factors": [
                 {
@@ -208,6 +265,10 @@ def to_dict(a: Analysis) -> dict[str, Any]:
             "columns": a.model_matrix.columns,
             "terms": [{"term": t.label, "columns": list(t.columns)} for t in a.model_matrix.terms],
         },
+        "verdicts": [_jsonable(dataclasses.asdict(v)) for v in a.verdicts],
+        "findings": [_jsonable(dataclasses.asdict(f)) for f in a.findings],
+        "missing": [_jsonable(dataclasses.asdict(m)) for m in a.missing],
+        "next_steps": [_jsonable(dataclasses.asdict(s)) for s in a.next_steps],
         "coefficients": _records(a.coefficients),
         "effects": _records(a.effects),
         "anova": _records(a.anova),
@@ -216,12 +277,11 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "pairwise": _records(a.pairwise),
         "cells": _records(a.cells),
         "screening": _records(a.screening),
-        "lenth": _jsonable(a.lenth) if a.lenth else None,
+        "lenth": _jsonable(dataclasses.asdict(a.lenth)) if a.lenth else None,
         "structure": _structure(a),
         "aliases": _records(a.aliases),
         "correlations": _records(a.correlations),
         "importance": _records(a.importance),
-        "findings": list(a.findings),
         "learned": _learned(a),
         "equivalence": _records(a.equivalence),
         "blocks": _blocks(a),
