@@ -75,6 +75,59 @@ def test_every_option_is_printed_as_typed(site: Path) -> None:
         assert "--until-halfwidth" in (site / "reference" / "generated" / "cli.html").read_text()
 
 
+def test_code_blocks_fit_100_columns() -> None:
+    """Every line of every code block fits the 100 columns ablate prints and the pages show."""
+    block = re.compile(r"^```\w*\n(.*?)^```", re.S | re.M)
+    for page in (ROOT / "docs").rglob("*.md"):
+        if "_build" in page.parts:
+            continue
+        for body in block.findall(page.read_text()):
+            long = [line for line in body.splitlines() if len(line) > 100]
+            assert not long, (page.name, long)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_nothing_is_cut_off_at_1280_pixels(site: Path, tmp_path: Path) -> None:
+    """Every page in headless Chromium at 1280 px: no code block or table wider than its box,
+    and no page wider than the window."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("needs chromium and chromedriver (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    wide = (
+        "return Array.from(document.querySelectorAll('pre, table')).filter(e => "
+        "e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 60))"
+    )
+    cut = {}
+    try:
+        for page in sorted(site.rglob("*.html")):
+            if {"_static", "_sources"} & set(page.parts) or page.name in (
+                "genindex.html",
+                "search.html",
+            ):
+                continue
+            driver.get(page.as_uri())
+            over = driver.execute_script(wide)
+            body = driver.execute_script("return document.documentElement.scrollWidth")
+            if over or body > 1280:
+                cut[str(page.relative_to(site))] = (body, over)
+    finally:
+        driver.quit()
+    assert not cut, cut
+
+
 #: Files ablate writes (into a results folder), which pages name without citing them.
 WRITTEN = {"report.md"}
 

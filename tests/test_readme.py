@@ -50,15 +50,50 @@ def test_every_link_leads_to_a_file_of_the_repository() -> None:
         assert (ROOT / link).exists(), link
 
 
+def newest_quick_run() -> dict[str, object]:
+    """The newest run of the quick study by bench/quick.py (bench/results/quick-r1-*.json)."""
+    import json
+
+    found = sorted((ROOT / "bench" / "results").glob("quick-r1-*.json"))
+    assert found, "run bench/quick.py: README quotes its figures"
+    return json.loads(found[-1].read_text())["runs"][0]
+
+
+def test_what_it_shows_the_analysis_print_is_what_a_run_printed() -> None:
+    """Every line of the README's output block is a line of the quick study's first screen as
+    bench/quick.py recorded it, and the figures in its prose are that run's."""
+    run = newest_quick_run()
+    printed = str(run["first_screen"]).splitlines()
+    (shown,) = _blocks("text")
+    for line in shown.splitlines():
+        assert line in printed, line
+    prose = " ".join(README.split())
+    assert f"({round(float(run['seconds']))} s measured" in prose
+    recon = f"{float(run['test_recon_loss_min']):.3f} to {float(run['test_recon_loss_max']):.3f}"
+    assert recon in prose and f"{float(run['baseline']):.3f} for the mean" in prose
+    assert run["not_learned"] == 0 and "Every model learned" in prose
+
+
+def test_the_quick_study_comments_are_a_runs() -> None:
+    """studies/quick.yaml's comments quote the same run."""
+    run = newest_quick_run()
+    comments = " ".join(
+        line.lstrip("# ") for line in (ROOT / "studies" / "quick.yaml").read_text().splitlines()
+        if line.startswith("#")
+    )  # fmt: skip
+    comments = " ".join(comments.split())
+    assert f"all {run['trials']} of the 32 beat" in comments
+    assert f"{float(run['baseline']):.4f} per pixel" in comments
+    assert f"one replicate took {round(float(run['seconds']))} s" in comments
+
+
 @pytest.mark.slow  # seconds: the fast part stays under 3 minutes
 def test_the_output_it_shows_is_laid_out_as_the_analysis_prints_it(tiny_results: Path) -> None:
-    """The same sections, lines and table header, on a real (tiny) study's analysis."""
+    """The same sections, lines and table headers, on a real (tiny) study's analysis."""
     printed = run_cli("analyze", str(tiny_results)).stdout
-    findings, effects = _blocks("text")
+    (shown,) = _blocks("text")
     assert printed.startswith("Findings\n========\n- ")
-    design = "Design\n======\nresponse: test_loss (lower is better)\ntrivial baseline: "
-    assert design in findings and design in printed
-    learned = "trials did not learn (learned = at most"  # wherever the lines wrap
-    assert learned in " ".join(findings.split()) and learned in " ".join(printed.split())
-    header = effects.splitlines()[0].split()
+    for title in ("Design\n======\n", "Effects (high − low in test_loss", "Levels of activation"):
+        assert title in shown and title in printed, title
+    header = next(line for line in shown.splitlines() if line.startswith("factor ")).split()
     assert any(line.split() == header for line in printed.splitlines()), header

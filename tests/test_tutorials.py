@@ -54,6 +54,7 @@ def test_the_tutorial_runs_as_written(page: Path, tmp_path: Path, request: pytes
     database = request.getfixturevalue("postgres_url") if SERVER.search(text) else None
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "ABLATE_OFFLINE": "1", "PYTHONPATH": str(tmp_path)}  # fmt: skip
+    printed = []
     for kind, body in steps(page):
         if kind.startswith("file:"):
             path = tmp_path / kind.removeprefix("file:")
@@ -64,3 +65,22 @@ def test_the_tutorial_runs_as_written(page: Path, tmp_path: Path, request: pytes
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)  # fmt: skip
         assert done.returncode == 0, f"{page.name}:\n{script}\n{done.stdout}\n{done.stderr}"
+        printed.append(done.stdout + done.stderr)
+    said = " ".join(" ".join(printed).split())
+    for finding in shown_findings(text):  # what the page quotes is what the run printed
+        assert finding in said, (page.name, finding)
+
+
+def shown_findings(text: str) -> list[str]:
+    """The list items (``- ...`` with their continuation lines) of the page's output blocks,
+    each as one line: the findings and next steps it quotes from a run."""
+    found = []
+    for language, body in BLOCK.findall(text):
+        if language != "text":
+            continue
+        for line in body.splitlines():
+            if line.startswith("- "):
+                found.append(line)
+            elif line.startswith("  ") and found and not line.startswith("   "):
+                found[-1] += " " + line.strip()
+    return [" ".join(f.split()) for f in found]

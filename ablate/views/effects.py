@@ -98,6 +98,7 @@ def pareto_chart(a: Analysis) -> Figure:
     fig.suptitle(f"Pareto chart of effects on {a.response} (red: active{line})",
                  fontsize="medium")  # fmt: skip
     ax.grid(axis="x", color="0.92")
+    ax.set_axisbelow(True)
     return fig
 
 

@@ -188,7 +188,7 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
                "dispersion": " (it needs 3 replicates per cell)",
                "spread": " (it needs 3 replicates per cell)",
                "learned": " (the response has no trivial baseline)",
-               "bootstrap": " (it needs 5 replicates per cell)",
+               "bootstrap": " (it needs 4 replicates per cell)",
                "box_meyer": " (it needs an unreplicated design with residual df)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table

@@ -291,10 +291,10 @@ def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
 
 
 def _four_factors(seed: int = 6) -> pd.DataFrame:
-    """16 cells x 5 replicates: a strong, b and c equal and weak, d nothing."""
+    """16 cells x 4 replicates: a strong, b and c equal and weak, d nothing."""
     rng = np.random.default_rng(seed)
     rows = []
-    for a, b, c, d, r in itertools.product([0, 1], [0, 1], [0, 1], [0, 1], range(5)):
+    for a, b, c, d, r in itertools.product([0, 1], [0, 1], [0, 1], [0, 1], range(4)):
         y = 1.0 * a + 0.2 * b + 0.2 * c + rng.normal(0, 0.1)
         rows.append({"a": a, "b": b, "c": c, "d": d, "replicate": r, "y": y})
     return pd.DataFrame(rows)

@@ -134,14 +134,14 @@ def test_seed_sensitivity_and_the_bootstrap_wait_for_enough_replicates() -> None
     text = " ".join(render(two, "text", full=True).split())
     assert ("seed sensitivity: not shown; it needs 3 replicates per cell, and the leanest cell has "
             "2 trials") in text  # fmt: skip
-    assert ("replicates: 5 in the study file, then run it again: supplies seed sensitivity (from "
-            "3) and the cluster bootstrap beside OLS (from 5)") in text  # fmt: skip
+    assert ("replicates: 4 in the study file, then run it again: supplies seed sensitivity (from "
+            "3) and the cluster bootstrap beside OLS (from 4)") in text  # fmt: skip
     assert "SD ×" not in text and "disagrees" not in text
+    three = analyze(_bare(_replicated(3)), factors=("bn", "act"), importance=False)
+    assert three.dispersion is not None and three.bootstrap is None
+    assert [m.needs for m in three.missing] == ["4 replicates per cell"]
     four = analyze(_bare(_replicated(4)), factors=("bn", "act"), importance=False)
-    assert four.dispersion is not None and four.bootstrap is None
-    assert [m.needs for m in four.missing] == ["5 replicates per cell"]
-    five = analyze(_bare(_replicated(5)), factors=("bn", "act"), importance=False)
-    assert five.bootstrap is not None and not five.missing
+    assert four.bootstrap is not None and not four.missing
 
 
 def test_an_interval_wider_than_the_data_is_not_a_result() -> None:

@@ -37,7 +37,7 @@ def test_report_holds_every_table_and_chart(tiny_results: Path, tmp_path: Path) 
     found = re.search(r'<ul class="findings">(.*?)</ul>', page).group(1)
     assert found.count("<li>") == len(analysis.findings) and "<li>- " not in found
     assert "--" not in found  # no command-line advice in the findings: it is in the box
-    assert '<aside class="next">' in page and "<code>replicates: 5 in the study file</code>" in page
+    assert '<aside class="next">' in page and "<code>replicates: 4 in the study file</code>" in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     stems = {p.stem for p in report.charts}
     assert len(images) == len(report.charts) == 10  # 8 analysis charts + best + worst
