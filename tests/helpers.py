@@ -39,3 +39,62 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+FUNCTION = """\
+name: {name}
+trainer: {{function: "tests.user_trainers:{function}", options: {options}}}
+responses:
+  score: {{goal: max, low: -1, high: 2, baseline: 0.0, baseline_what: a score of nothing}}
+  loss: min
+factors:
+  wide: [false, true]
+  deep: [false, true]
+replicates: {replicates}
+results: {results}
+run: {run}
+"""
+
+
+def function_study_text(
+    results: Path, function: str, *, name: str = "fn", options: str = "{}", replicates: int = 1,
+    run: str = "{heartbeat_seconds: 0.5}",
+) -> str:  # fmt: skip
+    """A 4-cell study trained by a function of tests/user_trainers.py (no framework)."""
+    return FUNCTION.format(name=name, function=function, options=options, results=results,
+                           replicates=replicates, run=run)  # fmt: skip
+
+
+def start_cli(*args: str, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:  # fmt: skip
+    """Start the real `ablate` command in a fresh process (output piped), as a user would."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ablate", *args], cwd=cwd, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def workers_of(coordinator: int) -> list[int]:
+    """The worker processes of an `ablate run` (multiprocessing's resource tracker aside)."""
+    found = []
+    for pid in children(coordinator):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            found.append(pid)
+    return found

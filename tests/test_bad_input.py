@@ -173,12 +173,15 @@ def test_only_the_handlers_of_unexpected_exceptions_exit_1() -> None:
         for line in (execution / module).read_text().splitlines()
         if "EXIT_BUG" in line and not line.lstrip().startswith(("from", "#"))
     ]
-    assert sorted(uses) == sorted(["EXIT_BUG = 1", "code = EXIT_BUG", "if code in (0, "
-                                   "EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED):"])  # fmt: skip
+    pool = "if not ended and code in (0, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED):"
+    assert sorted(uses) == sorted(["EXIT_BUG = 1", "return EXIT_BUG", pool])
     tree = ast.parse((execution / "worker.py").read_text())
-    for handler in (h for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler)):
-        if any(isinstance(n, ast.Name) and n.id == "EXIT_BUG" for n in ast.walk(handler)):
-            assert isinstance(handler.type, ast.Name) and handler.type.id == "Exception"
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", "") == "_unexpected"]  # fmt: skip
+    assert len(calls) == 1  # the one place a worker's bug code comes from ...
+    handlers = [h for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler)]
+    around = next(h for h in handlers if any(n is calls[0] for n in ast.walk(h)))
+    assert isinstance(around.type, ast.Name) and around.type.id == "Exception"  # ... is this
     from ablate.errors import AblateError, StudyFileError
 
     assert AblateError.exit_code == StudyFileError.exit_code == 2

@@ -69,3 +69,26 @@ def sleepy(wide: bool, deep: bool, seed: int, report: Callable[..., None],
         time.sleep(0.5)
         report(epoch, progress=epoch / steps)
     return {"score": 0.5 + 0.2 * wide, "loss": 0.5 - 0.2 * wide}
+
+
+def hangs_once(wide: bool, deep: bool, seed: int, report: Callable[..., None], marks: str,
+               how: str = "silent") -> dict[str, float]:  # fmt: skip
+    """The wide and deep cell's first attempt never returns: ``how`` = "silent" blocks without
+    a sign of progress (a deadlock), "busy" reports progress forever (an endless loop); every
+    other trial, and the second attempt, takes half a second."""
+    import threading
+    import time
+
+    mark = Path(marks) / f"hung-{seed}"
+    if wide and deep and not mark.exists():
+        mark.write_text("hung")
+        if how == "silent":
+            threading.Event().wait()  # never set
+        epoch = 0
+        while True:
+            epoch += 1
+            time.sleep(0.2)
+            report(epoch, progress=0.0)
+    time.sleep(0.5)
+    report(1, progress=1.0)
+    return {"score": 0.5 + 0.2 * wide, "loss": 0.5 - 0.2 * wide}

@@ -201,11 +201,11 @@ def status(args: argparse.Namespace) -> int:
     study = load_study(args.results)
     with opened_queue(study, storage_url(args), create=False) as queue:
         summary = queue.summary()
-        stale_after = queue.stale_after
+        policy = queue.policy
     if args.format == "json":
         print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
     else:
-        print(describe_status(study.name, summary, stale_after))
+        print(describe_status(study.name, summary, policy))
     return 0
 
 

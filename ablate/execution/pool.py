@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
+from ablate.execution.liveness import Liveness
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event, Progress
 from ablate.execution.signals import EXIT_INTERRUPTED
@@ -61,6 +62,10 @@ class WorkerPool:
         self.fatal: str | None = None  # a worker's own error that stops the run
         self.watch = FailureWatch(queue.summary().waiting)
         self.tripped: str | None = None  # why the watch stopped the run: trials fail alike
+        idle = min(study.run.heartbeat_seconds, 5.0)
+        self.liveness = Liveness(queue.stale_after, linger=max(3 * idle, 10.0))
+        self.expired: set[str] = set()  # workers that ended themselves over a trial's limit
+        self._next_look = 0.0  # monotonic time the queue is next looked at
 
     def start(self, slot: WorkerSlot) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -75,6 +80,7 @@ class WorkerPool:
         send.close()  # the child holds the only writing end: EOF when it exits
         self.procs[slot.name] = proc
         self.pipes[slot.name] = receive
+        self.liveness.started(slot.name)
 
     def run(self) -> None:
         for slot in self.slots:
@@ -86,10 +92,36 @@ class WorkerPool:
                 self.stop()
                 return
             self.progress.tick()
+            self._police()
             for name, proc in list(self.procs.items()):
                 if proc.exitcode is not None:
                     self._drain(timeout=0)  # its last words
                     self._exited(name, proc.exitcode)
+
+    def _police(self) -> None:
+        """End silent workers, and workers left over once the queue has nothing left; kill
+        those whose grace period is over (see :mod:`~ablate.execution.liveness`)."""
+        live = self.liveness
+        for name, silence in live.silent(list(self.procs)):
+            self._end(name, f"fell silent for {silence:.0f} s (stopped or hung)")
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + 2.0
+            summary = self.queue.summary()
+            nothing_left = not summary.waiting and not summary.running
+            for name in live.lingering(list(self.procs), nothing_left):
+                self._end(name, "outlived the study's last trial")
+        for name in live.overdue():
+            with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
+                os.kill(self.procs[name].pid, signal.SIGKILL)
+
+    def _end(self, name: str, why: str) -> None:
+        """Ask a worker to end (a stopped one is continued first, to take the signal)."""
+        self.progress.note(f"{name} {why}; ending it")
+        self.liveness.end(name)
+        pid = self.procs[name].pid
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def _drain(self, timeout: float) -> None:
         """Pass every pending worker event to the progress display (waits up to timeout)."""
@@ -99,12 +131,15 @@ class WorkerPool:
             try:
                 while conn.poll():
                     event = conn.recv()
+                    self.liveness.hear(name)
                     self.progress.handle(event)
                     if event.kind == "finished":
                         self.exporter()
                         self._watch(event)
                     elif event.kind == "fatal":
                         self.fatal = self.fatal or event.message
+                    elif event.kind == "expired":
+                        self.expired.add(name)
             except (EOFError, OSError):  # the worker is gone; its exit code tells the rest
                 self.pipes.pop(name).close()
 
@@ -120,15 +155,20 @@ class WorkerPool:
         proc.join()
         with contextlib.suppress(KeyError):
             self.pipes.pop(name).close()
-        if code in (0, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED):
+        ended = self.liveness.forget(name) or name in self.expired
+        self.expired.discard(name)
+        if not ended and code in (0, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED):
             return  # done, or stopped for a reason its last message gave
-        # Killed (a negative code is the signal) or crashed: its trial goes back to the queue.
+        # Ended here, over a trial's limit, killed (a negative code: the signal) or crashed:
+        # its trial goes back to the queue, and a replacement takes its place.
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        for label in self.queue.recover_lost():
-            self.progress.handle(Event("recovered", name, label=label, message=f"worker {how}"))
+        for taken in self.queue.take_back():
+            self.progress.handle(Event("recovered", name, label=taken.label,
+                                       message=f"{taken.outcome}: {taken.detail}"))  # fmt: skip
         summary = self.queue.summary()
-        if summary.waiting and self.replacements < 3 * len(self.slots):
-            self.replacements += 1
+        budget = ended or self.replacements < 3 * len(self.slots)  # crashes: at most 3 each
+        if summary.waiting and budget:
+            self.replacements += not ended
             self.progress.note(f"{name} {how}; starting a replacement")
             self.start(next(s for s in self.slots if s.name == name))
         else:

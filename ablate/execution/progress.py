@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
-    from ablate.queue.claims import Summary
+    from ablate.queue.outcomes import Summary
+    from ablate.queue.policy import QueuePolicy
 
-EventKind = Literal["claimed", "progress", "epoch", "finished", "recovered", "note", "fatal"]
+EventKind = Literal[
+    "claimed", "progress", "epoch", "finished", "recovered", "note", "fatal", "beat", "expired"
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class Progress:
     # -- events -------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        if event.kind == "beat":  # a worker's pulse: nothing to show
+            return
         with self._lock:
             line = self.workers.setdefault(event.worker, _WorkerLine())
             if event.kind == "claimed":
@@ -108,7 +113,7 @@ class Progress:
                 self._print(f"requeued {event.label}: {event.message}")
             elif event.kind == "note":
                 self._print(f"{event.worker}: {event.message}")
-            elif event.kind == "fatal":
+            elif event.kind in ("fatal", "expired"):
                 line.label = ""
                 self._print(f"{event.worker}: {event.message}")
             if self.live:
@@ -130,12 +135,13 @@ class Progress:
     def _count(self, event: Event) -> None:
         """A trial counts once, when it is final: a failed attempt that will be tried again is
         not done, and the counters never exceed the study's trials."""
-        if event.status not in ("complete", "failed", "diverged"):
+        if event.status not in ("complete", "failed", "diverged", "stalled", "timed out"):
             return  # taken over by another worker: that one reports it
+        status = "failed" if event.status in ("stalled", "timed out") else event.status
         if not event.final:
             self._retrying += 1
         elif event.key not in self._final or not event.key:
-            self._final[event.key or f"#{len(self._final)}"] = event.status
+            self._final[event.key or f"#{len(self._final)}"] = status
 
     def _number(self, status: str) -> int:
         return sum(1 for s in self._final.values() if s == status)
@@ -242,8 +248,11 @@ class Progress:
             self._drawn_lines = 0
 
 
-def describe_status(study: str, summary: Summary, stale_after: float) -> str:
-    """``ablate status``: the counts, then every running trial with its worker and heartbeat."""
+def describe_status(study: str, summary: Summary, policy: QueuePolicy) -> str:
+    """``ablate status``: the counts, then every running trial with its worker, heartbeat and,
+    for a trial that is overdue, what the next process to look at the queue does with it."""
+    from ablate.queue.claims import overdue
+
     lines = [
         f"{study}: {summary.complete}/{summary.total} complete · {summary.failed} failed · "
         f"{summary.diverged} diverged · {len(summary.running)} running · "
@@ -260,9 +269,12 @@ def describe_status(study: str, summary: Summary, stale_after: float) -> str:
         if beat.get("values"):
             epoch += f" ({_values(beat['values'])})"
         heard = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
-        if age is not None and age > stale_after:
-            heard += " (silent too long: it will be requeued)"
         lines.append(f"  running {run.label}  on {where}  {epoch}  {heard}")
+        why = overdue(policy, w, beat, beat.get("time"), now) if age is not None else None
+        if why is not None:
+            lines.append(f"    {why[0]}: {why[1]}; the next ablate process to look at the "
+                         "queue (a worker between trials, ablate run or ablate worker starting) "
+                         "takes it back")  # fmt: skip
     if summary.duplicates:
         lines.append(
             f"  warning: {summary.duplicates} trials have more than one complete run; "

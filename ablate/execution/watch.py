@@ -68,7 +68,8 @@ class FailureWatch:
         needed = min(self.first, self.total)
         if self._settled or needed < 2 or key in self._seen:
             return None
-        self._seen[key] = signature(error) if status == "failed" else None
+        failed = status in ("failed", "stalled", "timed out")
+        self._seen[key] = signature(error) if failed else None
         self.detail = self.detail or without_ablate_frames(traceback)
         self._error = self._error or (error or "").strip().split("\n", 1)[0]
         self._labels.append(label)

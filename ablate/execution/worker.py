@@ -10,9 +10,11 @@ trial back to the queue (:mod:`~ablate.execution.signals`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import multiprocessing.connection
 import os
+import signal
 import sys
 import threading
 import time
@@ -27,7 +29,7 @@ from ablate.errors import AblateError
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event
 from ablate.execution.signals import EXIT_INTERRUPTED, StopRequests, die_with_parent
-from ablate.queue.claims import Claim, TrialQueue, opened_queue
+from ablate.queue.claims import STALLED, TIMED_OUT, Claim, TrialQueue, opened_queue
 from ablate.queue.spool import spool_result
 from ablate.queue.workers import WorkerIdentity
 from ablate.results.files import SPOOL_DIR
@@ -59,12 +61,14 @@ def worker_main(
     die_with_parent(parent, stops)
     stops.install()
     _redirect_output(logs / f"{slot.name}.log")
-    backend.configure_process(threads=slot.threads, gpu=slot.gpu)
+    sending = threading.Lock()  # the main thread, heartbeats and the pulse all send
 
     def report(event: Event) -> None:
-        with contextlib.suppress(OSError):  # the coordinator is gone: carry on regardless
+        with sending, contextlib.suppress(OSError):  # the coordinator is gone: carry on
             conn.send(event)
 
+    Pulse(slot.name, report, study.run.heartbeat_seconds).start()
+    backend.configure_process(threads=slot.threads, gpu=slot.gpu)
     _forward_warnings(slot.name, report)
     code = 0
     try:
@@ -77,17 +81,56 @@ def worker_main(
         report(Event("fatal", slot.name, message=str(err)))
         code = EXIT_USER_ERROR
     except Exception as err:
-        sys.stderr.write(traceback.format_exc())  # into the worker's log file
-        first = scrub(str(err).splitlines()[0] if str(err) else "")
-        report(Event("fatal", slot.name, message=f"worker {slot.name} stopped on an unexpected "
-                     f"error ({type(err).__name__}: {first}); its traceback is in "
-                     f"{logs / (slot.name + '.log')}"))  # fmt: skip
-        code = EXIT_BUG
+        code = _unexpected(err, slot.name, logs, report)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):  # a full disk takes the log file's last words
+            sys.stdout.flush()
+            sys.stderr.flush()
         conn.close()
     os._exit(code)  # skip interpreter teardown: TensorFlow's can hang or print
+
+
+def _unexpected(err: Exception, name: str, logs: Path, report: Reporter) -> int:
+    """Report an error the worker did not expect; a full disk is the user's to fix (its
+    message says how), anything else a bug, with its traceback in the worker's log."""
+    full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+    if full:
+        report(Event("fatal", name, message=disk_full(err)))
+        return EXIT_USER_ERROR
+    with contextlib.suppress(OSError):
+        sys.stderr.write(traceback.format_exc())  # into the worker's log file
+    first = scrub(str(err).splitlines()[0] if str(err) else "")
+    report(Event("fatal", name, message=f"worker {name} stopped on an unexpected error "
+                 f"({type(err).__name__}: {first}); its traceback is in "
+                 f"{logs / (name + '.log')}"))  # fmt: skip
+    return EXIT_BUG
+
+
+def disk_full(err: BaseException) -> str:
+    """What to do about a full disk: free space, run the same command again."""
+    where = getattr(err, "filename", None)
+    place = f" holding {where}" if where else ""
+    return (f"the disk{place} is full (No space left on device). Free some space and run the "
+            "same command again: every trial finished before is safe in storage, and the run "
+            "carries on where it stopped.")  # fmt: skip
+
+
+class Pulse:
+    """A daemon thread that tells the coordinator, every interval, that this worker process
+    runs: a process that is stopped (SIGSTOP) or wedged falls silent, and the coordinator ends
+    it. Apart from the heartbeat, which may wait on the storage."""
+
+    def __init__(self, name: str, report: Reporter, interval: float) -> None:
+        self._name, self._report, self._interval = name, report, interval
+        self._thread = threading.Thread(target=self._run, name="ablate-pulse", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._report(Event("beat", self._name))
+            time.sleep(self._interval)
 
 
 def work(
@@ -164,8 +207,9 @@ def serve(
     take = claim or (lambda: _claim_one(queue, identity))
     while True:
         if time.monotonic() >= next_check:
-            for label in queue.recover_lost():
-                report(Event("recovered", identity.name, label=label, message="its worker died"))
+            for taken in queue.take_back():
+                report(Event("recovered", identity.name, label=taken.label,
+                             message=f"{taken.outcome}: {taken.detail}"))  # fmt: skip
             next_check = time.monotonic() + idle
         claims = take()
         if not claims:
@@ -199,7 +243,7 @@ class _Trainer:
                 spec = claim.spec
                 self.report(Event("claimed", name, spec.cell.label, spec.replicate, epochs=epochs))
             interval = self.study.run.heartbeat_seconds
-            beats = [Heartbeat(self.queue, c, interval, epochs) for c in claims]
+            beats = [Heartbeat(self.queue, c, interval, epochs, self.report, name) for c in claims]
             lives = [_Live(self, c, b) for c, b in zip(claims, beats, strict=True)]
             for beat in beats:
                 beat.start()
@@ -269,6 +313,7 @@ class _Live:
 
     def progress(self, images: int) -> None:
         spec = self._claim.spec
+        self._beat.touch()
         self._seen += images
         self._t.report(Event("progress", self._t.identity.name, spec.cell.label, spec.replicate,
                              images=images))  # fmt: skip
@@ -276,6 +321,7 @@ class _Live:
     def epoch(self, record: Any) -> None:
         t, spec = self._t, self._claim.spec
         shown = shown_values(t.study, record.values)
+        self._beat.touch()
         self._beat.progress.update(epoch=record.epoch, values=shown)
         with contextlib.suppress(Exception):  # a live curve point is not worth a trial
             t.queue.report_epoch(self._claim, record.epoch, record.values)
@@ -300,28 +346,77 @@ def shown_values(study: Study, values: dict[str, Any]) -> dict[str, float]:
 
 
 class Heartbeat:
-    """A daemon thread that tells the storage, every interval, that the trial is alive."""
+    """A daemon thread that tells the storage, every interval, that the trial is alive, when it
+    started and when it last showed progress (:meth:`touch`) -- and holds it to the policy's
+    time limits: a trial past one is taken back (tried again per ``retries``) and the worker
+    is stopped, as it is when the trial was taken back elsewhere. A stopped worker's trial
+    training unwinds or, past its grace, the process ends (:mod:`~ablate.execution.signals`)."""
 
-    def __init__(self, queue: TrialQueue, claim: Claim, interval: float, epochs: int) -> None:
+    def __init__(
+        self, queue: TrialQueue, claim: Claim, interval: float, epochs: int, report: Reporter,
+        worker: str,
+    ) -> None:  # fmt: skip
         self.progress: dict[str, Any] = {"epoch": 0, "epochs": epochs}
-        self._queue = queue
-        self._claim = claim
-        self._interval = interval
+        self.started = self.progressed = time.time()
+        self._queue, self._claim, self._interval = queue, claim, interval
+        self._report, self._worker = report, worker
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ablate-heartbeat", daemon=True)
 
+    def touch(self) -> None:
+        """The trial showed progress (a batch, an epoch, a report)."""
+        self.progressed = time.time()
+
     def start(self) -> None:
-        self._queue.heartbeat(self._claim, dict(self.progress))
+        self._queue.heartbeat(self._claim, self._payload())
         self._thread.start()
+
+    def _payload(self) -> dict[str, Any]:
+        return {"started": self.started, "progressed": self.progressed, **self.progress}
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            with contextlib.suppress(Exception):  # a missed beat is retried next interval
-                self._queue.heartbeat(self._claim, dict(self.progress))
+            overdue = self._overdue(time.time())
+            if overdue is not None:
+                self._expire(*overdue)
+                return
+            try:
+                alive = self._queue.heartbeat(self._claim, self._payload())
+            except Exception:
+                continue
+            if not alive:  # taken back elsewhere: its result would be refused
+                self._stop_worker(f"{self._claim.spec.cell.label} was taken back by another "
+                                  "process; its training stops")  # fmt: skip
+                return
+
+    def _overdue(self, now: float) -> tuple[str, str] | None:
+        policy = self._queue.policy
+        if policy.trial_timeout is not None and now - self.started > policy.trial_timeout:
+            return TIMED_OUT, (f"it ran {now - self.started:.0f} s, past run.trial_timeout "
+                               f"({policy.trial_timeout:g} s)")  # fmt: skip
+        if policy.stall_timeout is not None and now - self.progressed > policy.stall_timeout:
+            return STALLED, (f"no sign of progress for {now - self.progressed:.0f} s, past "
+                             f"run.stall_timeout ({policy.stall_timeout:g} s)")  # fmt: skip
+        return None
+
+    def _expire(self, outcome: str, detail: str) -> None:
+        spec = self._claim.spec
+        with contextlib.suppress(Exception):  # the storage away: others take it back later
+            taken = self._queue.expire(self._claim, outcome, detail)
+            if taken is not None:
+                again = "; tried again" if taken.retried else ""
+                self._report(Event("finished", self._worker, spec.cell.label, spec.replicate,
+                                   status=outcome, message=detail + again, error=detail,
+                                   key=spec.key, final=not taken.retried))  # fmt: skip
+        self._stop_worker(f"{spec.cell.label} {outcome}: {detail}; this worker is ended")
+
+    def _stop_worker(self, why: str) -> None:
+        self._report(Event("expired", self._worker, self._claim.spec.cell.label, message=why))
+        os.kill(os.getpid(), signal.SIGTERM)  # the trial unwinds (or the process ends)
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._thread.ident is not None:  # started (a stop may come before it is)
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
 

@@ -10,6 +10,9 @@ a :class:`~ablate.queue.policy.QueuePolicy`:
 
 - a trial whose worker died (same machine: its process is gone; elsewhere: no heartbeat for
   ``stale_after`` seconds) is failed as ``lost`` and enqueued again, up to ``lost_retries``;
+- a trial that shows no progress for ``stall_timeout`` seconds, or runs past
+  ``trial_timeout``, is failed as ``stalled`` or ``timed out`` (by its own worker, or by any
+  process that looks at the queue) and enqueued again up to ``retries`` times;
 - a trial that diverged, or failed in a way trying again may cure, is enqueued again up to
   ``retries`` times (:mod:`ablate.training.failures` says which failures those are); a new
   run of the study tries each failed trial once more;
@@ -49,6 +52,24 @@ class Claim:
     number: int
     spec: TrialSpec
     attempt: int
+
+
+#: Why a running trial is taken back from its worker: its outcome.
+LOST, STALLED, TIMED_OUT = "lost", "stalled", "timed out"
+#: Outcomes that count against ``retries`` (a lost worker counts against ``lost_retries``).
+FAILURES = ("failed", "diverged", STALLED, TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class TakenBack:
+    """A trial taken back from its worker: why (its outcome), in words, and whether another
+    attempt was enqueued."""
+
+    label: str
+    key: str
+    outcome: str
+    detail: str
+    retried: bool
 
 
 @dataclass(frozen=True)
@@ -186,7 +207,9 @@ class TrialQueue:
             self.store.record_epoch(claim.trial_id, epoch, float(value))
 
     def heartbeat(self, claim: Claim, progress: dict[str, Any]) -> bool:
-        """Record that the trial is alive; False if it is no longer this worker's."""
+        """Record that the trial is alive (with ``progress``: its epoch, and the wall times it
+        ``started`` and last ``progressed``, which the time limits read); False if it is no
+        longer this worker's."""
         return self.store.heartbeat(claim.trial_id, {"time": time.time(), **progress})
 
     # -- finishing ----------------------------------------------------------------------------
@@ -224,33 +247,47 @@ class TrialQueue:
             self._requeue(claim.spec)
 
     def recover_lost(self) -> list[str]:
-        """Fail and requeue RUNNING trials whose worker is gone; returns their cell labels."""
-        recovered = []
-        for entry in self._lost():
-            failed = self._fail(entry.trial_id, "lost")
-            # requeued also where the trial had already failed (a row behind its trial)
-            self._requeue(self.spec_of(entry))
-            if failed:
-                recovered.append(entry.cell)
-        return recovered
+        """Take back every overdue trial (see :meth:`take_back`); returns their cell labels."""
+        return [t.label for t in self.take_back()]
+
+    def take_back(self) -> list[TakenBack]:
+        """Fail and requeue (per the policy's retries) every RUNNING trial that is overdue:
+        its worker died or fell silent (``lost``), it showed no progress for the stall limit
+        (``stalled``), or it ran past the trial limit (``timed out``). Whoever notices first
+        does it; a late result of the trial is refused (it is no longer running)."""
+        out = []
+        now = time.time()
+        for entry in self.store.running():
+            why = self.overdue(entry, now)
+            if why is not None:
+                taken = self._take(entry, self.spec_of(entry), *why)
+                out += [taken] if taken is not None else []
+        return out
+
+    def expire(self, claim: Claim, outcome: str, detail: str) -> TakenBack | None:
+        """Take this worker's own trial back as ``outcome`` (it overran a limit); None if it
+        had already finished."""
+        entry = next((e for e in self.store.entries_of(claim.spec.key)
+                      if e.trial_id == claim.trial_id), None)  # fmt: skip
+        if entry is None:
+            return None
+        return self._take(entry, claim.spec, outcome, detail)
+
+    def _take(self, entry: Entry, spec: TrialSpec, outcome: str, detail: str) -> TakenBack | None:
+        failed = self._fail(entry.trial_id, outcome, detail)
+        # requeued also where the trial had already failed (a row behind its trial)
+        retried = self._requeue(spec)
+        return TakenBack(entry.cell, entry.key, outcome, detail, retried) if failed else None
 
     def lost_trials(self) -> list[str]:
-        """Cell labels of RUNNING trials whose worker is gone (without touching them)."""
-        return [e.cell for e in self._lost()]
-
-    def _lost(self) -> list[Entry]:
-        """RUNNING trials whose worker died (same machine) or fell silent (anywhere)."""
+        """Cell labels of RUNNING trials that are overdue (without touching them)."""
         now = time.time()
-        me_host, me_boot = socket.gethostname(), boot_id()
-        lost = []
-        for entry in self.store.running():
-            worker = entry.worker
-            beat = entry.beat if entry.beat is not None else now
-            local = worker.get("host") == me_host and worker.get("boot") == me_boot
-            dead = local and not process_alive(worker.get("pid"), worker.get("start_ticks"))
-            if dead or now - beat > self.stale_after:
-                lost.append(entry)
-        return lost
+        return [e.cell for e in self.store.running() if self.overdue(e, now) is not None]
+
+    def overdue(self, entry: Entry, now: float) -> tuple[str, str] | None:
+        """Why a RUNNING trial must be taken back -- (outcome, detail) -- or None (see
+        :func:`overdue`)."""
+        return overdue(self.policy, entry.worker, entry.heartbeat, entry.beat, now)
 
     def busy(self) -> bool:
         """Whether any trial is running (somewhere)."""
@@ -274,9 +311,11 @@ class TrialQueue:
         """Trial keys present in storage, whatever their state."""
         return {e.key for e in self.store.entries()}
 
-    def _fail(self, trial_id: int, outcome: str) -> bool:
-        """Move a trial to FAIL with ``outcome``; False if someone else finished it."""
-        if self.store.finish(trial_id, False, {"outcome": outcome}, outcome=outcome):
+    def _fail(self, trial_id: int, outcome: str, detail: str = "") -> bool:
+        """Move a trial to FAIL with ``outcome`` (and ``detail``, what the export says of it);
+        False if someone else finished it."""
+        attrs = {"outcome": outcome, **({"error": detail} if detail else {})}
+        if self.store.finish(trial_id, False, attrs, outcome=outcome):
             return True
         self.store.sync(trial_id)
         return False
@@ -288,7 +327,7 @@ class TrialQueue:
         if any(e.state != "fail" for e in mine):
             return False
         outcomes = [e.outcome for e in mine]
-        failures = sum(o in ("failed", "diverged") for o in outcomes)
+        failures = sum(o in FAILURES for o in outcomes)
         lost = outcomes.count("lost")
         policy = self.policy
         if not force and (failures > policy.retries or lost > policy.lost_retries):
@@ -307,6 +346,30 @@ class TrialQueue:
         trial: for exports, not for claims)."""
         workers = {e.trial_id: e.worker for e in self.store.entries()}
         return final(self.store.trials(), workers)
+
+
+def overdue(
+    policy: QueuePolicy, worker: dict[str, Any], beat: dict[str, Any], last: float | None,
+    now: float,
+) -> tuple[str, str] | None:  # fmt: skip
+    """Why a running trial must be taken back -- (outcome, detail) -- or None: its worker died
+    (same machine) or fell silent (anywhere: no heartbeat since ``last``), or the trial overran
+    a time limit of the policy (read from the wall times its heartbeat ``beat`` carries)."""
+    local = worker.get("host") == socket.gethostname() and worker.get("boot") == boot_id()
+    if local and not process_alive(worker.get("pid"), worker.get("start_ticks")):
+        return LOST, "its worker process died (killed or crashed)"
+    last = last if last is not None else now
+    if now - last > policy.stale_after:
+        return LOST, (f"its worker fell silent: no heartbeat for {now - last:.0f} s (stopped, "
+                      "hung or cut off)")  # fmt: skip
+    limit, started = policy.trial_timeout, beat.get("started")
+    if limit is not None and started is not None and now - started > limit:
+        return TIMED_OUT, f"it ran {now - started:.0f} s, past run.trial_timeout ({limit:g} s)"
+    limit, progressed = policy.stall_timeout, beat.get("progressed")
+    if limit is not None and progressed is not None and now - progressed > limit:
+        return STALLED, (f"no sign of progress for {now - progressed:.0f} s, past "
+                         f"run.stall_timeout ({limit:g} s)")  # fmt: skip
+    return None
 
 
 def _new_trial(spec: TrialSpec, attempt: int, choices: dict[str, tuple[Any, ...]]) -> NewTrial:

@@ -150,6 +150,9 @@ def _result_of(trial: StoredTrial) -> TrialResult:
     refused = stored is not None and stored.get("status") == "complete"
     if stored is not None and not (refused and trial.state != "COMPLETE"):
         return TrialResult.from_dict(stored)
+    detail = trial.user_attrs.get("error")
     if outcome == "lost":
-        return TrialResult(status="failed", error="its worker process died (killed or crashed)")
+        return TrialResult(status="failed", error=f"lost: {detail or 'its worker process died'}")
+    if outcome in ("stalled", "timed out") and detail:
+        return TrialResult(status="failed", error=f"{outcome}: {detail}")
     return TrialResult(status="failed", error=f"no result recorded (outcome: {outcome})")

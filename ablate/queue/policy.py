@@ -49,8 +49,8 @@ def policy_of(study: Study) -> QueuePolicy:
         retries=run.retries,
         lost_retries=run.lost_retries,
         stale_after=max(5.0 * run.heartbeat_seconds, 1.0),
-        stall_timeout=getattr(run, "stall_timeout", None),
-        trial_timeout=getattr(run, "trial_timeout", None),
+        stall_timeout=run.stall_timeout,
+        trial_timeout=run.trial_timeout,
         response=response,
         objective=objective,
     )

@@ -136,9 +136,10 @@ def _with_seeds(a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], seed: 
     verdicts = None
     if opts.margin is not None:
         effects = blocks.effects if blocks is not None else a.effects
+        pairs = blocks.pairwise if blocks is not None else a.pairwise
         df = blocks.df_resid if blocks is not None else a.fit.df_resid
-        verdicts = equivalence.table(effects, a.pairwise, opts.margin, opts.alpha, df,
-                                     reps, a.fit.cells)  # fmt: skip
+        verdicts = equivalence.table(effects, pairs, opts.margin, opts.alpha, df, reps,
+                                     a.fit.cells)  # fmt: skip
     checked = None
     if a.fit.replicates_max > 1:
         lacking = needs.CLUSTER_BOOTSTRAP.missing(reps)
@@ -235,6 +236,9 @@ def _effects_judged(effects: pd.DataFrame, screened: Screened, fitted: fit.Fitte
     active = dict(zip(screened.table["factor"], screened.table["active"], strict=True))
     out = effects.copy()
     out["clear"] = [bool(active.get(f, False)) for f in out["factor"]]
+    if fitted.exact:  # rounding is no effect: 0 where the fit says 0
+        scale = float(np.abs(out["effect"]).max()) or 1.0
+        out["effect"] = np.round(out["effect"] / scale, 10) * scale
     return out
 
 

@@ -46,6 +46,7 @@ class Blocks:
     df_resid: int  # with blocks
     relative_efficiency: float
     effects: pd.DataFrame  # as Analysis.effects, with blocks in the model
+    pairwise: pd.DataFrame  # as Analysis.pairwise (Tukey), with blocks in the model
     mixed: dict[str, float] = field(default_factory=dict)  # block_var, resid_var, icc
     notes: tuple[str, ...] = ()
 
@@ -93,15 +94,16 @@ def fit_blocks(
     mse_u = rss / df_resid if df_resid > 0 else math.nan
     grid = reference_grid(factors)
     t_crit = float(stats.t.ppf(1 - opts.alpha / 2, df_b))
-    effects = estimates.effects(factors, grid, design.rows(grid), beta, cov_unit * mse_b, df_b,
-                                t_crit, opts)  # fmt: skip
+    cov = cov_unit * mse_b
+    effects = estimates.effects(factors, grid, design.rows(grid), beta, cov, df_b, t_crit, opts)
+    pairs = estimates.pairwise(factors, grid, design.rows(grid), beta, cov, df_b, opts)
     notes: list[str] = []
     mixed = _mixed(y, X, block, notes)
     return Blocks(
         column=column, levels=len(levels), anova=line, resid_sd=math.sqrt(mse_b),
         resid_sd_unblocked=math.sqrt(mse_u) if mse_u == mse_u else math.nan, df_resid=df_b,
         relative_efficiency=_relative_efficiency(df_b, df_resid, mse_b, mse_u),
-        effects=effects, mixed=mixed, notes=tuple(notes),
+        effects=effects, pairwise=pairs, mixed=mixed, notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -182,15 +184,15 @@ def _mixed(
             return {}
     block_var = max(float(np.asarray(result.cov_re)[0, 0]), 0.0)
     resid_var = float(result.scale)
-    at_boundary = block_var <= 1e-6 * resid_var
-    if (
-        at_boundary
-        or not result.converged
-        or any("boundary" in str(w.message) or "converge" in str(w.message) for w in caught)
-    ):
+    if block_var <= 1e-6 * resid_var:
         notes.append(
-            "the random-intercept fit reached the boundary (a block variance of 0) or did not "
-            "fully converge: the blocks share little or nothing beyond noise."
+            "the random-intercept fit put the block variance at its boundary, 0: the blocks "
+            "share nothing beyond noise."
+        )
+    elif not result.converged or any("converge" in str(w.message) for w in caught):
+        notes.append(
+            "the random-intercept fit did not fully converge (statsmodels warned): its variance "
+            "components and intra-class correlation are approximate."
         )
     total = block_var + resid_var
     return {"block_var": block_var, "resid_var": resid_var,

@@ -104,12 +104,14 @@ def summary_line(name: str, row: pd.Series, alpha: float) -> str:
     [-0.004, 0.009])``."""
     level = f"{100 * (1 - 2 * alpha):g}"
     ci = f"{level}% CI [{row['ci_tost_low']:.3g}, {row['ci_tost_high']:.3g}]"
+    p = row["p_tost"]
+    test = f"two one-sided tests, p = {p:.3f}" if p >= 0.001 else "two one-sided tests, p < 0.001"
     verdict = row["verdict"]
     if verdict == "inconclusive":
         r = row["replicates_to_decide"]
         more = f"; about {int(r)} replicates per run would decide it" if _known(r) else ""
-        return f"{name}: inconclusive ({ci}{more})"
-    return f"{name}: {verdict} ({ci})"
+        return f"{name}: inconclusive ({ci}; {test}{more})"
+    return f"{name}: {verdict} ({ci}; {test})"
 
 
 def _known(value: object) -> bool:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ablate.designs.matrix import FactorInfo, build_matrix
 from ablate.stats.equivalence import summary_line
+from ablate.stats.screening import LENTH_MIN
 from ablate.stats.verdicts import (
     FactorVerdict,
     Finding,
@@ -76,7 +77,7 @@ def _verdict(a: Analysis, f: FactorInfo) -> FactorVerdict:
 
 
 def _two_level(a: Analysis, f: FactorInfo) -> FactorVerdict:
-    effects = a.blocks.effects if a.blocks is not None else a.effects
+    effects = a.tested_effects
     e = effects.set_index("factor").loc[f.name]
     est, lo, hi = float(e["effect"]), float(e["ci_low"]), float(e["ci_high"])
     known = {"estimate": est, "ci_low": lo, "ci_high": hi}
@@ -106,11 +107,12 @@ def _two_level(a: Analysis, f: FactorInfo) -> FactorVerdict:
                              f"{ci}, which holds 0; {test})", test, **known)  # fmt: skip
     kind = direction(est, a.fit.goal)
     adjusted = ""
-    if a.options.adjust != "none" and not p_adj < a.options.alpha:
+    only = a.options.adjust != "none" and not p_adj < a.options.alpha
+    if only:
         adjusted = (f"; not clear after {a.options.adjust.replace('_', '-')} adjustment over "
-                    f"the {len(effects)} effects, p adj = {p_adj:.2g}")  # fmt: skip
+                    f"the {len(effects)} effects, p adj = {p_adj:.3f}")  # fmt: skip
     text = f"{f.name}: {f.level_label(f.high)} {kind} ({moved}, {ci}; {test}{adjusted})"
-    return FactorVerdict(f.name, kind, text, test, **known)
+    return FactorVerdict(f.name, kind, text, test, unadjusted_only=only, **known)
 
 
 def _without_residual(
@@ -137,14 +139,12 @@ def _without_residual(
             **known,
         )
     row = a.screening[a.screening["factor"] == f.name]
-    if not len(row) or a.lenth is None or not a.lenth.pse > 0:
-        return FactorVerdict(
-            f.name,
-            "not testable",
-            f"{f.name}: {moved} (no test: a saturated model whose effects give no noise estimate)",
-            "none",
-            **known,
-        )
+    few = len(a.screening) < LENTH_MIN
+    if not len(row) or a.lenth is None or not a.lenth.pse > 0 or few:
+        why = (f"Lenth's method needs {LENTH_MIN} or more effects, and this saturated model has "
+               f"{len(a.screening)}" if few else "its effects give no noise estimate")  # fmt: skip
+        return FactorVerdict(f.name, "not testable", f"{f.name}: {moved} (no test: {why}; "
+                             "replicates would give one)", "none", **known)  # fmt: skip
     me = a.lenth.me
     test = f"Lenth's method: |effect| {abs(est):.3g} against ME {me:.3g}"
     if bool(row["active"].iloc[0]):
@@ -180,7 +180,7 @@ def _many_levels(a: Analysis, f: FactorInfo) -> FactorVerdict:
     # goal, where the words are "lower than")
     order_frame = means.sort_values("emmean", ascending=a.fit.goal == "min", kind="stable")
     order = [str(x) for x in order_frame["level"]]
-    pairs = a.pairwise[a.pairwise["factor"] == f.name]
+    pairs = a.tested_pairwise[a.tested_pairwise["factor"] == f.name]
     told = _told_apart(pairs, order)
     groups = _groups(order_frame, order, told)
     anova = f"ANOVA {p_text(p)}"
@@ -254,28 +254,37 @@ def _with_seeds(a: Analysis, f: FactorInfo, v: FactorVerdict) -> FactorVerdict:
 
 
 def _seed_verdict(a: Analysis, f: FactorInfo) -> SeedVerdict | None:
+    """Whether the factor changes the spread, said with the test that decided it."""
     if a.dispersion is not None:
         row = a.dispersion.table.set_index("factor").loc[f.name]
+        sensitive = bool(row["seed_sensitive"])
         words = _spread_words(row, a.options.alpha)
-        return SeedVerdict(bool(row["seed_sensitive"]), f"seed-sensitive ({words})")
+        lead = "seed-sensitive" if sensitive else "no clear change in its spread across seeds"
+        return SeedVerdict(sensitive, f"{lead} ({words})")
     if a.box_meyer is not None and f.name in set(a.box_meyer["factor"]):
         row = a.box_meyer.set_index("factor").loc[f.name]
+        differs = bool(row["spread_differs"])
         where = row["high"] if row["f_star"] > 0 else row["low"]
-        text = (f"its results spread more at {where} (Box-Meyer F* = {row['f_star']:+.2f}, "
-                f"residual SD {row['sd_low']:.3g} → {row['sd_high']:.3g}, adjusted p ≈ "
-                f"{row['p_adj']:.2g})")  # fmt: skip
-        return SeedVerdict(bool(row["spread_differs"]), text)
+        test = (f"Box-Meyer F* = {row['f_star']:+.2f}, residual SD {row['sd_low']:.3g} → "
+                f"{row['sd_high']:.3g}, adjusted p ≈ {row['p_adj']:.2g}")  # fmt: skip
+        lead = f"its results spread more at {where}" if differs else "no clear change in the "
+        return SeedVerdict(differs, f"{lead}{'' if differs else 'residual spread'} ({test})")
     return None
 
 
 def _spread_words(row: pd.Series, alpha: float) -> str:
+    """The tests of a factor's effect on the spread across seeds, the deciding one first:
+    Brown-Forsythe, and the ratio of the cells' geometric-mean SDs where its interval is a
+    result."""
     parts = []
-    if row["ratio_shown"]:
-        parts.append(f"SD ×{row['ratio']:.2g} at {row['high']}, {100 * (1 - alpha):g}% CI "
-                     f"[{row['ratio_low']:.2g}, {row['ratio_high']:.2g}]")  # fmt: skip
     if not math.isnan(row["bf_p"]):
-        parts.append(f"Brown-Forsythe p = {row['bf_p']:.2g}, adjusted {row['bf_p_adj']:.2g}")
-    return "; ".join(parts)
+        parts.append(f"Brown-Forsythe p = {row['bf_p']:.3g}, adjusted {row['bf_p_adj']:.3g}")
+    if row["ratio_shown"]:
+        parts.append(f"cell SD ×{row['ratio']:.3g} at {row['high']} (geometric means), "
+                     f"{100 * (1 - alpha):g}% CI [{row['ratio_low']:.3g}, "
+                     f"{row['ratio_high']:.3g}], adjusted p = {row['p_adj']:.3g}")  # fmt: skip
+    by_ratio = row["ratio_shown"] and row["p_adj"] < alpha
+    return "; ".join(parts[::-1] if by_ratio and not row["bf_p_adj"] < alpha else parts)
 
 
 def _bootstrap(a: Analysis) -> list[Finding]:
@@ -325,10 +334,13 @@ def _range(
         return []
     worst = m.loc[out, ["ci_low", "ci_high"]].to_numpy()
     span = f"[{np.nanmin(worst):.3g}, {np.nanmax(worst):.3g}]"
-    limits = f"[{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
+    limits = (f"{'(-∞' if low is None else f'[{low:g}'}, "
+              f"{'∞)' if high is None else f'{high:g}]'}")  # fmt: skip
     if low is not None and low >= 0:
         steps.append(NextStep("log", "", "analyses the log of a positive response"))
-    return [Finding("warning", f"{int(out.sum())} marginal-mean intervals leave the values "
+    count = int(out.sum())
+    what = "marginal-mean interval leaves" if count == 1 else "marginal-mean intervals leave"
+    return [Finding("warning", f"{count} {what} the values "
                     f"{a.response} can take {limits} (as far as {span}): the normal model fits "
                     "poorly near the bound.")]  # fmt: skip
 

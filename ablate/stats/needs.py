@@ -57,5 +57,7 @@ def cure(missing: tuple[Missing, ...]) -> NextStep | None:
     if not wanting:
         return None
     most = max(int(m.cure.value) for m in wanting if m.cure is not None)
+    if len(wanting) == 1:
+        return NextStep("replicates", str(most), f"supplies {wanting[0].statistic}", study_key=True)
     what = " and ".join(f"{m.statistic} (from {m.cure.value})" for m in wanting if m.cure)
     return NextStep("replicates", str(most), f"supplies {what}", study_key=True)

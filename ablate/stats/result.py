@@ -106,6 +106,17 @@ class Analysis:
     def saturated(self) -> bool:
         return self.fit.df_resid == 0
 
+    @property
+    def tested_effects(self) -> pd.DataFrame:
+        """The effects the verdicts rest on: with the blocks in the model where there are
+        blocks, else the plain fit's."""
+        return self.blocks.effects if self.blocks is not None else self.effects
+
+    @property
+    def tested_pairwise(self) -> pd.DataFrame:
+        """The pairwise (Tukey) comparisons the verdicts rest on, as :attr:`tested_effects`."""
+        return self.blocks.pairwise if self.blocks is not None else self.pairwise
+
     def verdict(self, factor: str) -> FactorVerdict:
         """The verdict on one factor."""
         return next(v for v in self.verdicts if v.factor == factor)

@@ -102,6 +102,12 @@ def usable_rows(
             f"no usable rows in {results.source}: every trial is "
             f"{', '.join(excluded) or 'missing'}; there is nothing to analyse yet."
         )
+    if len(frame) == 1:
+        left = f" ({', '.join(f'{n} {why}' for why, n in excluded.items())})" if excluded else ""
+        raise AblateError(
+            f"{results.source} has one usable trial of {len(frame) + sum(excluded.values())}"
+            f"{left}: one trial estimates nothing; there is nothing to analyse yet."
+        )
     return frame, y, excluded
 
 

@@ -12,6 +12,7 @@ effects table (the same t, the same interval), every other term its own t test.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,11 @@ from numpy.typing import NDArray
 
 from ablate.designs.matrix import FactorInfo, build_matrix
 from ablate.stats.options import Options
+
+#: The fewest effects Lenth's method judges: its pseudo standard error is a median of the
+#: effects, and with fewer it is the effects themselves (Lenth 1989 used 15; 7 is the smallest
+#: common screening design's count).
+LENTH_MIN = 6
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def screening(
         table["active"] = table["t_or_pseudo_t"].abs() > critical
     else:
         assert lenth is not None
-        pse = lenth.pse
+        pse = lenth.pse if len(table) >= LENTH_MIN else 0.0  # too few to judge: no tests
         se = pse if pse > 0 else None
         table["t_or_pseudo_t"] = table["effect"] / pse if pse > 0 else math.nan
         critical = lenth.me / pse if pse > 0 else None
@@ -124,9 +130,18 @@ def _orthogonal_effects(
     return table, gamma
 
 
+_HELMERT = re.compile(r"^(\w+)\[(.+) − (?:mean\((.+)\)|(.+))\]$")
+
+
 def _label(term: str) -> str:
-    """A term as charts show it: interactions with ×, contrasts as written."""
-    return term.replace(":", " × ")
+    """A term as charts show it: interactions with ×; a factor's Helmert contrast as "which
+    level against which" (its value is scaled to a two-level effect's variance, so that it
+    lines up with them; it is not the difference of the means)."""
+    parts = []
+    for part in term.split(":"):
+        found = _HELMERT.match(part)
+        parts.append(f"{found[1]}: {found[2]} vs {found[3] or found[4]}" if found else part)
+    return " × ".join(parts)
 
 
 def lenth_pse(effects: NDArray[np.float64], alpha: float = 0.05) -> Lenth:

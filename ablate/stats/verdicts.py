@@ -88,6 +88,8 @@ class FactorVerdict:
     groups: tuple[LevelGroup, ...] = ()  # three or more levels: best first
     best: str | None = None  # a level clearly better than every other, if there is one
     seed: SeedVerdict | None = None  # None: the data cannot say (see Analysis.missing)
+    #: a clear effect that the adjustment for the number of effects (Holm) would not call clear
+    unadjusted_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,10 @@ def listing(items: Sequence[str]) -> str:
 
 
 def p_text(p: float) -> str:
-    """A p value as findings write it: ``p = 0.011``, ``p < 0.001``."""
+    """A p value as findings write it, as the tables print it: ``p = 0.011``, ``p < 0.001``."""
     if math.isnan(p):
         return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def worded_ordering(
@@ -184,7 +186,9 @@ def worded_ordering(
         alike = [x for x in order if tuple(y for y in order if y in above[x]) == over]
         seen.update(alike)
         ps = [p for x in alike for p in p_of[x]]
-        tukey = "Tukey HSD " + (p_text(ps[0]) if len(ps) == 1 else f"p ≤ {max(ps):.2g}")
+        top = max(ps)
+        every = "p < 0.001" if top < 0.001 else f"p ≤ {top:.3f}"
+        tukey = "Tukey HSD " + (p_text(ps[0]) if len(ps) == 1 else every)
         verb = "is" if len(alike) == 1 else "are"
         clauses.append(f"{listing(alike)} {verb} {worse_word} {listing(over)} ({tukey})")
     best = next((x for x in order if all(x in above[y] for y in order if y != x)), None)

@@ -25,7 +25,14 @@ from ablate.study import library
 from ablate.study.parse_design import DesignReader
 from ablate.study.parse_model import ModelReader
 from ablate.study.parse_trainer import TrainerReader
-from ablate.study.reading import IDENTIFIER_RE, describe, hashable, is_level, parameter
+from ablate.study.reading import (
+    IDENTIFIER,
+    describe,
+    hashable,
+    is_identifier,
+    is_level,
+    parameter,
+)
 from ablate.study.settings import (
     MAX_TRIALS,
     AnalysisSettings,
@@ -246,8 +253,8 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
         if not isinstance(data, dict):
             self.expect(path, "a mapping of option names to values", data)
         if found.options is None:
-            if not all(isinstance(k, str) and IDENTIFIER_RE.match(k) for k in data):
-                self.expect(path, "keyword arguments (names of letters, digits and '_')", data)
+            if not all(isinstance(k, str) and is_identifier(k) for k in data):
+                self.expect(path, f"keyword arguments (names, each {IDENTIFIER})", data)
             return tuple((k, hashable(v)) for k, v in data.items())
         names = tuple(p.name for p in found.options)
         if data and not names:

@@ -14,11 +14,12 @@ from typing import Any
 from ablate.models.registry import BUILDERS, ModelSpec, builder_spec
 from ablate.parameters import Parameter
 from ablate.study.reading import (
-    IDENTIFIER_RE,
+    IDENTIFIER,
     RESERVED_NAMES,
     Reader,
     describe,
     hashable,
+    is_identifier,
     level_kind,
     plain_level,
     reserved_message,
@@ -44,7 +45,7 @@ class ModelReader(Reader):
             d = self.section(data, path, ("builder", "options"), required=())
             options = d.get("options") or {}
             if not isinstance(options, dict) or not all(
-                isinstance(k, str) and IDENTIFIER_RE.match(k) for k in options
+                isinstance(k, str) and is_identifier(k) for k in options
             ):
                 self.expect((*path, "options"), "a mapping of keyword arguments", options)
             return spec, {k: hashable(v) for k, v in options.items()}
@@ -92,8 +93,8 @@ class ModelReader(Reader):
         factors = []
         for name, levels in data.items():
             fpath = (*path, str(name))
-            if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
-                self.expect(fpath, "a factor name made of letters, digits and '_'", name)
+            if not is_identifier(name):
+                self.expect(fpath, f"a factor name that is {IDENTIFIER}", name)
             if name in RESERVED_NAMES:
                 self.fail(fpath, reserved_message("factor", name))
             param = spec.parameter(name)

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ablate.study.reading import (
-    IDENTIFIER_RE,
+    IDENTIFIER,
     RESERVED_NAMES,
     Reader,
     hashable,
+    is_identifier,
     reserved_message,
 )
 from ablate.study.settings import TrainerSettings
@@ -46,7 +47,7 @@ class TrainerReader(Reader):
                         function)  # fmt: skip
         options = d.get("options") or {}
         if not isinstance(options, dict) or not all(
-            isinstance(k, str) and IDENTIFIER_RE.match(k) for k in options
+            isinstance(k, str) and is_identifier(k) for k in options
         ):
             self.expect((*path, "options"), "a mapping of keyword arguments", options)
         return TrainerSettings(function, tuple((k, hashable(v)) for k, v in options.items()))
@@ -59,8 +60,8 @@ class TrainerReader(Reader):
         out = []
         for name, spec in data.items():
             rpath = (*path, str(name))
-            if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
-                self.expect(rpath, "a response name made of letters, digits and '_'", name)
+            if not is_identifier(name):
+                self.expect(rpath, f"a response name that is {IDENTIFIER}", name)
             if name in RESERVED_NAMES:
                 self.fail(rpath, reserved_message("response", name))
             if name in factors:

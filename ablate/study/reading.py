@@ -9,7 +9,7 @@ key and its line, what was expected and what was found.
 from __future__ import annotations
 
 import difflib
-import re
+import keyword
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -18,8 +18,19 @@ import yaml
 from ablate.errors import StudyFileError
 from ablate.parameters import Parameter, declared, is_int, is_number
 
-#: A name a factor or an option may have: an identifier.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: What a factor, response or option name must be, as the messages say it: a Python identifier
+#: (these names are the keyword arguments of builders and training functions), at most 64
+#: characters, not a Python keyword.
+IDENTIFIER = (
+    "a Python identifier (letters of any script, digits and '_', not starting with a digit)"
+)
+
+
+def is_identifier(name: object) -> bool:
+    """Whether ``name`` may name a factor, a response or an option (see :data:`IDENTIFIER`)."""
+    return (isinstance(name, str) and name.isidentifier() and len(name) <= 64
+            and not keyword.iskeyword(name))  # fmt: skip
+
 
 #: Names ablate's own tables give their columns and rows -- the trials table's keys and
 #: provenance, the epochs table's times, the analysis's residual columns and ANOVA rows -- so

@@ -216,8 +216,20 @@ class RunSettings:
         5, "extra attempts for a trial whose worker process died", minimum=0, maximum=100
     )
     heartbeat_seconds: float = setting(
-        10.0, "seconds between a running trial's signs of life (5 missed: it is lost)",
+        10.0, "seconds between a running trial's signs of life (5 missed: its worker is lost, "
+        "ended and replaced, and the trial tried again per lost_retries)",
         minimum=0.05, maximum=3600,
+    )  # fmt: skip
+    stall_timeout: float | None = setting(
+        1800.0, "seconds a trial may go without a sign of progress (a batch or an epoch of the "
+        "Keras loop, a report() of a training function, a line or epoch of a command) before it "
+        "is ended as stalled and tried again per retries; null: no limit. A function that never "
+        "calls report() shows no progress until it returns", kind="float", minimum=1,
+        maximum=10**7, none=True,
+    )  # fmt: skip
+    trial_timeout: float | None = setting(
+        None, "seconds a trial may run in all before it is ended as timed out and tried again "
+        "per retries; null: no limit", kind="float", minimum=1, maximum=10**8, none=True,
     )  # fmt: skip
     until_halfwidth: float | None = setting(
         None, "add rounds of replicates until every effect's confidence interval is within "

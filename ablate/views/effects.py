@@ -30,13 +30,13 @@ def effect_table(a: Analysis) -> pd.DataFrame:
     ci_high, clear. No level mean is among them."""
     import pandas as pd
 
-    e = a.blocks.effects if a.blocks is not None else a.effects
+    e = a.tested_effects
     rows = [{"label": f"{r.factor} ({r.low} → {r.high})", "estimate": r.effect,
              "ci_low": r.ci_low, "ci_high": r.ci_high, "clear": bool(r.clear)}
             for r in e.itertuples()]  # fmt: skip
     for f in (f for f in a.factors if not f.two_level):
         base = f.level_label(f.baseline)
-        pairs = a.pairwise[a.pairwise["factor"] == f.name]
+        pairs = a.tested_pairwise[a.tested_pairwise["factor"] == f.name]
         for r in pairs.itertuples():
             if base not in (r.level_a, r.level_b):
                 continue

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 READINGS = (
     ("linear", "linear model: share of main-effect sum of squares", "#2166ac"),
     ("fanova", "Optuna fANOVA: share of the forest's variance", "#f4a582"),
-    ("ped_anova", "Optuna PED-ANOVA: what sets the best trials apart", "#b2182b"),
+    ("ped_anova", "Optuna PED-ANOVA: what sets the best trials apart", "#7b3294"),
 )
 
 

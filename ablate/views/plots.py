@@ -108,20 +108,35 @@ CAPTIONS = {
     "baseline (Tukey's simultaneous intervals) and every interaction, with its interval; red "
     "where the interval excludes 0, the rule of the findings.",
     "pareto": "Pareto chart: each effect's size over its standard error, largest first; red "
-    "beyond the critical line (active, by the test the findings use).",
-    "half_normal": "Half-normal plot: each effect's size against its rank; effects that are "
-    "only noise fall near the dashed line (slope: Lenth's pseudo standard error of the "
-    "effects); red: active, by the test the findings use.",
+    "beyond the critical line (its t test; a two-level factor's is the one its finding names, "
+    "a factor of three or more levels enters as contrasts of one level against those before "
+    "it, while its finding rests on Tukey's pairwise tests).",
+    "half_normal": "Half-normal plot: each effect's size against its rank, on a common scale. "
+    "The dashed line's slope is Lenth's pseudo standard error of the effects, a noise scale "
+    "read from the effects themselves (too high where many are real); red: active, as in the "
+    "Pareto chart.",
     "main_effects": "Main effects: marginal mean response at every level of every factor, "
     "with its interval.",
-    "interactions": "Interaction plots: non-parallel lines show that two factors interact.",
-    "residuals": "Residual diagnostics: the normal model's assumptions, checked.",
+    "interactions": "Interaction plots: the observed mean response for every pair of factors; "
+    "lines far from parallel would mean that two factors interact (the tables say whether the "
+    "fitted model has interactions, and the lack-of-fit test whether it misses any).",
+    "residuals": "Residual diagnostics: what the normal model assumes is points near the "
+    "line of the QQ plot and an even band of residuals, whatever the fitted value.",
     "learning_curves": "Learning curves: did the training itself behave?",
     "importance": "Importance: the linear model's share of each factor beside Optuna's fANOVA "
     "and PED-ANOVA, on the same trials.",
-    "spread": "Seed sensitivity: the spread across seeds at every level of every factor (run "
-    "once per cell: the residuals' spread, Box-Meyer).",
 }
+
+
+def _caption(stem: str, a: Analysis) -> str:
+    """The caption of one of the analysis's charts."""
+    if stem == "spread":
+        if a.dispersion is not None:
+            return ("Seed sensitivity: the spread across seeds (pooled within cells) at every "
+                    "level of every factor; red titles: seed-sensitive.")  # fmt: skip
+        return ("Spread of the residuals at every level of every factor (run once per cell, so "
+                "across cells, not seeds: Box-Meyer); red titles: the spread differs.")  # fmt: skip
+    return CAPTIONS.get(stem, stem)
 
 
 def draw_all(
@@ -160,7 +175,7 @@ def draw_all(
                 attended.append((f"attention_{suffix}", title, outputs))
                 captions[f"attention_{suffix}"] = f"What {whose} attended to: {kinds}."
     figures = chart_set(a, curves, learned, metric, attended, _label_step(results))
-    return {stem: Chart(fig, captions.get(stem, CAPTIONS.get(stem, stem)))
+    return {stem: Chart(fig, captions.get(stem) or _caption(stem, a))
             for stem, fig in figures.items()}  # fmt: skip
 
 

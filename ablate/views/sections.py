@@ -69,10 +69,10 @@ def step_text(step: NextStep) -> str:
 
 def _effects(a: Analysis) -> list[Section]:
     blocked = a.blocks is not None
-    e = a.blocks.effects if a.blocks is not None else a.effects
+    e = a.tested_effects
     if not len(e):
         return []
-    verdict = {v.factor: v.kind for v in a.verdicts}
+    verdict = {v.factor: v.kind + (" (unadj.)" if v.unadjusted_only else "") for v in a.verdicts}
     table = pd.DataFrame(
         {
             "factor": [_labelled(f, al) for f, al in zip(e["factor"], _aliases_of(a), strict=True)],
@@ -85,7 +85,8 @@ def _effects(a: Analysis) -> list[Section]:
     if "ratio" in e:
         table.insert(3, "ratio high/low", [f"{r:.3g}" for r in e["ratio"]])
     blocks = ", blocks in the model" if blocked else ""
-    title = f"Effects (high − low in {a.response}, averaged over the other factors{blocks})"
+    title = (f"Effects (from each factor's baseline to its other level, in {a.response}, "
+             f"averaged over the other factors{blocks})")  # fmt: skip
     return [Section("effects", title, table)]
 
 
@@ -102,9 +103,12 @@ def _levels(a: Analysis) -> list[Section]:
             f"{a.confidence}% CI": fmt_cis(means.loc[[g.level for g in v.groups]], digits=4),
             "group": [g.letters for g in v.groups],
         })  # fmt: skip
+        if a.blocks is not None:  # the means' intervals are the plain fit's: not shown here
+            table = table.drop(columns=f"{a.confidence}% CI")
         order = "best first" if a.fit.goal is not None else "highest first"
+        blocks = ", blocks in the model" if a.blocks is not None else ""
         title = (f"Levels of {v.factor} ({order}; levels that share a letter are not told "
-                 "apart by Tukey's test)")  # fmt: skip
+                 f"apart by Tukey's test{blocks})")  # fmt: skip
         out.append(Section(f"levels_{v.factor}", title, table))
     return out
 
@@ -118,8 +122,9 @@ def _coefficients(a: Analysis) -> list[Section]:
             f"{a.confidence}% CI": fmt_cis(c),
         }
     )  # fmt: skip
+    plain = "; without the blocks" if a.blocks is not None else ""
     title = (f"Coefficients ({a.confidence}% CI; p adjusted: {a.options.adjust}; means are "
-             "not tested)")  # fmt: skip
+             f"not tested{plain})")  # fmt: skip
     return [Section("coefficients", title, table)]
 
 
@@ -162,12 +167,13 @@ def _means(a: Analysis) -> list[Section]:
             "observed mean": m["observed_mean"].map(fmt_g),
         }
     )  # fmt: skip
-    title = f"Estimated marginal means ({a.confidence}% CI) and observed means"
+    plain = "; without the blocks" if a.blocks is not None else ""
+    title = f"Estimated marginal means ({a.confidence}% CI{plain}) and observed means"
     return [Section("marginal_means", title, table)]
 
 
 def _pairwise(a: Analysis) -> list[Section]:
-    pw = a.pairwise
+    pw = a.tested_pairwise
     if not len(pw):
         return []
     table = pd.DataFrame(
@@ -179,7 +185,9 @@ def _pairwise(a: Analysis) -> list[Section]:
             "told apart": pw["clear"].map(lambda v: "yes" if v else ""),
         }
     )  # fmt: skip
-    title = f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% family-wise)"
+    blocks = "; blocks in the model" if a.blocks is not None else ""
+    title = (f"Pairwise differences of marginal means (Tukey HSD, {a.confidence}% "
+             f"family-wise{blocks})")  # fmt: skip
     return [Section("pairwise", title, table)]
 
 
@@ -207,15 +215,27 @@ def _screening(a: Analysis) -> list[Section]:
 def _cells(a: Analysis) -> list[Section]:
     if a.fit.replicates_max <= 1:
         return []
-    cells, names = a.cells, [f.name for f in a.factors]
+    cells = a.cells
     table = pd.DataFrame(
         {
-            "cell": [" ".join(str(r[n]) for n in names) for _, r in cells.iterrows()],
+            "cell": [_cell_label(a, r) for _, r in cells.iterrows()],
             "n": cells["n"].map(str), "mean": cells["mean"].map(fmt_g),
             "sd": cells["sd"].map(fmt_g),
         }
     )  # fmt: skip
     return [Section("cells", "Seed-to-seed spread per cell", table)]
+
+
+def _cell_label(a: Analysis, row: pd.Series) -> str:
+    """A cell as progress lines name it: ``+batch_norm -dropout activation=elu``."""
+    parts = []
+    for f in a.factors:
+        level = str(row[f.name])
+        if f.kind == "bool":
+            parts.append(("+" if level == "true" else "-") + f.name)
+        else:
+            parts.append(f"{f.name}={level}")
+    return " ".join(parts)
 
 
 def _importance(a: Analysis) -> list[Section]:
@@ -381,9 +401,14 @@ def design_lines(a: Analysis) -> list[str]:
 
 def _fit_lines(a: Analysis) -> list[str]:
     f = a.fit
-    return [
+    lines = [
         f"R² = {fmt_g(f.r2) or 'undefined'}, adjusted R² = {fmt_g(f.adj_r2) or 'undefined'}, "
         f"predicted R² (PRESS) = {fmt_g(f.pred_r2) or 'undefined'}",
         f"residual SD = {fmt_g(f.resid_sd) or 'undefined'} on {f.df_resid} df; "
         f"{f.n_params} coefficients from {f.n_used} trials",
     ]
+    if a.blocks is not None:
+        b = a.blocks
+        lines.append(f"these are the fit without the blocks; with them the residual SD is "
+                     f"{fmt_g(b.resid_sd)} on {b.df_resid} df")  # fmt: skip
+    return lines

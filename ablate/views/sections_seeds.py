@@ -43,13 +43,19 @@ def equivalence(a: Analysis) -> list[Section]:
             f"{level}% CI": [f"[{_short(lo)}, {_short(hi)}]" for lo, hi in
                              zip(eq["ci_tost_low"], eq["ci_tost_high"], strict=True)],
             "p TOST": eq["p_tost"].map(fmt_p),
-            "verdict": eq["verdict"].str.replace(f" ±{margin:g}", "", regex=False),
+            "verdict": eq["verdict"].map(_short_verdict),
             "reps needed": eq["replicates_to_decide"].map(_count),
         }
     )  # fmt: skip
-    title = (f"Equivalence within ±{margin:g} (two one-sided tests at α = {a.options.alpha:g}: "
-             f"equivalent when the {level}% CI is inside)")  # fmt: skip
+    title = (f"Equivalence within ±{margin:g} (two one-sided tests at α = {a.options.alpha:g}, "
+             f"each on its own: equivalent when the {level}% CI is inside)")  # fmt: skip
     return [Section("equivalence", title, table)]
+
+
+def _short_verdict(verdict: str) -> str:
+    """A TOST verdict without the margin, which the table's title gives."""
+    head = verdict.partition(" within ±")[0]
+    return head.rstrip(",") + (" (smaller than the margin)" if head.endswith(",") else "")
 
 
 def _short(value: float) -> str:

@@ -20,8 +20,10 @@ WIDTH = 7.0  # inches: a full-width figure in a paper
 SIGNIFICANT = "#b2182b"
 PLAIN = "#2166ac"
 MUTED = "#8c8c8c"
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+#: Colours of levels: matplotlib's tab10 without its red, which every chart keeps for "active"
+#: (a level drawn red would read as a finding).
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+         "#bcbd22", "#7f7f7f", "#393b79")  # fmt: skip
 
 
 def level_colors(factor: FactorInfo) -> dict[str, str]:
@@ -72,21 +74,37 @@ def place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> li
     frame = ax.get_window_extent(renderer)
     placed: list[Any] = []
     texts = []
+    page = fig.bbox
     for i in np.argsort(-y, kind="stable"):
+        best: tuple[float, Any, Any] | None = None
         for dx, dy, ha, va in _PLACES:
             leader = {"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if dy else None
             text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
                                fontsize="x-small", ha=ha, va=va, arrowprops=leader)  # fmt: skip
             text.set_in_layout(False)  # the axes stay where they were measured
             box = text.get_window_extent(renderer).expanded(1.05, 1.15)
-            clashes = (
-                any(box.overlaps(b) for b in placed)
-                or any(box.contains(px, py) for j, (px, py) in enumerate(dots) if j != i)
-                or not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1))
-            )
-            if not clashes or (dx, dy) == _PLACES[-1][:2]:
-                placed.append(box)
-                texts.append(text)
+            cost = _clashes(box, placed, dots, i, frame, page)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost == 0:
                 break
-            text.remove()
+        assert best is not None
+        placed.append(best[2])
+        texts.append(best[1])
     return texts
+
+
+def _clashes(box: Any, placed: list[Any], dots: list[Any], me: int, frame: Any, page: Any) -> float:
+    """How bad a label's place is: 0 when it covers no point and no label and stays inside the
+    axes; leaving the figure, where it would be cut off, is worst."""
+    cost = float(sum(box.overlaps(b) for b in placed))
+    cost += sum(box.contains(px, py) for j, (px, py) in enumerate(dots) if j != me)
+    if not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)):
+        cost += 0.5
+    if not (page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)):
+        cost += 100
+    return cost

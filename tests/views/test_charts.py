@@ -106,7 +106,7 @@ def test_pareto_and_half_normal(analysis: Analysis) -> None:
     assert ax.lines[-1].get_xdata()[0] == pytest.approx(analysis.pareto_critical)
     assert "|t|" in ax.get_xlabel()
     ticks = [t.get_text() for t in ax.get_yticklabels()]
-    assert "act[selu − mean(elu, relu)]" in ticks and "act[relu − elu]" in ticks
+    assert "act: selu vs elu, relu" in ticks and "act: relu vs elu" in ticks
     # a two-level factor's bar is its effects-table t, so bar and verdict agree
     bn = analysis.effects.set_index("factor").loc["bn", "t"]
     assert min(abs(abs(bn) - w) for w in widths) < 1e-9
