@@ -26,3 +26,24 @@ class AblateError(Exception):
 
 class StudyFileError(AblateError):
     """A study file that cannot be parsed or does not follow the schema."""
+
+
+def disk_full(err: BaseException) -> AblateError | None:
+    """The error to report for a full disk (``err`` is, or wraps, ENOSPC): free some space and
+    run the same command again; None for any other error."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "errno", None) == errno.ENOSPC or "No space left" in str(current):
+            where = getattr(current, "filename", None)
+            place = f" holding {where}" if where else ""
+            return AblateError(
+                f"the disk{place} is full (no space left on the device). Free some space and "
+                "run the same command again: every trial finished before is safe in storage, "
+                "and the run carries on where it stopped."
+            )
+        current = current.__cause__ or current.__context__
+    return None

@@ -8,6 +8,7 @@ complete; the folder is synced so that the rename itself survives a power cut.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -33,10 +34,12 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        cure = ("the disk is full: free some space" if err.errno == errno.ENOSPC
+                else "fix the folder or its permissions")  # fmt: skip
         raise AblateError(
             f"could not write {path} ({err.strerror or err}); the previous version of the file, "
-            "if any, is intact, and every finished trial is kept in the study's storage. Free "
-            f"some space or fix the folder's permissions, then run `ablate export {path.parent}`."
+            "if any, is intact, and every finished trial is kept in the study's storage: "
+            f"{cure}, then run the same command again."
         ) from None
 
 

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from ablate.cli.parser import build_parser
-from ablate.errors import AblateError
+from ablate.errors import AblateError, disk_full
 from ablate.secrets import scrub
 
 __all__ = ["build_parser", "main"]
@@ -37,13 +37,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ablate analyze ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141  # as a shell reports a process ended by SIGPIPE
-    except Exception:  # a bug: show where, but never a storage password
-        print(
-            "ablate: unexpected error (a bug in ablate; please report it with this output):\n"
-            + scrub(traceback.format_exc()),
-            file=sys.stderr,
-        )
+    except Exception as err:  # a full disk is the user's to fix; anything else is a bug
+        full = disk_full(err)
+        if full is not None:
+            _print_error(full)
+            return full.exit_code
+        _report_bug()
         return 1
+
+
+def _report_bug() -> None:
+    """A bug: show where, but never a storage password."""
+    print(
+        "ablate: unexpected error (a bug in ablate; please report it with this output):\n"
+        + scrub(traceback.format_exc()),
+        file=sys.stderr,
+    )
 
 
 def _print_error(err: AblateError) -> None:

@@ -10,7 +10,6 @@ trial back to the queue (:mod:`~ablate.execution.signals`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import multiprocessing.connection
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.data import load_dataset
-from ablate.errors import AblateError
+from ablate.errors import AblateError, disk_full
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event
 from ablate.execution.signals import EXIT_INTERRUPTED, StopRequests, die_with_parent
@@ -93,9 +92,9 @@ def worker_main(
 def _unexpected(err: Exception, name: str, logs: Path, report: Reporter) -> int:
     """Report an error the worker did not expect; a full disk is the user's to fix (its
     message says how), anything else a bug, with its traceback in the worker's log."""
-    full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
-    if full:
-        report(Event("fatal", name, message=disk_full(err)))
+    full = disk_full(err)
+    if full is not None:  # the log file would not take a traceback anyway
+        report(Event("fatal", name, message=str(full)))
         return EXIT_USER_ERROR
     with contextlib.suppress(OSError):
         sys.stderr.write(traceback.format_exc())  # into the worker's log file
@@ -104,15 +103,6 @@ def _unexpected(err: Exception, name: str, logs: Path, report: Reporter) -> int:
                  f"({type(err).__name__}: {first}); its traceback is in "
                  f"{logs / (name + '.log')}"))  # fmt: skip
     return EXIT_BUG
-
-
-def disk_full(err: BaseException) -> str:
-    """What to do about a full disk: free space, run the same command again."""
-    where = getattr(err, "filename", None)
-    place = f" holding {where}" if where else ""
-    return (f"the disk{place} is full (No space left on device). Free some space and run the "
-            "same command again: every trial finished before is safe in storage, and the run "
-            "carries on where it stopped.")  # fmt: skip
 
 
 class Pulse:

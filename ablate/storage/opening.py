@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, disk_full
 from ablate.secrets import first_line, mask_url
 from ablate.storage.base import JOURNAL_FILE, TrialStore
 from ablate.storage.journal_file import JournalFile, cut_incomplete_record
@@ -147,9 +147,12 @@ def _open_journal(results_dir: Path) -> Storage:
             "was cut short (a crash or a full disk while writing), repairs it."
         ) from None
     except OSError as err:
+        full = disk_full(err)
+        if full is not None:
+            raise full from None
         raise AblateError(
             f"cannot open the study's journal in {results_dir} ({err.strerror or err}); check "
-            "that the folder exists, is writable and that the disk is not full."
+            "that the folder exists and is writable."
         ) from None
 
 
