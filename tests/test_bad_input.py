@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,34 @@ def test_only_the_handlers_of_unexpected_exceptions_exit_1() -> None:
     from ablate.errors import AblateError, StudyFileError
 
     assert AblateError.exit_code == StudyFileError.exit_code == 2
+
+
+def test_no_error_raised_outside_the_cli_names_a_flag() -> None:
+    """The library speaks Python: a message of an error raised outside cli/ names an option
+    with ablate.errors.option (``margin=D`` for the API, ``--margin D`` on the command line),
+    never as a flag in its text."""
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    errors = {"AblateError", "StudyFileError"}
+    found = []
+    for path in (ROOT / "ablate").rglob("*.py"):
+        if "cli" in path.relative_to(ROOT / "ablate").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            func = node.func if isinstance(node, ast.Call) else None
+            name = getattr(func, "id", None) or getattr(func, "attr", None)
+            if name not in errors:
+                continue
+            calls = [c for c in ast.walk(node) if isinstance(c, ast.Call)]
+            spelled = {
+                id(a) for c in calls if getattr(c.func, "id", "") == "option" for a in c.args
+            }
+            for part in ast.walk(node):
+                text = part.value if isinstance(part, ast.Constant) else None
+                if isinstance(text, str) and flag.search(text) and id(part) not in spelled:
+                    found.append(f"{path.relative_to(ROOT)}:{part.lineno}: {text}")
+    assert not found, "\n".join(found)
+    from ablate.errors import AblateError, option
+
+    err = AblateError(f"{option('margin', 'D')} tests it; {option('repair', 'True')}")
+    assert str(err) == "margin=D tests it; repair=True"
+    assert err.render(flags=True) == "--margin D tests it; --repair"

@@ -57,7 +57,7 @@ def _report_bug() -> None:
 
 def _print_error(err: AblateError) -> None:
     """The message as one paragraph, then its detail (the user's own traceback) as it is."""
-    message = " ".join(str(err).splitlines())  # one paragraph, whatever went into it
+    message = " ".join(err.render(flags=True).splitlines())  # one paragraph
     print(f"ablate: error: {scrub(message)}", file=sys.stderr)
     if err.detail:
         print(scrub(err.detail), file=sys.stderr)

@@ -210,10 +210,11 @@ def status(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    from ablate.errors import render_options
     from ablate.results.doctor import describe, diagnose
 
     findings = diagnose(Path(args.results), storage_url(args), repair=args.repair)
-    print(describe(findings, args.repair))
+    print(render_options(describe(findings, args.repair), flags=True))
     problems = [f for f in findings if f.severity == "problem"]
     if problems:
         fixable = any(f.repair for f in problems)
@@ -291,7 +292,9 @@ def plan(args: argparse.Namespace) -> int:
         study, args.effect, power=args.power, alpha=args.alpha, noise=noise, model=args.model,
         workers=lambda trials: len(plan_workers(study, workers=args.workers, remaining=trials)),
     )  # fmt: skip
-    print(render_plan(plan))
+    from ablate.errors import render_options
+
+    print(render_options(render_plan(plan), flags=True))
     return 0
 
 

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.secrets import mask_url
 from ablate.study.settings import Study
 
@@ -120,7 +120,8 @@ def sbatch_path() -> str:
     if sbatch is None:
         raise AblateError(
             "sbatch is not on this machine's PATH, so there is no SLURM cluster to submit to "
-            "here. Run this on the cluster's login node, `ablate submit --slurm --dry-run` to "
+            f"here. Run this on the cluster's login node, or `ablate submit` with "
+            f"{option('dry_run', 'True')} to "
             "see the script, or `ablate run` to train on this machine."
         )
     return sbatch

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 
 Coding = Literal["reference", "treatment", "sum", "helmert"]
 #: The codings an analysis may be asked for: reference (the default) and sum. (treatment is
@@ -138,7 +138,8 @@ def factor_infos(
             shown = ", ".join(map(str, levels)) or "none"
             raise AblateError(
                 f"factor '{name}' has {len(levels)} level ({shown}) among the usable rows, so "
-                "it has no effect to estimate; leave it out of --factors (or run the cells "
+                f"it has no effect to estimate; leave it out of {option('factors')} (or run "
+                f"the cells "
                 "that vary it)."
             )
         baseline = levels[0]
@@ -209,7 +210,7 @@ def build_matrix(
         notes.append(
             "with 0/1 (treatment-style) columns and interactions, a main-effect coefficient is a "
             "simple effect: the factor's effect with the factors it interacts with at their "
-            "baselines. The effects table averages over them instead; --coding sum makes "
+            "baselines. The effects table averages over them instead; sum coding makes "
             "main-effect coefficients averages too."
         )
     matrix = pd.DataFrame(
@@ -230,14 +231,16 @@ def _check_request(
         raise AblateError(f"unknown coding {coding!r}; choose one of {', '.join(CODINGS)}.")
     if not 1 <= interactions <= max(1, len(factors)):
         raise AblateError(
-            f"--interactions {interactions} is impossible with {len(factors)} factors; "
+            f"{option('interactions', str(interactions))} is impossible with {len(factors)} "
+            f"factors; "
             f"choose from 1 (main effects only) to {len(factors)}."
         )
     names = [f.name for f in factors]
     for term in named:
         if any(n not in names for n in term) or len(set(term)) != len(term) or len(term) < 2:
             raise AblateError(
-                f"--terms {':'.join(term)}: an interaction names two or more different factors "
+                f"{option('terms', ':'.join(term))}: an interaction names two or more "
+                f"different factors "
                 f"of the analysis ({', '.join(names)}), joined by ':'."
             )
 

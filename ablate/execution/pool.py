@@ -229,7 +229,8 @@ class ThrottledExport:
             export_queue(self._study, self._queue, self._directory)
         except AblateError as err:
             if not self._failing:
-                self._progress.note(f"{err} (the run goes on; results are safe in storage)")
+                message = err.render(flags=True)
+                self._progress.note(f"{message} (the run goes on; results are safe in storage)")
             self._failing = True
         else:
             self._failing = False

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ablate.data import Dataset, check_dataset, read_dataset
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
 from ablate.targets import check_keywords, user_code_error
@@ -82,7 +82,7 @@ def check_trainer(study: Study) -> Checked:
             origin=lambda n: " (a factor)" if n in factors else " (in trainer.options)",
         )  # fmt: skip
     except AblateError as err:
-        raise AblateError(f"{study.source or study.name}: trainer: {err}", err.detail) from None
+        raise AblateError(f"{study.source or study.name}: trainer: {err.raw}", err.detail) from None
     responses = ", ".join(r.name for r in study.responses)
     return Checked("the data your training function loads", study.task_spec.baselines(),
                    f"{target} (your training function, returning {responses})")  # fmt: skip
@@ -109,7 +109,7 @@ def check_data(study: Study) -> Dataset:
         study.task_spec.check_data(data)
         study.model.spec.check_inputs(data)
     except AblateError as err:
-        raise AblateError(f"{study.source or study.name}: data: {err}", err.detail) from None
+        raise AblateError(f"{study.source or study.name}: data: {err.raw}", err.detail) from None
     return data
 
 
@@ -124,7 +124,7 @@ def check_model(study: Study, data: Dataset) -> str:
         spec.check_callable(options, study.factor_names)
     except AblateError as err:
         raise AblateError(
-            f"{study.source or study.name}: model.builder: {err}", err.detail
+            f"{study.source or study.name}: model.builder: {err.raw}", err.detail
         ) from None
     return probe_model(study, data)
 
@@ -165,7 +165,7 @@ def probe_model(study: Study, data: Dataset) -> str:
     try:
         model = build_model(study, first, data)
     except AblateError as err:
-        raise AblateError(f"{where}: {builder}, building {cell}: {err}", err.detail) from None
+        raise AblateError(f"{where}: {builder}, building {cell}: {err.raw}", err.detail) from None
     except Exception as err:
         raise _model_error(f"{where}: {builder}, building {cell} for inputs of shape "
                            f"{data.input_shape},", err, spec.is_users) from None  # fmt: skip
@@ -242,7 +242,8 @@ def _model_in_child(study: Study, data: Dataset) -> str:
     raise AblateError(
         f"{study.source or study.name}: building the first cell's model (in a process of its "
         f"own) crashed with {how}, which points at native code in the model builder or the "
-        "machine running out of memory; run `ablate run STUDY --dry-run` to see it happen in "
+        f"machine running out of memory; run `ablate run STUDY` with {option('dry_run', 'True')} "
+        "to see it happen in "
         "the foreground."
     )
 

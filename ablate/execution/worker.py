@@ -77,7 +77,7 @@ def worker_main(
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except AblateError as err:
-        report(Event("fatal", slot.name, message=str(err)))
+        report(Event("fatal", slot.name, message=err.raw))
         code = EXIT_USER_ERROR
     except Exception as err:
         code = _unexpected(err, slot.name, logs, report)
@@ -94,7 +94,7 @@ def _unexpected(err: Exception, name: str, logs: Path, report: Reporter) -> int:
     message says how), anything else a bug, with its traceback in the worker's log."""
     full = disk_full(err)
     if full is not None:  # the log file would not take a traceback anyway
-        report(Event("fatal", name, message=str(full)))
+        report(Event("fatal", name, message=full.raw))
         return EXIT_USER_ERROR
     with contextlib.suppress(OSError):
         sys.stderr.write(traceback.format_exc())  # into the worker's log file
@@ -275,7 +275,7 @@ class _Trainer:
             spool = self.study.results_dir / SPOOL_DIR
             kept = spool_result(spool, self.queue, claim, result, self.identity)
             raise AblateError(
-                f"{err} The result of {spec.cell.label} r{spec.replicate}, which finished "
+                f"{err.raw} The result of {spec.cell.label} r{spec.replicate}, which finished "
                 f"meanwhile, is kept in {kept}; the next `ablate run` records it."
             ) from None
         message = "" if recorded else "another worker had taken it over; result discarded"

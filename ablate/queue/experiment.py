@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.study.settings import Study
 from ablate.tasks import goal_of
 
@@ -33,7 +33,8 @@ def open_study(study: Study, storage: Storage, *, create: bool) -> int:
         if not create:
             raise AblateError(
                 f"the storage has no study named '{name}'. Start it first with "
-                f"`ablate run STUDY.yaml --storage URL` on one machine, then join it."
+                f"`ablate run STUDY.yaml` with {option('storage_url', 'URL', '--storage')} on one "
+                "machine, then join it."
             )
         response = study.analysis.response
         study_id = storage.create_study(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.queue.claims import TrialQueue, opened_queue
 from ablate.queue.experiment import SCHEMA_VERSION
 from ablate.queue.spool import import_spool
@@ -79,8 +79,9 @@ def _schema(directory: Path) -> Finding:
 def _journal(path: Path, repair: bool) -> Finding:
     """Every journal line must be one complete JSON record; a cut-off last one can go."""
     if not path.exists():
+        where = option("storage_url", "URL", "--storage")
         return Finding("problem", f"{path} does not exist: this study's storage is elsewhere "
-                       "(pass --storage URL) or was deleted")  # fmt: skip
+                       f"(pass {where}) or was deleted")  # fmt: skip
     data = path.read_bytes()
     good_end = 0  # byte offset just after the last complete, valid record
     bad_line = None
@@ -229,6 +230,6 @@ def describe(findings: list[Finding], repair: bool) -> str:
     for f in findings:
         line = f"{marks[f.severity]}  {f.text}"
         if f.severity == "problem" and f.repair and not repair:
-            line += f" [--repair: {f.repair}]"
+            line += f" [{option('repair', 'True')}: {f.repair}]"
         lines.append(line)
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.execution.runner import RunSummary
 from ablate.stats.precision import halfwidths, replicates_for
 from ablate.stats.result import Analysis
@@ -62,7 +62,8 @@ def run_until(
     half-width is at most ``target`` or ``most`` replicates are reached."""
     if most < study.replicates:
         raise AblateError(
-            f"--max-replicates {most} is below the study's {study.replicates} replicates; raise "
+            f"{option('max_replicates', str(most))} is below the study's {study.replicates} "
+            "replicates; raise "
             "it, or lower the study's replicates."
         )
     r, rounds = study.replicates, []
@@ -75,7 +76,8 @@ def run_until(
         a = analyse(summary.directory)
         widths = halfwidths(a)
         if not len(widths):
-            raise AblateError("--until-halfwidth needs an effect with an interval: a two-level "
+            raise AblateError(f"{option('until_halfwidth')} needs an effect with an interval: "
+                              f"a two-level "
                               "factor or a factor whose levels are compared pairwise.")  # fmt: skip
         widest = widths.loc[widths["halfwidth"].fillna(math.inf).idxmax()]
         rounds.append(Round(r, summary.complete, str(widest["term"]), float(widest["halfwidth"]),
@@ -118,5 +120,6 @@ def _short(widths: pd.DataFrame, a: Analysis, target: float, most: int) -> str:
     wide = widths[~(widths["halfwidth"] <= target)]
     names = ", ".join(f"{t} ±{w:.3g}" for t, w in zip(wide["term"], wide["halfwidth"],
                                                         strict=True))  # fmt: skip
-    return (f"target not met: --max-replicates {most} reached with {len(wide)} interval(s) "
-            f"wider than ±{target:g} ({names}); raise --max-replicates or the target.")  # fmt: skip
+    return (f"target not met: {option('max_replicates', str(most))} reached with {len(wide)} "
+            f"interval(s) wider than ±{target:g} ({names}); raise "
+            f"{option('max_replicates')} or the target.")  # fmt: skip

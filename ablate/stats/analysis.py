@@ -37,7 +37,7 @@ from ablate.designs.matrix import (
     factor_infos,
     reference_grid,
 )
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.results import Results
 from ablate.stats import anova, equivalence, estimates, fit, learned, needs, rows, screening
 from ablate.stats.blocks import fit_blocks
@@ -104,11 +104,12 @@ def _learned_only(
     keep = verdicts.table["learned"].to_numpy(dtype=bool)
     if not keep.any():
         raise AblateError(
-            "--exclude-unlearned leaves nothing: no trial learned (none beats the trivial "
+            f"{option('exclude_unlearned')} leaves nothing: no trial learned (none beats the "
+            f"trivial "
             "baseline by the test above). Drop the option to compare the failed models."
         )
     excluded["did not learn"] = int((~keep).sum())
-    notes.append(f"left out: {int((~keep).sum())} trials that did not learn (--exclude-unlearned).")
+    notes.append(f"left out, as asked: {int((~keep).sum())} trials that did not learn.")
     return frame[keep], y[keep]
 
 
@@ -173,8 +174,9 @@ def _transformed(
         return y_raw.to_numpy(dtype=float), response
     if (y_raw <= 0).any():
         raise AblateError(
-            f"--log needs a positive response, but {response} has {(y_raw <= 0).sum()} "
-            "values at or below zero; drop --log or choose another response."
+            f"{option('log')} needs a positive response, but {response} has "
+            f"{(y_raw <= 0).sum()} values at or below zero; drop {option('log')} or choose "
+            "another response."
         )
     notes.append(
         f"the response is log({response}): effects are differences of logs, and "
@@ -295,7 +297,8 @@ def _not_estimable(
     what = found.text if found is not None else "some of its columns are combinations of others"
     return (
         f"the model cannot be fitted: {few}{what} in these runs ({runs}), so the data cannot "
-        "tell them apart. Fit one term of each alias chain (lower --interactions, and name the "
-        "interactions you want with --terms a:b), analyse fewer factors, or run the runs that "
+        f"tell them apart. Fit one term of each alias chain (lower {option('interactions')}, and "
+        f"name the interactions you want with {option('terms', 'a:b')}), analyse fewer factors, "
+        "or run the runs that "
         "separate them (a fold-over, more runs of the design, the missing cells)."
     )

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.designs.matrix import FactorInfo, ModelMatrix, reference_grid
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.stats import estimates
 from ablate.stats.options import Options
 
@@ -54,20 +54,23 @@ class Blocks:
 def check_block(frame: pd.DataFrame, column: str, factors: tuple[FactorInfo, ...]) -> None:
     """A block must be a column, not a factor, with two or more values."""
     if column in {f.name for f in factors}:
-        raise AblateError(f"--block {column} is a factor of the analysis; a block is not.")
+        raise AblateError(f"{option('block', column)} is a factor of the analysis; a block is not.")
     if column not in frame.columns:
         raise AblateError(
-            f"--block {column}: the table has no such column; a results folder's replicates are "
+            f"{option('block', column)}: the table has no such column; a results folder's "
+            f"replicates are "
             f"in 'replicate' (its columns: {', '.join(map(str, frame.columns))})."
         )
     if frame[column].isna().any():
         raise AblateError(
-            f"--block {column}: {int(frame[column].isna().sum())} trials used have no {column}; "
+            f"{option('block', column)}: {int(frame[column].isna().sum())} trials used have "
+            f"no {column}; "
             "fill it in, or block on another column."
         )
     if frame[column].nunique(dropna=True) < 2:
         raise AblateError(
-            f"--block {column}: every trial used has the same {column}, so there is no block "
+            f"{option('block', column)}: every trial used has the same {column}, so there is "
+            f"no block "
             "to fit; blocks need two or more replicates."
         )
 

@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ablate.designs.matrix import FactorInfo, ModelMatrix
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.stats.estimates import leverage as leverage_of
 from ablate.stats.options import Options
 from ablate.stats.result import FitSummary, Goal
@@ -53,8 +53,8 @@ def ols(
     if robust and np.any(leverage > 1 - 1e-10):
         raise AblateError(
             "HC3 robust errors are undefined here: some trials have leverage 1 (a cell with a "
-            "single trial that only its own coefficient fits). Drop --robust, lower "
-            "--interactions, or add replicates."
+            f"single trial that only its own coefficient fits). Drop {option('robust')}, lower "
+            f"{option('interactions')}, or add replicates."
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # small-sample and saturated-fit warnings: handled here

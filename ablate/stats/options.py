@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ablate.designs.matrix import CODINGS, Coding
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 
 ADJUSTMENTS = ("holm", "fdr_bh", "none")
 
@@ -41,21 +41,23 @@ def merge(options: Options | None, overrides: dict[str, Any]) -> Options:
 
 def check_options(opts: Options) -> None:
     if opts.coding not in CODINGS:
-        raise AblateError(f"--coding must be one of {', '.join(CODINGS)}, not {opts.coding!r}.")
+        raise AblateError(f"{option('coding')} must be one of {', '.join(CODINGS)}, not "
+                          f"{opts.coding!r}.")  # fmt: skip
     if opts.adjust not in ADJUSTMENTS:
-        raise AblateError(f"--adjust must be one of {', '.join(ADJUSTMENTS)}.")
+        raise AblateError(f"{option('adjust')} must be one of {', '.join(ADJUSTMENTS)}.")
     if opts.robust not in (None, "hc3"):
-        raise AblateError("--robust takes hc3 (heteroscedasticity-consistent errors).")
+        raise AblateError(f"{option('robust')} takes hc3 (heteroscedasticity-consistent errors).")
     if opts.anova_type not in (2, 3):
-        raise AblateError("--anova-type must be 2 or 3.")
+        raise AblateError(f"{option('anova_type')} must be 2 or 3.")
     if opts.anova_type == 3 and opts.coding != "sum":
         raise AblateError(
             "Type III sums of squares are only meaningful with sum (effect) coding; add "
-            "--coding sum, or use the default Type II."
+            f"{option('coding', 'sum')}, or use the default Type II."
         )
     if not 0 < opts.alpha < 1:
         raise AblateError("alpha must lie between 0 and 1.")
     if opts.margin is not None and not (0 < opts.margin < float("inf")):
         raise AblateError(
-            f"--margin must be a positive number in the response's units, not {opts.margin}."
+            f"{option('margin')} must be a positive number in the response's units, not "
+            f"{opts.margin}."
         )

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ablate.designs.build import infos_of
 from ablate.designs.matrix import build_matrix, reference_grid
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.results import load_results
 from ablate.stats.analysis import analyze
 from ablate.study.runs import design_runs
@@ -113,7 +113,7 @@ def plan_replicates(
     built = design_runs(study)
     model = model or built.model
     if model not in DESIGN_MODELS:
-        raise AblateError(f"--model must be one of {', '.join(DESIGN_MODELS)}.")
+        raise AblateError(f"{option('model')} must be one of {', '.join(DESIGN_MODELS)}.")
     table, runs, p = contrast_variances(study, built.runs, model)
     weakest = int(table["v"].idxmax())  # the largest variance has the least power
 
@@ -147,11 +147,13 @@ def plan_replicates(
 
 def _check_request(effect: float, power: float, alpha: float, noise: Noise) -> None:
     if not effect > 0:
-        raise AblateError("--effect must be a positive difference in the response's units.")
+        raise AblateError(f"{option('effect')} must be a positive difference in the response's "
+                          "units.")  # fmt: skip
     if not 0 < power < 1 or not 0 < alpha < 1:
-        raise AblateError("--power and --alpha must lie between 0 and 1.")
+        raise AblateError(f"{option('power')} and {option('alpha')} must lie between 0 and 1.")
     if not noise.sd > 0:
-        raise AblateError("the noise SD must be positive (--sd, or a pilot with some spread).")
+        raise AblateError(f"the noise SD must be positive ({option('sd')}, or a pilot with some "
+                          "spread).")  # fmt: skip
 
 
 def contrast_variances(
@@ -169,7 +171,8 @@ def contrast_variances(
     if np.linalg.matrix_rank(X) < p:
         raise AblateError(
             f"the design's {n_runs} runs cannot estimate the {model} model ({p} coefficients); "
-            "plan for the main-effects model (--model main) or a design with more runs."
+            f"plan for the main-effects model ({option('model', 'main')}) or a design with "
+            f"more runs."
         )
     inverse = np.linalg.inv(X.T @ X)
     grid = reference_grid(infos)
@@ -215,7 +218,7 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
     else:
         raise AblateError(
             f"{path} gives no estimate of the noise: it has no replicates and its main-effects "
-            "fit is saturated. Run the pilot with replicates: 2, or give --sd."
+            f"fit is saturated. Run the pilot with replicates: 2, or give {option('sd')}."
         )
     trials = pilot.trials
     seconds = None
@@ -253,7 +256,7 @@ def _dominant_run(cells: pd.DataFrame, names: list[str], pure: pd.Series) -> str
     return (
         f"one run ({run}) holds {100 * share:.0f}% of the pure error (its trials' SD is "
         f"{repeated.loc[top, 'sd']:.4g}); look at its trials before trusting σ: without it, "
-        f"σ = {rest:.4g} (pass --sd {rest:.4g} if that run is a fluke)"
+        f"σ = {rest:.4g} (pass {option('sd', f'{rest:.4g}')} if that run is a fluke)"
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.results import Results
 from ablate.stats.options import Options
 from ablate.study.reading import RESERVED_NAMES, reserved_message
@@ -27,8 +27,9 @@ def inputs(
     else:
         if not opts.factors:
             raise AblateError(
-                f"{results.source} is a bare table: name its factor columns with --factors "
-                "a,b,c (and the response with --response COLUMN)."
+                f"{results.source} is a bare table: name its factor columns with "
+                f"{option('factors', 'a,b,c')} (and the response with "
+                f"{option('response', 'COLUMN')})."
             )
         names, response, declared, baselines = list(opts.factors), opts.response, {}, {}
         response = response or "test_loss"
@@ -40,14 +41,17 @@ def inputs(
             f"are {', '.join(map(str, frame.columns))}."
         )
     if len(set(names)) != len(names):
-        raise AblateError("a factor is named twice in --factors.")
+        raise AblateError(f"a factor is named twice in {option('factors')}.")
     clash = [n for n in names if n in RESERVED_NAMES]
     if clash:
-        raise AblateError(f"--factors: {reserved_message('column', clash[0])} (rename the "
+        raise AblateError(f"{option('factors')}: {reserved_message('column', clash[0])} "
+                          f"(rename the "
                           "column in the table).")  # fmt: skip
     unknown = [b for b in baselines if b not in names]
     if unknown:
-        raise AblateError(f"--baseline names {', '.join(unknown)}, which is not a factor here.")
+        raise AblateError(f"{option('baselines')} names {', '.join(unknown)}, which is not a "
+                          f"factor "
+                          "here.")  # fmt: skip
     return frame, names, response, declared, baselines
 
 
@@ -116,7 +120,7 @@ def numeric_response(frame: pd.DataFrame, response: str) -> pd.Series:
     if column.dtype == bool or not pd.api.types.is_numeric_dtype(column):
         raise AblateError(
             f"the response column '{response}' is not numeric (it holds {column.dtype} values); "
-            "choose a numeric column with --response, such as test_loss."
+            f"choose a numeric column with {option('response')}, such as test_loss."
         )
     return column.astype(float)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ablate.errors import AblateError, disk_full
+from ablate.errors import AblateError, disk_full, option
 from ablate.secrets import first_line, mask_url
 from ablate.storage.base import JOURNAL_FILE, TrialStore
 from ablate.storage.journal_file import JournalFile, cut_incomplete_record
@@ -143,7 +143,8 @@ def _open_journal(results_dir: Path) -> Storage:
     except (ValueError, KeyError, TypeError) as err:  # a line that is not a journal record
         raise AblateError(
             f"the study's journal {results_dir / JOURNAL_FILE} is damaged ({first_line(err)}); "
-            f"`ablate doctor {results_dir} --repair` checks it and, if only its last record "
+            f"`ablate doctor {results_dir}` with {option('repair', 'True')} checks it and, if only "
+            "its last record "
             "was cut short (a crash or a full disk while writing), repairs it."
         ) from None
     except OSError as err:
@@ -167,7 +168,8 @@ def check_storage_url(url: str, *, connect: bool = True) -> None:
     except sa.exc.ArgumentError:
         raise AblateError(
             f"the storage URL {mask_url(url)} is not a database URL; write it as {_EXAMPLE} "
-            "(or leave --storage and ABLATE_STORAGE out for a journal file in the results "
+            f"(or leave {option('storage_url', '', '--storage')} and ABLATE_STORAGE out for a "
+            "journal file in the results "
             "folder)."
         ) from None
     try:

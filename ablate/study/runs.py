@@ -21,7 +21,7 @@ def design_runs(study: Study) -> DesignRuns:
     try:
         built = build_runs(study.factors, settings, study.seed)
     except AblateError as err:
-        raise AblateError(f"{study.source or study.name}: design: {err}") from None
+        raise AblateError(f"{study.source or study.name}: design: {err.raw}") from None
     if settings.table and tuple(settings.table) != built.runs:
         raise AblateError(
             f"{study.source or study.name}: design.table lists {len(settings.table)} runs that "

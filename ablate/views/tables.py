@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, option
 from ablate.stats.result import Analysis
 from ablate.views.formats import FIRST_COLUMN_MAX, WIDTH, Section
 from ablate.views.sections import first_screen, sections
@@ -180,11 +180,13 @@ def _latex_section(s: Section) -> str:
 
 def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
     if name not in TABLES:
-        raise AblateError(f"--table must be one of {', '.join(TABLES)}.")
+        raise AblateError(f"{option('table')} must be one of {', '.join(TABLES)}.")
     table = _nested(a).get(name, getattr(a, name, None))
     if table is None:
-        why = {"lack_of_fit": " (it needs replicates)", "importance": " (--no-importance)",
-               "equivalence": " (--margin D)", "blocked_effects": " (--block COLUMN)",
+        why = {"lack_of_fit": " (it needs replicates)",
+               "importance": f" ({option('importance', 'False', '--no-importance')})",
+               "equivalence": f" ({option('margin', 'D')})",
+               "blocked_effects": f" ({option('block', 'COLUMN')})",
                "dispersion": " (it needs 3 replicates per cell)",
                "spread": " (it needs 3 replicates per cell)",
                "learned": " (the response has no trivial baseline)",

@@ -336,7 +336,7 @@ def test_every_output_format() -> None:
         (lambda f: f.iloc[::5], {"factors": FACTORS, "interactions": 2}, "too few"),
         (lambda f: f.assign(sa2=f["spatial_attention"]), {"factors": [*FACTORS, "sa2"]},
          "sa2 is aliased with spatial_attention"),
-        (lambda f: f, {}, "--factors"),
+        (lambda f: f, {}, "factors=a,b,c"),
         (lambda f: f, {"factors": FACTORS, "baselines": (("activation", "gelu"),)},
          "not one of its levels"),
     ],
@@ -408,7 +408,7 @@ def test_a_model_with_aliased_terms_is_refused_naming_the_alias() -> None:
         analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate", interactions=2)
     message = str(info.value)
     assert "B×C is aliased with A×D (B×C = A×D)" in message
-    assert "2^(4-1) fraction, resolution IV" in message and "--terms" in message
+    assert "2^(4-1) fraction, resolution IV" in message and "terms=a:b" in message
     assert "singular" not in message
     with pytest.raises(AblateError, match="C×D is aliased with A×B"):
         analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate",
