@@ -18,6 +18,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: What each benchmark script measures, by the prefix of its result files.
 SCRIPTS = {
     "analyze-large": ("analyze_large.py", "`ablate analyze` of a large table"),
+    "bootstrap-agreement": (
+        "bootstrap_agreement.py",
+        "how often the seed bootstrap disagrees with OLS, by replicates",
+    ),
+    "chaos": ("chaos.py", "a study under killed, stopped and cut-off workers"),
+    "codebase": ("codebase.py", "the code's shape: layers, cycles, sizes, mypy errors"),
+    "install-size": ("install_size.py", "the core install against the full one, on disk"),
+    "quick": ("quick.py", "the quick study of the README, run and analysed"),
     "budget": ("budget.py", "loading the full MNIST; one worker's peak memory"),
     "scale": ("scale.py", "the trial queue: claim + finish latency, storage per trial"),
     "sequential-coverage": ("sequential_coverage.py", "coverage after `--until-halfwidth`"),

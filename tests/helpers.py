@@ -65,6 +65,36 @@ def function_study_text(
                            replicates=replicates, run=run)  # fmt: skip
 
 
+COMMAND = """\
+name: {name}
+trainer:
+  command: >-
+    python {program} --mode {{mode}} --wide {{wide}} --deep {{deep}} --seed {{seed}}
+    --out {{result}} --epochs-file {{epochs_file}} --seconds {{seconds}} --marks {{marks}}
+  options: {{mode: {mode}, seconds: {seconds}, marks: "{marks}"}}
+responses:
+  score: {{goal: max, low: -1, high: 2, baseline: 0.0, baseline_what: a score of nothing}}
+  loss: min
+factors:
+  wide: [false, true]
+  deep: [false, true]
+replicates: {replicates}
+results: {results}
+run: {run}
+"""
+
+
+def command_study_text(
+    results: Path, mode: str = "ok", *, name: str = "cmd", seconds: float = 0.0,
+    replicates: int = 1, run: str = "{heartbeat_seconds: 0.5}",
+) -> str:  # fmt: skip
+    """A 4-cell study trained by tests/command_program.py run as a command (``mode`` says what
+    it does), its markers kept beside ``results``."""
+    return COMMAND.format(name=name, program=ROOT / "tests" / "command_program.py", mode=mode,
+                          seconds=seconds, marks=results.parent, results=results,
+                          replicates=replicates, run=run)  # fmt: skip
+
+
 def start_cli(*args: str, cwd: Path | None = None,
               env: dict[str, str] | None = None) -> subprocess.Popen[str]:  # fmt: skip
     """Start the real `ablate` command in a fresh process (output piped), as a user would."""

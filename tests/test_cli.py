@@ -100,14 +100,17 @@ def test_analyze_a_bare_csv_with_every_option(tmp_path: Path) -> None:
     matrix = tmp_path / "X.csv"
     proc = run_cli(
         "analyze", str(table), "--factors", "bn,act", "--response", "loss",
-        "--coding", "treatment", "--baseline", "act=relu", "--interactions", "2",
+        "--coding", "reference", "--baseline", "act=relu", "--interactions", "2",
         "--format", "markdown", "--output", str(out), "--design-matrix", str(matrix),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    assert "### Coefficients" in text and "act[elu]" in text and "act[relu]" not in text
+    # a mean per level of the first factor with more than two levels (no intercept), the
+    # interactions against the baseline level relu
+    assert "### Coefficients" in text and "mean at act=relu" in text and "bn:act[elu]" in text
+    assert "bn:act[relu]" not in text
     assert pd.read_csv(matrix).columns.tolist() == [
-        "intercept", "bn", "act[elu]", "act[selu]", "bn:act[elu]", "bn:act[selu]",
+        "bn", "act[elu]", "act[relu]", "act[selu]", "bn:act[elu]", "bn:act[selu]",
     ]  # fmt: skip
     csv = run_cli("analyze", str(table), "--factors", "bn,act", "--response", "loss",
                   "--format", "csv", "--table", "effects")  # fmt: skip

@@ -116,3 +116,42 @@ def test_the_pytorch_example_trains_with_its_own_loop_and_beats_its_baselines(
     assert "0 trials did not learn" in words and "batch_norm: true helps" in words
     epochs = pd.read_parquet(folder / "results" / "mnist-cnn" / "epochs.parquet")
     assert len(epochs) == 48 * 3 and epochs[["train_loss", "test_accuracy"]].notna().all().all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ABLATE.exists(), reason="needs the installed `ablate` command")
+def test_the_pytorch_script_runs_as_a_command_and_beats_its_baselines(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="PyTorch is not installed (.ci/run installs its CPU build)")
+    folder = _copy_example("pytorch", tmp_path)
+    run = _ablate("run", "command.yaml", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    assert "mnist-cnn-script: 16/16 complete" in run.stdout
+    results = folder / "results" / "mnist-cnn-script"
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert (trials["status"] == "complete").all() and trials["backend"].eq("command").all()
+    assert (trials["test_accuracy"] > 0.099 + 0.4).all()
+    epochs = pd.read_parquet(results / "epochs.parquet")
+    assert len(epochs) == 16 * 2 and epochs["train_loss"].notna().all()
+    analysis = _ablate("analyze", "results/mnist-cnn-script", cwd=folder)
+    words = " ".join(analysis.stdout.split())
+    assert "batch_norm: true helps" in words, analysis.stdout + analysis.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ABLATE.exists(), reason="needs the installed `ablate` command")
+def test_the_awk_program_runs_as_a_command_and_its_planted_effects_are_found(
+    tmp_path: Path,
+) -> None:
+    folder = _copy_example("command", tmp_path)
+    run = _ablate("run", "study.yaml", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    analysis = _ablate("analyze", "results/simulated", "--format", "json", cwd=folder)
+    assert analysis.returncode == 0, analysis.stderr
+    effects = {row["factor"]: row for row in json.loads(analysis.stdout)["effects"]}
+    for factor, planted in (("width", 6.0), ("warmup", 3.0), ("schedule", 0.0)):
+        row = effects[factor]
+        assert row["ci_low"] <= planted <= row["ci_high"], (factor, row)  # the truth is inside
+    text = _ablate("analyze", "results/simulated", cwd=folder).stdout
+    words = " ".join(text.split())
+    assert "width: wide helps" in words and "warmup: true helps" in words
+    assert "schedule: equivalent within ±1.5" in words

@@ -230,11 +230,46 @@ def export(args: argparse.Namespace) -> int:
     from ablate.results import export
     from ablate.study import load_study
 
+    if args.mlflow:
+        return to_mlflow(Path(args.results), args.mlflow, args.experiment)
+    if args.experiment:
+        raise AblateError("--experiment names the MLflow experiment; give --mlflow URI too.")
     study = load_study(args.results)
     directory = Path(args.results)
     with opened_queue(study, storage_url(args), create=False) as queue:
         rows = export(study, queue.records(), queue.outputs, directory)
     print(f"{directory}: exported {rows} finished trials")
+    return 0
+
+
+def to_mlflow(folder: Path, uri: str, experiment: str | None) -> int:
+    """The results folder to MLflow, with its analysis (JSON) and its report (HTML), as the
+    study file's analysis settings make them."""
+    import tempfile
+
+    from ablate.results import load_results
+    from ablate.results.mlflow_export import export_to_mlflow
+    from ablate.stats.analysis import analyze
+    from ablate.views.report import write_report
+    from ablate.views.tables import render
+
+    results = load_results(folder)
+    with tempfile.TemporaryDirectory(prefix="ablate-mlflow-") as tmp:
+        attached: list[Path] = []
+        try:
+            analysis = analyze(results)
+        except AblateError as err:  # the trials still go; the analysis cannot
+            print(f"ablate: the analysis is not attached: {err.render(flags=True)}",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            attached = [Path(tmp) / "analysis.json", write_report(results, analysis,
+                                                                  Path(tmp), ()).html]  # fmt: skip
+            attached[0].write_text(render(analysis, "json"))
+        done = export_to_mlflow(folder, uri, artifacts=attached, experiment=experiment)
+    print(f"{folder}: exported to MLflow at {done.uri}, experiment {done.experiment_id}: "
+          f"{len(done.child_run_ids)} trial runs under run {done.parent_run_id} "
+          f"({done.runs_created} created, {done.runs_updated} updated, "
+          f"{done.metrics_logged} metric values logged)")  # fmt: skip
     return 0
 
 

@@ -165,9 +165,19 @@ def _status(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(sub: argparse._SubParsersAction) -> None:
-    exp = sub.add_parser("export", help="rewrite a study's parquet files from its storage")
+    exp = sub.add_parser("export", help="rewrite a study's parquet files from its storage, or "
+                         "copy its results to MLflow (--mlflow)")  # fmt: skip
     exp.add_argument("results", help="results folder, e.g. results/quick")
     _storage_option(exp)
+    exp.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="copy the results folder to this MLflow "
+        "tracking server (http://HOST:PORT) instead: the study a run, each trial a "
+        "child run, the analysis and the report attached; again, it updates them",
+    )
+    exp.add_argument("--experiment", metavar="NAME", help="the MLflow experiment (default: "
+                     "ablate/<study name>)")  # fmt: skip
     exp.set_defaults(handler=commands.export)
 
 

@@ -23,6 +23,7 @@ from ablate.storage.opening import check_storage_url
 from ablate.study.runs import design_runs, run_count
 from ablate.study.settings import Study
 from ablate.tasks import goal_of
+from ablate.training.trainers import trainer_for
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def dry_run(
         + (f" of {study.planned_epochs} epoch(s)." if study.planned_epochs else ".")
     )
     try:
-        checked = preflight(study)
+        checked, trainer = preflight(study), trainer_for(study)
         if storage_url:
             check_storage_url(storage_url)
     except AblateError as err:
@@ -66,7 +67,7 @@ def dry_run(
     baseline = checked.baselines.get(response)
     lines = [
         head,
-        *_what_trains(study, checked.data, checked.model),
+        *trainer.describe(checked),
         f"Response {response} ({better} is better)"
         + (
             f"; a model that learned nothing scores {baseline.value:.4g} ({baseline.what})."
@@ -86,13 +87,6 @@ def _within(line: str, width: int = 100) -> str:
     lead = " " * (len(line) - len(line.lstrip()))
     return textwrap.fill(line, width, initial_indent="", subsequent_indent=lead + "  ",
                          break_on_hyphens=False, break_long_words=False)  # fmt: skip
-
-
-def _what_trains(study: Study, data: str, model: str) -> list[str]:
-    if study.trainer is not None:
-        return [f"Trained by {model}; it takes every factor."]
-    return [f"Task {study.task} with the {study.model.builder} model on {data}.",
-            f"Model: {model}, and runs forward on training examples."]  # fmt: skip
 
 
 def describe_design(study: Study) -> list[str]:

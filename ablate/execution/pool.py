@@ -65,6 +65,7 @@ class WorkerPool:
         idle = min(study.run.heartbeat_seconds, 5.0)
         self.liveness = Liveness(queue.stale_after, linger=max(3 * idle, 10.0))
         self.expired: set[str] = set()  # workers that ended themselves over a trial's limit
+        self.programs: dict[str, int] = {}  # worker -> the process group its trial's program runs
         self._next_look = 0.0  # monotonic time the queue is next looked at
 
     def start(self, slot: WorkerSlot) -> None:
@@ -140,8 +141,24 @@ class WorkerPool:
                         self.fatal = self.fatal or event.message
                     elif event.kind == "expired":
                         self.expired.add(name)
+                    elif event.kind == "process":
+                        self._program(name, event.pid)
             except (EOFError, OSError):  # the worker is gone; its exit code tells the rest
                 self.pipes.pop(name).close()
+
+    def _program(self, name: str, pid: int) -> None:
+        if pid:
+            self.programs[name] = pid
+        else:
+            self.programs.pop(name, None)
+
+    def _end_program(self, name: str) -> None:
+        """Kill the process group of the program a gone worker's trial ran, if it still runs
+        (a worker that is killed cannot end it; one that stops does, and says so)."""
+        pgid = self.programs.pop(name, None)
+        if pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
     def _watch(self, event: Event) -> None:
         if self.watch is None or self.tripped or event.status == "taken-over":
@@ -155,6 +172,7 @@ class WorkerPool:
         proc.join()
         with contextlib.suppress(KeyError):
             self.pipes.pop(name).close()
+        self._end_program(name)
         ended = self.liveness.forget(name) or name in self.expired
         self.expired.discard(name)
         if not ended and code in (0, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED):
@@ -190,11 +208,15 @@ class WorkerPool:
                 for name, proc in list(self.procs.items()):
                     if proc.exitcode is not None:
                         self.procs.pop(name).join()
+                        self._end_program(name)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             proc.kill()
             proc.join()
+            self._end_program(name)
+        for name in list(self.programs):
+            self._end_program(name)
         self.procs.clear()
         self.progress.idle()
         self.queue.recover_lost()  # trials of any worker that had to be killed

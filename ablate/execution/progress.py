@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from ablate.queue.policy import QueuePolicy
 
 EventKind = Literal[
-    "claimed", "progress", "epoch", "finished", "recovered", "note", "fatal", "beat", "expired"
+    "claimed",
+    "progress",
+    "epoch",
+    "finished",
+    "recovered",
+    "note",
+    "fatal",
+    "beat",
+    "expired",
+    "process",
 ]
 
 
@@ -44,6 +53,7 @@ class Event:
     traceback: str = ""  # and where it was raised
     key: str = ""  # the trial key: a retried trial is one trial, however many attempts
     final: bool = True  # for "finished": no further attempt will follow
+    pid: int = 0  # for "process": the process group a trial's program runs in (0: it ended)
 
 
 @dataclass
@@ -93,7 +103,7 @@ class Progress:
     # -- events -------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        if event.kind == "beat":  # a worker's pulse: nothing to show
+        if event.kind in ("beat", "process"):  # a pulse, a program's pid: nothing to show
             return
         with self._lock:
             line = self.workers.setdefault(event.worker, _WorkerLine())

@@ -37,10 +37,10 @@ def without_ablate_frames(text: str) -> str:
 
 def signature(error: str | None) -> str:
     """An error's first line with what differs between cells and runs of the same failure
-    removed (numbers such as a cell's sizes, object addresses, temporary paths), so that the
-    same failure in two cells compares equal."""
+    removed (numbers such as a cell's sizes, object addresses, paths such as a trial's own
+    folder), so that the same failure in two cells compares equal."""
     first = (error or "").strip().splitlines()[0] if (error or "").strip() else ""
-    first = re.sub(r"/tmp/[^\s'\"]+", "/tmp/?", first)
+    first = re.sub(r"(?<![\w.])/[^\s'\"()]+", "/?", first)
     return re.sub(r"0x[0-9a-fA-F]+|\d+(\.\d+)?", "#", first)
 
 

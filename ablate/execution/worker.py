@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.data import load_dataset
 from ablate.errors import AblateError, disk_full
 from ablate.execution.planning import WorkerSlot
 from ablate.execution.progress import Event
 from ablate.execution.signals import EXIT_INTERRUPTED, StopRequests, die_with_parent
+from ablate.execution.tensorboard import EventFiles
 from ablate.queue.claims import STALLED, TIMED_OUT, Claim, TrialQueue, opened_queue
 from ablate.queue.spool import spool_result
 from ablate.queue.workers import WorkerIdentity
@@ -35,10 +35,9 @@ from ablate.results.files import SPOOL_DIR
 from ablate.secrets import scrub
 from ablate.study.settings import Study
 from ablate.training import backend
-from ablate.training.fused import train_group
-from ablate.training.fusion import group_key, group_size
-from ablate.training.trial import train_trial
-from ablate.training.user import train_with_function
+from ablate.training.base import Trainer
+from ablate.training.records import EpochRecord, TrialResult
+from ablate.training.trainers import trainer_for
 
 Reporter = Callable[[Event], None]
 
@@ -136,18 +135,16 @@ def work(
     it can take over any of them whose worker dies.
     """
 
-    dataset = None  # a training function loads its own data
-    if study.trainer is None:
-        backend.import_keras()  # once per worker, so that no trial's time includes it
-        dataset = load_dataset(study.data, study.seed)  # once per worker, not per trial
+    trainer = trainer_for(study)
+    trainer.prepare()  # once per worker (Keras imported, the data loaded): no trial's time
     stops = stops or StopRequests()
-    trainer = _Trainer(study, queue, dataset, identity, report, stops)
-    size = group_size(study) if study.trainer is None else 1
+    trains = _Trains(study, trainer, queue, identity, report, stops)
+    size = trainer.group_size()
 
     def claim() -> list[Claim]:
-        stops.defer()  # a trial claimed now must reach _Trainer.run, which hands it back
+        stops.defer()  # a trial claimed now must reach _Trains.run, which hands it back
         try:
-            claims = claim_fusable(queue, identity, study, size)
+            claims = claim_fusable(queue, identity, trainer, size)
         except BaseException:
             stops.resume(act=False)
             raise
@@ -155,20 +152,21 @@ def work(
             stops.resume()
         return claims
 
-    return serve(queue, identity, report, trainer.run, idle=min(study.run.heartbeat_seconds, 5.0),
+    return serve(queue, identity, report, trains.run, idle=min(study.run.heartbeat_seconds, 5.0),
                  claim=claim)  # fmt: skip
 
 
 def claim_fusable(
-    queue: TrialQueue, identity: WorkerIdentity, study: Study, size: int
+    queue: TrialQueue, identity: WorkerIdentity, trainer: Trainer, size: int
 ) -> list[Claim]:
-    """Up to ``size`` waiting trials that may train in one program (see
-    :mod:`~ablate.training.fusion`): those that fuse with the first one claimed; the others
+    """Up to ``size`` waiting trials that the trainer may train together (equal
+    :meth:`~ablate.training.base.Trainer.group_key`: one compiled program, see
+    :mod:`~ablate.training.fusion`): those that go with the first one claimed; the others
     are handed back at once."""
     if size == 1:
         return _claim_one(queue, identity)
     claims = queue.claim_group(identity, size)
-    keys = [group_key(study, c.spec) for c in claims]
+    keys = [trainer.group_key(c.spec) for c in claims]
     for claim, key in zip(claims, keys, strict=True):
         if key != keys[0]:
             queue.release(claim)
@@ -213,12 +211,13 @@ def serve(
 
 
 @dataclass
-class _Trainer:
-    """Trains one claimed trial after another for a worker, and records each."""
+class _Trains:
+    """Has the study's trainer train one claimed trial (or group) after another for a worker,
+    with heartbeats, and records each."""
 
     study: Study
+    trainer: Trainer
     queue: TrialQueue
-    dataset: Any
     identity: WorkerIdentity
     report: Reporter
     stops: StopRequests
@@ -227,6 +226,7 @@ class _Trainer:
         """Train claimed trials -- one, or a fused group -- with heartbeats; record each."""
         name, epochs = self.identity.name, self.study.planned_epochs or 0
         beats: list[Heartbeat] = []
+        lives: list[_Live] = []
         try:
             self.stops.resume()  # a stop asked for while claiming acts here: the trials go back
             for claim in claims:
@@ -237,7 +237,8 @@ class _Trainer:
             lives = [_Live(self, c, b) for c, b in zip(claims, beats, strict=True)]
             for beat in beats:
                 beat.start()
-            results = self._train(claims, lives)
+            stopping = lambda: self.stops.requested_at is not None  # noqa: E731
+            results = self.trainer.train([c.spec for c in claims], lives, stopping)
         except BaseException:  # Ctrl-C or a stop signal: hand the trials back untouched
             with self.stops.handing_back():  # a second stop signal must wait for it
                 for beat in beats:
@@ -245,29 +246,16 @@ class _Trainer:
                 for claim in claims:
                     self.queue.release(claim)
             raise
+        finally:
+            for live in lives:
+                if live.events is not None:
+                    live.events.close()
         for beat in beats:
             beat.stop()
         for claim, result in zip(claims, results, strict=True):
             self._record(claim, result)
 
-    def _train(self, claims: list[Claim], lives: list[_Live]) -> list[Any]:
-        if self.study.trainer is not None:  # the user's function: one trial at a time
-            stopping = lambda: self.stops.requested_at is not None  # noqa: E731
-            return [train_with_function(self.study, claims[0].spec, on_epoch=lives[0].epoch,
-                                        stop_requested=stopping)]  # fmt: skip
-        if len(claims) == 1:  # a group of one trains as any single trial does
-            live = lives[0]
-            return [train_trial(self.study, claims[0].spec, self.dataset, on_epoch=live.epoch,
-                                on_progress=live.progress)]  # fmt: skip
-
-        def progress(images: int) -> None:
-            for live in lives:
-                live.progress(images)
-
-        specs, epochs = [c.spec for c in claims], [live.epoch for live in lives]
-        return train_group(self.study, specs, self.dataset, on_epoch=epochs, on_progress=progress)
-
-    def _record(self, claim: Claim, result: Any) -> None:
+    def _record(self, claim: Claim, result: TrialResult) -> None:
         spec = claim.spec
         try:
             recorded = self.queue.finish(claim, result)
@@ -293,13 +281,16 @@ class _Trainer:
 
 
 class _Live:
-    """What a trial reports while it trains: examples seen, each epoch's values (to the
-    coordinator, the heartbeat and Optuna's intermediate values)."""
+    """What a trial reports while it trains (:class:`~ablate.training.base.Live`): examples
+    seen, each epoch's values (to the coordinator, the heartbeat and Optuna's intermediate
+    values), the process group of a program it runs (to the coordinator)."""
 
-    def __init__(self, trainer: _Trainer, claim: Claim, beat: Heartbeat) -> None:
-        self._t, self._claim, self._beat = trainer, claim, beat
+    def __init__(self, trains: _Trains, claim: Claim, beat: Heartbeat) -> None:
+        self._t, self._claim, self._beat = trains, claim, beat
         self._seen = 0  # training examples reported within the current epoch
-        self._n_train = len(trainer.dataset.x_train) if trainer.dataset is not None else 0
+        self._n_train = trains.trainer.examples_per_epoch()
+        study = trains.study
+        self.events = EventFiles(study, claim.spec) if study.run.tensorboard else None
 
     def progress(self, images: int) -> None:
         spec = self._claim.spec
@@ -308,13 +299,20 @@ class _Live:
         self._t.report(Event("progress", self._t.identity.name, spec.cell.label, spec.replicate,
                              images=images))  # fmt: skip
 
-    def epoch(self, record: Any) -> None:
+    def epoch(self, record: EpochRecord) -> None:
         t, spec = self._t, self._claim.spec
         shown = shown_values(t.study, record.values)
         self._beat.touch()
         self._beat.progress.update(epoch=record.epoch, values=shown)
         with contextlib.suppress(Exception):  # a live curve point is not worth a trial
             t.queue.report_epoch(self._claim, record.epoch, record.values)
+        if self.events is not None:
+            try:
+                self.events.epoch(record)
+            except OSError as err:  # nor is a TensorBoard file (a full disk, say)
+                self.events = None
+                t.report(Event("note", t.identity.name, message=f"{spec.cell.label}: no more "
+                               f"TensorBoard events for this trial ({err})"))  # fmt: skip
         t.report(
             Event(
                 "epoch", t.identity.name, spec.cell.label, spec.replicate, epoch=record.epoch,
@@ -323,6 +321,11 @@ class _Live:
             )
         )  # fmt: skip
         self._seen = 0
+
+    def process(self, pid: int | None) -> None:
+        spec = self._claim.spec
+        self._t.report(Event("process", self._t.identity.name, spec.cell.label, spec.replicate,
+                             pid=pid or 0))  # fmt: skip
 
 
 def shown_values(study: Study, values: dict[str, Any]) -> dict[str, float]:

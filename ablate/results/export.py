@@ -17,6 +17,7 @@ from ablate.fileio import sync_folder, write_atomic
 from ablate.queue.experiment import SCHEMA_VERSION
 from ablate.results.files import EPOCHS_FILE, OUTPUTS_DIR, TRIALS_FILE
 from ablate.study.grid import Cell
+from ablate.training.trainers import trainer_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,8 +187,8 @@ def value_columns(records: list[Record], study: Study) -> list[str]:
     """The task's test values in declared order, then further ones the trials recorded (per
     class: test_recall_0, test_recall_1, …, in numeric order), then the training loss."""
     declared = list(study.task_spec.result_columns)
-    extra = {c for r in records for c in r.result.values} - {*declared, "train_loss"}
-    last = [] if study.trainer is not None else ["train_loss"]  # a function reports its own
+    last = list(trainer_for(study).last_values())  # a function or command reports its own
+    extra = {c for r in records for c in r.result.values} - {*declared, *last}
     return [*declared, *sorted(extra, key=_natural), *last]
 
 

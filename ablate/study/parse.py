@@ -19,7 +19,7 @@ import yaml
 
 from ablate.data.sources import SOURCES, Source, source
 from ablate.errors import StudyFileError
-from ablate.models.registry import ModelSpec, builder_spec
+from ablate.models.registry import ModelSpec
 from ablate.parameters import declared
 from ablate.study import library
 from ablate.study.parse_design import DesignReader
@@ -151,8 +151,10 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
         if top.get("task", "custom") != "custom":
             self.fail(("task",), "a study with trainer: has the task your responses: "
                       "declare (custom); remove task:")  # fmt: skip
-        spec = builder_spec(trainer.function)  # a user's function takes any factor
-        assert spec is not None
+        # The user's function or program takes any factor: nothing to check them against.
+        target = trainer.function or ""
+        spec = ModelSpec(name=target or "command", target=target, doc="your trainer",
+                         parameters=None)  # fmt: skip
         factors = self.factors(top["factors"], spec, {})
         responses = self.responses(top.get("responses"), tuple(f.name for f in factors))
         scalars = self.values(Study, top, ())

@@ -1,11 +1,14 @@
-"""Reading a study that trains with the user's own function: ``trainer:`` and ``responses:``.
+"""Reading a study that trains with the user's own function or program: ``trainer:`` and
+``responses:``.
 
-``trainer:`` is ``"package.module:function"``, or a mapping with ``function:`` and
-``options:`` (keyword arguments every trial gets). ``responses:`` declares what the function
-returns (:class:`~ablate.tasks.declared.Response`: the direction, the range, the trivial
-baseline). ``model:``, ``training:`` and ``data:`` describe ablate's own Keras loop, so such a
-study refuses them rather than silently ignoring them. Nothing is imported here: the function
-is resolved and its signature checked before a run (:mod:`ablate.execution.preflight`).
+``trainer:`` is ``"package.module:function"``, or a mapping with ``function:`` or
+``command:`` (a command line, run once per trial) and ``options:`` (keyword arguments every
+trial gets, or values the command's template names). ``responses:`` declares what the function
+returns or the program writes (:class:`~ablate.tasks.declared.Response`: the direction, the
+range, the trivial baseline). ``model:``, ``training:`` and ``data:`` describe ablate's own
+Keras loop, so such a study refuses them rather than silently ignoring them. Nothing is
+imported or run here: the trainer checks its function or program before a run
+(:meth:`ablate.training.base.Trainer.check`).
 """
 
 from __future__ import annotations
@@ -34,23 +37,36 @@ class TrainerReader(Reader):
     def trainer(self, top: dict[str, Any]) -> TrainerSettings:
         for key in KERAS_ONLY:
             if key in top:
-                self.fail((key,), f"a study with trainer: trains with your function, so {key}: "
-                          "(ablate's own Keras training) does not apply; remove it, or put "
-                          "what your function needs under trainer.options")  # fmt: skip
+                self.fail((key,), f"a study with trainer: trains with your function or "
+                          f"program, so {key}: (ablate's own Keras training) does not "
+                          "apply; remove it, or put what your trainer needs under "
+                          "trainer.options")  # fmt: skip
         data, path = top["trainer"], ("trainer",)
         if isinstance(data, str):
             data = {"function": data}
         d = self.declared_section(TrainerSettings, data, path)
-        function = d["function"]
-        if not is_target(function):
+        function, command = d.get("function"), d.get("command")
+        if (function is None) == (command is None):
+            self.fail(path, "give either function: (your training function) or command: (your "
+                      "program's command line), one of the two")  # fmt: skip
+        if function is not None and not is_target(function):
             self.expect((*path, "function"), "your function as 'package.module:function'",
                         function)  # fmt: skip
+        if command is not None and (not isinstance(command, str) or not command.strip()):
+            self.expect((*path, "command"), "a command line, e.g. 'python train.py --seed "
+                        "{seed} --out {result}'", command)  # fmt: skip
         options = d.get("options") or {}
         if not isinstance(options, dict) or not all(
             isinstance(k, str) and is_identifier(k) for k in options
         ):
             self.expect((*path, "options"), "a mapping of keyword arguments", options)
-        return TrainerSettings(function, tuple((k, hashable(v)) for k, v in options.items()))
+        shell = self.values(TrainerSettings, d, path).get("shell", False)
+        return TrainerSettings(
+            function=function,
+            command=command,
+            shell=bool(shell),
+            options=tuple((k, hashable(v)) for k, v in options.items()),
+        )
 
     def responses(self, data: Any, factors: tuple[str, ...]) -> tuple[Response, ...]:
         path = ("responses",)

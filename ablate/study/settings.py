@@ -89,20 +89,34 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class TrainerSettings:
-    """Your own training function, called once per trial instead of ablate's Keras loop.
+    """What trains each trial instead of ablate's Keras loop: your function, or your program.
 
-    It is called with the trial's factor levels and ``options`` as keyword arguments, and with
-    ``seed`` and ``report`` where its signature names them; it returns the declared
-    ``responses`` as a mapping (see :mod:`ablate.training.user`).
+    A function (``function``) is called once per trial with the trial's factor levels and
+    ``options`` as keyword arguments, and with ``seed`` and ``report`` where its signature
+    names them; it returns the declared ``responses`` as a mapping (see
+    :mod:`ablate.training.user`). A program (``command``) is run once per trial in a folder of
+    its own, its template's fields filled in, and writes the responses to the ``{result}``
+    file as JSON (see :mod:`ablate.training.command`).
     """
 
-    function: str = setting(
-        REQUIRED, "your training function", kind="custom", values="'package.module:function'"
-    )
+    function: str | None = setting(
+        None, "your training function (give it or command)", kind="custom",
+        values="'package.module:function'", none=True,
+    )  # fmt: skip
+    command: str | None = setting(
+        None, "your program's command line (give it or function), run once per trial in a "
+        "folder of its own, with {factor}, {option}, {seed}, {result} and {epochs_file} filled "
+        "in; {name:flag=--x} gives --x for a true level and nothing for a false one",
+        kind="text", none=True,
+    )  # fmt: skip
+    shell: bool = setting(
+        False, "run the command with /bin/sh -c, levels quoted for the shell (default: as an "
+        "argument list, without a shell)",
+    )  # fmt: skip
     options: tuple[tuple[str, Any], ...] = setting(
-        (), "keyword arguments every trial's call gets (the fixed settings); an integer "
-        "`epochs` among them is the epochs progress displays count to", kind="custom",
-        values="a mapping of option names to values",
+        (), "keyword arguments every trial's call gets, or values the command's template names "
+        "(the fixed settings); an integer `epochs` among them is the epochs progress displays "
+        "count to", kind="custom", values="a mapping of option names to values",
     )  # fmt: skip
 
     @property
@@ -112,7 +126,11 @@ class TrainerSettings:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"function": self.function, "options": {k: _plain(v) for k, v in self.options}}
+        out: dict[str, Any] = {"function": self.function} if self.function else {}
+        if self.command is not None:
+            out.update(command=self.command, shell=self.shell)
+        out["options"] = {k: _plain(v) for k, v in self.options}
+        return out
 
 
 @dataclass(frozen=True)
@@ -242,6 +260,11 @@ class RunSettings:
         "auto", "trials a worker trains at once as one compiled program (JAX): a group size, "
         "\"off\", or \"auto\" (on a GPU under JAX, up to 32; off on CPUs, where it is slower)",
         kind="int", minimum=1, maximum=1024, also=("auto", "off"),
+    )  # fmt: skip
+    tensorboard: bool = setting(
+        False, "write each trial's epochs as TensorBoard event files, a run per trial under "
+        "results/<study>/tensorboard/ (`tensorboard --logdir` there); needs tensorboardX "
+        "(pip install 'ablate[tensorboard]')",
     )  # fmt: skip
 
 

@@ -76,6 +76,29 @@ def import_keras() -> ModuleType:
     return keras
 
 
+#: Keras's backends, each with the install extra that brings it and Keras.
+BACKENDS = {"tensorflow": "ablate[tensorflow]", "jax": "ablate[jax]", "torch": "ablate[torch]"}
+
+
+def missing_keras() -> tuple[str, str] | None:
+    """Why Keras cannot run in this environment and the way out, in words (None: it can).
+    Asked without importing anything: the core install (a function's or a program's studies,
+    the analysis) has no deep-learning framework."""
+    wanted = os.environ.get("KERAS_BACKEND")
+    install = " or ".join(f"pip install '{extra}'" for extra in BACKENDS.values())
+    install = f"install Keras with a backend ({install})"
+    if wanted and wanted not in (*BACKENDS, "numpy", "openvino"):
+        return (f"KERAS_BACKEND={wanted} is not a Keras backend",
+                f"set KERAS_BACKEND to {', '.join(BACKENDS)}, or unset it")  # fmt: skip
+    if importlib.util.find_spec("keras") is None:
+        return "Keras is not installed", install
+    if wanted and wanted != "numpy" and importlib.util.find_spec(wanted) is None:
+        return f"KERAS_BACKEND={wanted} names a backend that is not installed", install
+    if not wanted and not any(importlib.util.find_spec(name) for name in BACKENDS):
+        return "no Keras backend (TensorFlow, JAX or PyTorch) is installed", install
+    return None
+
+
 def choose_backend() -> None:
     """Without KERAS_BACKEND, Keras uses TensorFlow: where it is not installed but JAX or
     PyTorch is, use that instead (a GPU machine without TensorFlow needs no setting)."""

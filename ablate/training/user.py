@@ -67,7 +67,7 @@ def train_with_function(
 ) -> TrialResult:
     """Call the study's training function for one trial; never raises for a failing trial
     (a stop request propagates as :class:`TrialStopped`)."""
-    assert study.trainer is not None
+    assert study.trainer is not None and study.trainer.function is not None
     function = training_function(study.trainer.function)
     history: list[EpochRecord] = []
     start = time.perf_counter()
@@ -110,49 +110,54 @@ def _reporter(
 
 
 def outcome(
-    study: Study, returned: Any, history: tuple[EpochRecord, ...], seconds: float
-) -> TrialResult:
-    """What the function returned, as the trial's result (see the module for the rules)."""
+    study: Study, returned: Any, history: tuple[EpochRecord, ...], seconds: float,
+    source: str = "the training function", provenance: dict[str, Any] | None = None,
+) -> TrialResult:  # fmt: skip
+    """What the function returned (or a program wrote: ``source``, ``provenance`` its
+    backend, device and versions), as the trial's result (see the module for the rules)."""
+    provenance = provenance or _provenance()
     common: dict[str, Any] = {"epochs": len(history), "history": history, "seconds": seconds,
-                              "train_seconds": seconds, **_provenance()}  # fmt: skip
+                              "train_seconds": seconds, **provenance}  # fmt: skip
     try:
-        values, arrays = _split(study, returned)
+        values, arrays = _split(study, returned, source)
     except AblateError as err:
         return TrialResult(status="failed", error=str(err), error_type="AblateError", **common)
     bad = [k for k, v in values.items() if v is None or not math.isfinite(v)]
     if bad:
-        return TrialResult(status="diverged", values=values, error=f"the training function "
-                           f"returned a non-finite {', '.join(bad)}", **common)  # fmt: skip
+        return TrialResult(status="diverged", values=values, error=f"{source} returned a "
+                           f"non-finite {', '.join(bad)}", **common)  # fmt: skip
     return TrialResult(status="complete", values=values, outputs=npz_bytes(arrays), **common)
 
 
-def _split(study: Study, returned: Any) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+def _split(
+    study: Study, returned: Any, source: str = "the training function"
+) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
     """The declared responses as numbers, and what is kept as outputs; AblateError naming
     the key where the mapping does not match the declaration."""
     declared = [r.name for r in study.responses]
     if not isinstance(returned, Mapping):
-        raise AblateError(f"the training function returned {type(returned).__name__}, not a "
-                          f"mapping of its responses ({', '.join(declared)})")  # fmt: skip
+        raise AblateError(f"{source} returned {type(returned).__name__}, not a mapping of its "
+                          f"responses ({', '.join(declared)})")  # fmt: skip
     missing = [name for name in declared if name not in returned]
     if missing:
         raise AblateError(
-            f"the training function returned no {', '.join(missing)}, which "
-            "responses: declares; return it, or remove it from responses:"
+            f"{source} returned no {', '.join(missing)}, which responses: declares; return it, "
+            "or remove it from responses:"
         )
     values, arrays = {}, {}
     for key, value in returned.items():
         if key in declared:
             values[key] = _number(value)
             if values[key] is None:
-                raise AblateError(f"the training function returned {key} = {value!r}, not a number")
+                raise AblateError(f"{source} returned {key} = {value!r}, not a number")
         elif isinstance(value, np.ndarray):
             arrays[str(key)] = value
         elif isinstance(value, Path) and value.is_file():
             arrays[str(key)] = np.frombuffer(value.read_bytes(), dtype=np.uint8)
         else:
-            raise AblateError(f"the training function returned {key}, which responses: does not "
-                              f"declare (it declares {', '.join(declared)}); declare it there, "
-                              "or return arrays and files only under other keys")  # fmt: skip
+            raise AblateError(f"{source} returned {key}, which responses: does not declare (it "
+                              f"declares {', '.join(declared)}); declare it there, or return "
+                              "arrays and files only under other keys")  # fmt: skip
     return values, arrays
 
 

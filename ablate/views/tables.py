@@ -253,7 +253,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
     """Everything other tools need, JSON-ready (NaN becomes null)."""
     return {
         "response": a.response,
-        "fit": _jsonable(dataclasses.asdict(a.fit)),
+        "fit": _jsonable({**dataclasses.asdict(a.fit), "excluded": dict(a.excluded)}),
         "design": {
             "factors": [
                 {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, command_study_text, run_cli
 
 STUDY = """
 name: sleepy
@@ -35,6 +35,13 @@ def _cluster_up() -> bool:
         return False
     done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
     return done.returncode == 0 and any(s in done.stdout for s in ("idle", "mix", "alloc"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
 
 
 def _status(folder: Path) -> dict:
@@ -79,7 +86,12 @@ def test_without_sbatch_submit_exits_2_before_queueing(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not _cluster_up(), reason="needs a SLURM cluster (.ci/slurm-one-node start)")
 def test_a_cancelled_array_task_costs_no_trial(tmp_path: Path) -> None:
-    (tmp_path / "study.yaml").write_text(STUDY)
+    """A study whose trainer is a program (tests/command_program.py, 3 s a trial): the task
+    cancelled mid-trial ends its program too, and the trial is trained again elsewhere."""
+    text = command_study_text(tmp_path / "results", name="sleepy", seconds=3, replicates=3,
+                              run="{heartbeat_seconds: 1}").replace(str(tmp_path / "results"),
+                                                                    "results")  # fmt: skip
+    (tmp_path / "study.yaml").write_text(text)
     done = run_cli("submit", "study.yaml", "--slurm", "--array", "2", cwd=tmp_path, env=ENV)
     assert done.returncode == 0, done.stderr
     job = done.stdout.split("submitted job array ")[1].split()[0]
@@ -107,6 +119,9 @@ def test_a_cancelled_array_task_costs_no_trial(tmp_path: Path) -> None:
     assert (trials["status"] == "complete").all()
     log = (tmp_path / "results" / "sleepy" / "logs" / f"slurm-{job}_1.out").read_text()
     assert "CANCELLED" in log and "their unfinished trials go back to the queue" in log
+    assert trials["backend"].eq("command").all()
+    pids = [int(p.read_text()) for p in (tmp_path / "results" / "sleepy" / "trials").glob("*/pid")]
+    assert len(pids) >= 12 and not [p for p in pids if _alive(p)]  # no program left running
 
 
 def test_a_slurm_task_plans_for_its_cpus_and_names_its_job(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,6 +51,12 @@ def test_the_same_failure_in_two_cells_has_one_signature() -> None:
     b = "ValueError: Dimensions must be equal, but are 16 and 784 for {node 0x7f9c}\nmore"
     assert signature(a) == signature(b)
     assert signature("KeyError: width") != signature("KeyError: depth")
+    # a command's failure names its trial's own log, wherever the results folder is
+    log = "the command exited with code 3; its output ends: E (all of it in {}/trial.log)"
+    assert signature(log.format("/home/me/results/s/trials/84e2c59f")) == signature(
+        log.format("/home/me/results/s/trials/fe61f9d8")
+    )
+    assert signature("no such file: a.npz") != signature("no such file: b.npz")
 
 
 def _watch(*outcomes: tuple[str, str, str | None], total: int = 8) -> str | None:

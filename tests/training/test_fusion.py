@@ -56,12 +56,13 @@ def test_a_fused_claim_keeps_the_first_trials_group_and_hands_back_the_rest(
     tmp_path: Path,
 ) -> None:
     from ablate.execution.worker import claim_fusable
+    from ablate.training.trainers import trainer_for
 
     study = load_study(tiny_fused_study(tmp_path, 16, extra_factor="latent_dim: [2, 3]"))
     queue = open_queue(study, None)
     queue.populate(expand_trials(study))
     me = WorkerIdentity("w0")
-    claims = claim_fusable(queue, me, study, 16)
+    claims = claim_fusable(queue, me, trainer_for(study), 16)
     assert 1 <= len(claims) <= 8
     assert len({group_key(study, c.spec) for c in claims}) == 1
     summary = queue.summary()
