@@ -34,10 +34,14 @@ from typing import TYPE_CHECKING, Any
 from ablate.version import __version__ as __version__  # re-exported: ablate.__version__
 
 if TYPE_CHECKING:
+    from ablate.cluster.slurm import SlurmOptions, submit_study
     from ablate.errors import AblateError
     from ablate.execution.runner import RunSummary, run_study
     from ablate.results import Results, load_results
-    from ablate.stats.analysis import Analysis, analyze
+    from ablate.sequential.rounds import run_until_precise
+    from ablate.sequential.until_decided import run_until_decided
+    from ablate.stats.overall import analyze
+    from ablate.stats.result import Analysis
     from ablate.study import load_study, parse_study
     from ablate.study.settings import Study
 
@@ -45,22 +49,27 @@ if TYPE_CHECKING:
 #: that ``import ablate`` and the ``ablate analyze`` command do not load the training stack).
 _API = {
     "AblateError": "ablate.errors",
-    "Analysis": "ablate.stats.analysis",
+    "Analysis": "ablate.stats.result",
     "Results": "ablate.results",
     "RunSummary": "ablate.execution.runner",
     "Study": "ablate.study.settings",
-    "analyze": "ablate.stats.analysis",
+    "analyze": "ablate.stats.overall",
     "load_results": "ablate.results",
     "load_sample": "ablate.data.keras_datasets",
     "load_study": "ablate.study",
     "parse_study": "ablate.study",
     "run_study": "ablate.execution.runner",
+    "run_until_decided": "ablate.sequential.until_decided",
+    "run_until_precise": "ablate.sequential.rounds",
+    "SlurmOptions": "ablate.cluster.slurm",
+    "submit_study": "ablate.cluster.slurm",
 }
 __all__ = [
     "AblateError",
     "Analysis",
     "Results",
     "RunSummary",
+    "SlurmOptions",
     "Study",
     "analyze",
     "load_results",
@@ -68,6 +77,9 @@ __all__ = [
     "load_study",
     "parse_study",
     "run_study",
+    "run_until_decided",
+    "run_until_precise",
+    "submit_study",
 ]
 
 

@@ -29,6 +29,7 @@ SCRIPTS = {
     "budget": ("budget.py", "loading the full MNIST; one worker's peak memory"),
     "scale": ("scale.py", "the trial queue: claim + finish latency, storage per trial"),
     "sequential-coverage": ("sequential_coverage.py", "coverage after `--until-halfwidth`"),
+    "sequential-decided": ("sequential_decided.py", "error rates of `--until-decided`, simulated"),
     "study": ("study.py", "whole studies: a plain Keras loop against `ablate run`"),
     "throughput-gpu": ("throughput.py --gpu", "one GPU: plain `fit` against packs of trials"),
     "throughput": ("throughput.py", "one trial: `model.fit` against ablate's training path"),

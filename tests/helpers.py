@@ -95,11 +95,13 @@ def command_study_text(
                           replicates=replicates, run=run)  # fmt: skip
 
 
-def start_cli(*args: str, cwd: Path | None = None,
-              env: dict[str, str] | None = None) -> subprocess.Popen[str]:  # fmt: skip
-    """Start the real `ablate` command in a fresh process (output piped), as a user would."""
+def start_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              python: str | None = None) -> subprocess.Popen[str]:  # fmt: skip
+    """Start the real `ablate` command in a fresh process (output piped), as a user would
+    (``python``: another environment's interpreter)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ablate", *args], cwd=cwd, env={**os.environ, **(env or {})},
+        [python or sys.executable, "-m", "ablate", *args], cwd=cwd,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import run_cli, tiny_study_text
+from tests.helpers import run_cli, start_cli, tiny_study_text
 
 
 @pytest.mark.slow
@@ -57,14 +54,7 @@ def test_run_analyze_plot_and_a_second_run_trains_nothing(tmp_path: Path) -> Non
 def test_ctrl_c_then_rerun_finishes_exactly_the_missing_trials(tmp_path: Path) -> None:
     study = tmp_path / "tiny.yaml"
     study.write_text(tiny_study_text(tmp_path / "results", replicates=2))  # 8 trials
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
+    proc = start_cli("run", str(study), cwd=tmp_path)
     assert proc.stderr is not None
     for line in proc.stderr:  # progress lines: "[k/8] complete ..."
         if line.startswith("[2/8]"):
@@ -137,7 +127,8 @@ def test_init_copies_a_shipped_study_and_run_finds_one_by_name(
     assert main(["init", "quick", "--to", str(tmp_path)]) == 2  # never overwrites
     assert main(["init", "nosuch"]) == 2
     assert (
-        "ships attention, lstm-attention, multiscale, quick, reference" in capsys.readouterr().err
+        "ships attention, lstm-attention, multiscale, quick, quick-streams, reference"
+        in capsys.readouterr().err
     )
     monkeypatch.chdir(tmp_path / "..")  # no file called "quick" here: the shipped one
     assert load_study("quick").name == "quick"

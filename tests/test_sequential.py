@@ -64,3 +64,33 @@ def test_until_halfwidth_stops_where_the_planning_formula_says(tmp_path: Path) -
         predicted = next(r for r in range(before + 1, 13) if widths[r] <= target)
         assert after == predicted
     assert _halfwidth(trials, rounds[-1]) <= target
+
+
+@pytest.mark.slow
+def test_replicates_until_decided_stop_on_their_own_and_say_why(tmp_path: Path) -> None:
+    """examples/command (planted effects +6, +3, 0; margin 1.5) from 2 replicates, at most
+    12: the looks follow the schedule (2, 3, 5, 8, 12) and stop once every effect is decided,
+    or at the maximum; each look analyses only the replicates it has reached."""
+    import shutil
+
+    from ablate.sequential.decided import Rule
+
+    shutil.copytree(ROOT / "examples" / "command", tmp_path, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("results"))  # fmt: skip
+    study = tmp_path / "study.yaml"
+    study.write_text(study.read_text().replace("replicates: 4", "replicates: 2"))
+    done = run_cli("run", "study.yaml", "--until-decided", "--max-replicates", "12", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    looks = [int(m) for m in re.findall(r"^look at (\d+) replicates per run", done.stdout, re.M)]
+    schedule = Rule(1.5, 12, start_replicates=2).schedule()
+    assert schedule == (2, 3, 5, 8, 12) and tuple(looks) == schedule[: len(looks)]
+    last = done.stdout.split("look at")[-1]
+    if looks[-1] < 12:
+        assert "every effect decided at" in done.stdout and "0 inconclusive" in last
+    else:
+        assert "still inconclusive at the maximum" in done.stdout
+    trials = pd.read_parquet(tmp_path / "results" / "simulated" / "trials.parquet")
+    assert trials["replicate"].max() + 1 == looks[-1] and len(trials) == 8 * looks[-1]
+    study.write_text(study.read_text().replace("  margin: 1.5", ""))
+    none = run_cli("run", "study.yaml", "--until-decided", cwd=tmp_path)
+    assert none.returncode == 2 and "need the margin" in none.stderr and "--margin D" in none.stderr

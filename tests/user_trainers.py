@@ -92,3 +92,12 @@ def hangs_once(wide: bool, deep: bool, seed: int, report: Callable[..., None], m
     time.sleep(0.5)
     report(1, progress=1.0)
     return {"score": 0.5 + 0.2 * wide, "loss": 0.5 - 0.2 * wide}
+
+
+def streams(wide: bool, deep: bool, seed_init: int, seed_data_order: int) -> dict[str, float]:
+    """A trial whose score is drawn from two seed streams apart: the init stream shifts it by
+    N(0, 0.3) in every cell alike, the data-order stream by N(0, 0.1), plus the cell's effect."""
+    init = np.random.default_rng(seed_init).normal(0.0, 0.3)
+    order = np.random.default_rng(seed_data_order).normal(0.0, 0.1)
+    score = 0.5 + 0.2 * wide + init + order
+    return {"score": score, "loss": 1.0 - score}

@@ -33,7 +33,8 @@ STORAGE_ENV = "ABLATE_STORAGE"
 def fitted(args: argparse.Namespace) -> tuple[Results, Analysis]:
     """Load the results and fit the analysis the options ask for."""
     from ablate.results import load_results
-    from ablate.stats.analysis import Options, analyze
+    from ablate.stats.options import Options
+    from ablate.stats.overall import analyze
 
     baselines = []
     for item in args.baseline:
@@ -107,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         return run_study(s, storage_url=storage_url(args), workers=args.workers,
                          workers_per_gpu=args.workers_per_gpu, join=args.join)  # fmt: skip
 
-    target = getattr(args, "until_halfwidth", None) or study.run.until_halfwidth
-    summary = _rounds(study, target, args, once) if target and not args.join else once(study)
+    rounds = getattr(args, "until_halfwidth", None) or study.run.until_halfwidth
+    rounds = rounds or getattr(args, "until_decided", False)
+    summary = _rounds(study, args, once) if rounds and not args.join else once(study)
     counts = f"{summary.complete}/{summary.total} complete"
     if summary.failed or summary.diverged:
         counts += f", {summary.failed} failed, {summary.diverged} diverged"
@@ -145,51 +147,50 @@ def _located(name: str) -> str:
 
 
 def _rounds(
-    study: Study, target: float, args: argparse.Namespace, once: Callable[[Study], RunSummary]
+    study: Study, args: argparse.Namespace, once: Callable[[Study], RunSummary]
 ) -> RunSummary:
-    """``--until-halfwidth``: rounds of replicates, each round's widest interval printed."""
-    from ablate.results import load_results
-    from ablate.sequential.rounds import run_until
-    from ablate.stats.analysis import analyze
+    """``--until-halfwidth`` or ``--until-decided``: rounds of replicates, each round said."""
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.until_decided and args.until_halfwidth:
+        raise AblateError("--until-decided and --until-halfwidth are two ways to stop adding "
+                          "replicates; give one of them.")  # fmt: skip
+    if args.until_decided:
+        from ablate.sequential.until_decided import run_until_decided
 
-    most = args.max_replicates or study.run.max_replicates
-    outcome = run_until(study, target, most, once,
-                        lambda d: analyze(load_results(d), importance=False),
-                        lambda line: print(line, flush=True))  # fmt: skip
-    print(outcome.reason)
+        decided = run_until_decided(study, margin=args.margin, run=once, say=say,
+                                    max_replicates=args.max_replicates)  # fmt: skip
+        print(decided.render(flags=True))
+        return decided.summary
+    from ablate.sequential.rounds import run_until_precise
+
+    target = args.until_halfwidth or study.run.until_halfwidth
+    outcome = run_until_precise(study, target, max_replicates=args.max_replicates, run=once,
+                                say=say)  # fmt: skip
+    print(outcome.render(flags=True))
     return outcome.summary
 
 
 def submit(args: argparse.Namespace) -> int:
     """``ablate submit --slurm``: checks, the queue filled, a job array of workers submitted."""
-    from ablate.cluster.slurm import SlurmOptions, sbatch_path, sbatch_script, write_storage_url
-    from ablate.cluster.slurm import submit as sbatch
+    from ablate.cluster.slurm import SlurmOptions, sbatch_script, submit_study
     from ablate.execution.preflight import checked_before_run
-    from ablate.execution.runner import enqueue_study
     from ablate.study import load_study
 
     study = load_study(args.study)
     options = SlurmOptions(array=args.array, workers_per_task=args.workers_per_task,
                            partition=args.partition, gpus_per_task=args.gpus_per_task,
                            time=args.time, storage_url=storage_url(args))  # fmt: skip
-    script = sbatch_script(study, Path(args.study), options)
     if args.dry_run:
+        script = sbatch_script(study, Path(args.study), options)
         checked_before_run(study)
         print(script, end="")
         return 0
-    sbatch_path()  # before anything is queued: no SLURM here is a clear error
-    directory, summary = enqueue_study(study, options.storage_url)
-    if options.storage_url:
-        write_storage_url(study, options.storage_url)
-    path = directory / "slurm-job.sh"
-    path.write_text(script)
-    (directory / "logs").mkdir(exist_ok=True)  # sbatch writes the tasks' output there
-    job = sbatch(path)
-    print(f"{study.name}: {summary.waiting} trials waiting, {summary.complete}/{summary.total} "
-          f"complete; submitted job array {job} ({options.array} tasks of "
-          f"{options.workers_per_task} worker(s)), script {path}.\n"
-          f"Watch it: ablate status {directory} (squeue -j {job}); cancel a task: scancel "
-          f"{job}_0. When it is done: ablate analyze {directory}")  # fmt: skip
+    done = submit_study(study, Path(args.study), options)
+    print(f"{study.name}: {done.waiting} trials waiting, {done.complete}/{done.total} "
+          f"complete; submitted job array {done.job} ({options.array} tasks of "
+          f"{options.workers_per_task} worker(s)), script {done.script}.\n"
+          f"Watch it: ablate status {done.directory} (squeue -j {done.job}); cancel a task: "
+          f"scancel {done.job}_0. When it is done: ablate analyze {done.directory}")  # fmt: skip
     return 0
 
 
@@ -249,7 +250,7 @@ def to_mlflow(folder: Path, uri: str, experiment: str | None) -> int:
 
     from ablate.results import load_results
     from ablate.results.mlflow_export import export_to_mlflow
-    from ablate.stats.analysis import analyze
+    from ablate.stats.overall import analyze
     from ablate.views.report import write_report
     from ablate.views.tables import render
 
@@ -302,8 +303,9 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from ablate.stats.power import Noise, noise_from_pilot, plan_replicates, render_plan
+    from ablate.stats.power import Noise, noise_from_pilot, plan_replicates
     from ablate.study import load_study
+    from ablate.views.plan import render_plan
 
     study = load_study(args.study)
     if args.response:

@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _init(sub: argparse._SubParsersAction) -> None:
     init = sub.add_parser("init", help="write a copy of a study ablate ships, to edit and run")
-    init.add_argument("name", nargs="?", help="the shipped study: quick, reference, attention, "
-                      "multiscale, lstm-attention (without a name: the list)")  # fmt: skip
+    from ablate.study.library import names
+
+    init.add_argument("name", nargs="?", help=f"the shipped study: {', '.join(names())} "
+                      "(without a name: the list)")  # fmt: skip
     init.add_argument("--to", type=Path, default=Path("."), metavar="DIR",
                       help="the folder to write NAME.yaml into (default: here)")  # fmt: skip
     init.set_defaults(handler=commands.init)
@@ -101,11 +103,21 @@ def _run(sub: argparse._SubParsersAction) -> None:
         "(response units; default: the study's run.until_halfwidth)",
     )  # fmt: skip
     run.add_argument(
-        "--max-replicates", type=_positive, metavar="R",
-        help="the most replicates per run --until-halfwidth may reach (default: the study's "
-        "run.max_replicates, 10)",
+        "--until-decided", action="store_true",
+        help="add rounds of replicates until every effect is different from 0 or equivalent "
+        "within ±D (--margin D), with alpha spent over the looks",
     )  # fmt: skip
-    run.set_defaults(handler=commands.run, join=False)
+    run.add_argument(
+        "--margin", type=_positive_float, metavar="D",
+        help="with --until-decided: the smallest effect that matters, in the response's units "
+        "(default: the study's analysis.margin)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-replicates", type=_positive, metavar="R",
+        help="the most replicates per run --until-halfwidth or --until-decided may reach "
+        "(default: the study's run.max_replicates, 10)",
+    )  # fmt: skip
+    run.set_defaults(handler=commands.run, join=False, until_decided=False, margin=None)
 
 
 def _worker(sub: argparse._SubParsersAction) -> None:

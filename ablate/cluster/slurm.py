@@ -139,3 +139,33 @@ def submit(script: Path) -> str:
             "the cluster's limits (`sinfo`), then submit again."
         )
     return done.stdout.strip().split(";")[0]  # "JOBID" or "JOBID;CLUSTER"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A study submitted: its job array, its script, where its results go, and its queue."""
+
+    job: str
+    script: Path
+    directory: Path
+    waiting: int
+    complete: int
+    total: int
+
+
+def submit_study(study: Study, study_file: Path, options: SlurmOptions | None = None) -> Submitted:
+    """Check the study, fill its queue and submit its workers as a SLURM job array
+    (``ablate submit --slurm``; see the module). Nothing is queued where there is no sbatch."""
+    from ablate.execution.runner import enqueue_study
+
+    options = options or SlurmOptions()
+    script = sbatch_script(study, study_file, options)
+    sbatch_path()  # before anything is queued: no SLURM here is a clear error
+    directory, summary = enqueue_study(study, options.storage_url)
+    if options.storage_url:
+        write_storage_url(study, options.storage_url)
+    path = directory / "slurm-job.sh"
+    path.write_text(script)
+    (directory / "logs").mkdir(exist_ok=True)  # sbatch writes the tasks' output there
+    job = submit(path)
+    return Submitted(job, path, directory, summary.waiting, summary.complete, summary.total)

@@ -48,8 +48,10 @@ def dry_run(
         if study.design.type == "full"
         else f"{n_runs} runs of the {study.n_cells}-cell grid"
     )
+    crossed = f" ({study.streams.describe()} seed streams)" if study.streams.counts else ""
     head = (
-        f"{study.source}: the study file is valid. {runs} x {study.replicates} replicate(s) = "
+        f"{study.source}: the study file is valid. {runs} x {study.replicates} replicate(s)"
+        f"{crossed} = "
         f"{n_trials} trials"
         + (f" of {study.planned_epochs} epoch(s)." if study.planned_epochs else ".")
     )

@@ -9,7 +9,7 @@ last attempt that counts), for exports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ class Record:
     worker: dict[str, Any]
     started: datetime | None
     finished: datetime | None
+    streams: dict[str, int] = field(default_factory=dict)  # seed stream -> index, where crossed
 
 
 def by_key(entries: list[Entry]) -> dict[str, list[Entry]]:
@@ -126,6 +127,7 @@ def final(trials: list[StoredTrial], workers: dict[int, dict[str, Any]]) -> list
                 trial_number=chosen.number, result=result,
                 worker=workers.get(chosen.trial_id) or attrs.get("worker") or {},
                 started=chosen.datetime_start, finished=chosen.datetime_complete,
+                streams={str(n): int(i) for n, i, _ in attrs.get("payload", {}).get("streams", ())},
             )
         )  # fmt: skip
     return sorted(out, key=lambda r: (r.replicate, r.cell_index))

@@ -9,6 +9,7 @@ trial.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from ablate.fileio import sync_folder, write_atomic
 from ablate.queue.experiment import SCHEMA_VERSION
 from ablate.results.files import EPOCHS_FILE, OUTPUTS_DIR, TRIALS_FILE
 from ablate.study.grid import Cell
+from ablate.study.streams import replicate_numbers
 from ablate.training.trainers import trainer_for
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ MEANINGS: dict[str, str] = {
     "trial_key": "the trial's key: its cell and replicate, the same on every run and machine",
     "cell": "the cell's levels in words", "cell_index": "the cell's place in the study's grid",
     "replicate": "0, 1, ...: the trial's replicate of its cell",
-    "seed": "the trial's seed: the study's seed + the replicate",
+    "seed": "the trial's seed: the study's seed + the replicate (with seed streams, the seed "
+    "of what no stream names)",
     "status": "complete, failed or diverged (trials still to run are not exported)",
     "epochs": "epochs completed", "params": "the model's parameters (Keras count_params)",
     "trainable_params": "its trainable parameters",
@@ -78,10 +81,21 @@ def export(study: Study, records: list[Record], outputs: OutputStore, directory:
         "ablate.study": study.name,
         "ablate.fingerprint": study.fingerprint(),
     }
+    records = numbered(records, study)
     write_parquet(trials_frame(records, study), directory / TRIALS_FILE, meta)
     write_parquet(epochs_frame(records, study), directory / EPOCHS_FILE, meta)
     export_outputs(outputs, records, directory / OUTPUTS_DIR)
     return len(records)
+
+
+def numbered(records: list[Record], study: Study) -> list[Record]:
+    """With seed streams, each trial's replicate number from its stream indices as the study
+    file now crosses them (a stream grown since renumbers the crossing; the trials and their
+    keys stay): see :func:`ablate.study.streams.replicate_numbers`."""
+    if not study.streams.counts:
+        return records
+    numbers = replicate_numbers([r.streams for r in records], study.streams)
+    return [replace(r, replicate=n) for r, n in zip(records, numbers, strict=True)]
 
 
 def export_outputs(outputs: OutputStore, records: list[Record], folder: Path) -> int:
@@ -121,6 +135,7 @@ def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
             "seed": r.seed,
             "status": r.status,
         }
+        row.update({f"stream_{name}": r.streams.get(name) for name in study.streams.names})
         row.update({name: r.levels[name] for name in study.factor_names})
         row.update({c: res.value(c) for c in values})
         row.update({f"test_{k}": _json(res.details.get(k)) for k in details})
@@ -146,11 +161,12 @@ def trials_frame(records: list[Record], study: Study) -> pd.DataFrame:
             optuna_trial=r.trial_number,
         )
         rows.append(row)
-    columns = [*KEYS, *study.factor_names, *values, *(f"test_{k}" for k in details),
-               *PROVENANCE]  # fmt: skip
+    streams = [f"stream_{name}" for name in study.streams.names]
+    columns = [*KEYS, *streams, *study.factor_names, *values,
+               *(f"test_{k}" for k in details), *PROVENANCE]  # fmt: skip
     types: dict[str, str] = {
-        **KEYS, **{c: "float64" for c in values}, **{f"test_{k}": "string" for k in details},
-        **PROVENANCE,
+        **KEYS, **{c: "Int64" for c in streams}, **{c: "float64" for c in values},
+        **{f"test_{k}": "string" for k in details}, **PROVENANCE,
     }  # fmt: skip
     for f in study.factors:
         types[f.name] = {"bool": "bool", "string": "string"}.get(
@@ -163,6 +179,8 @@ def schema_markdown() -> str:
     """The parquet files' columns as the documentation shows them (from the declarations)."""
     trials = [f"| `{c}` | {t} | {MEANINGS[c]} |" for c, t in KEYS.items()]
     trials += [
+        "| `stream_<name>` (*each seed stream*) | Int64 | the trial's index in that stream, "
+        "where replicates crosses seed streams |",
         "| *each factor* | its levels' type | the trial's level |",
         "| *each response* (`test_loss`, ...) | float64 | the trial's test value |",
         "| `train_loss` | float64 | the last epoch's training loss (Keras studies) |",

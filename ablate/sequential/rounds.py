@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ablate.errors import AblateError, option
+from ablate.errors import AblateError, option, render_options
 from ablate.execution.runner import RunSummary
 from ablate.stats.precision import halfwidths, replicates_for
 from ablate.stats.result import Analysis
@@ -50,8 +50,35 @@ class Outcome:
     rounds: tuple[Round, ...]
     target: float
     met: bool
-    reason: str
+    raw_reason: str  # in words, options as ablate.errors.option marks them
     summary: RunSummary  # the last round's
+
+    @property
+    def reason(self) -> str:
+        """Why the rounds stopped, options named as Python passes them."""
+        return render_options(self.raw_reason, flags=False)
+
+    def render(self, *, flags: bool) -> str:
+        """Why the rounds stopped, options named as the command line's flags (``flags``)."""
+        return render_options(self.raw_reason, flags=flags)
+
+
+def run_until_precise(
+    study: Study, halfwidth: float, *, max_replicates: int | None = None,
+    run: Callable[[Study], RunSummary] | None = None, say: Callable[[str], None] = print,
+    **run_options: Any,
+) -> Outcome:  # fmt: skip
+    """Rounds of replicates until every effect's interval is within ±``halfwidth`` or
+    ``max_replicates`` (default: the study's ``run.max_replicates``) is reached. Each round is
+    :func:`ablate.run_study` with ``run_options`` (``storage_url``, ``workers``, ...), or
+    ``run``; each round is said through ``say``."""
+    from ablate.execution.runner import run_study
+    from ablate.results import load_results
+    from ablate.stats.analysis import analyze
+
+    most = max_replicates or study.run.max_replicates
+    return run_until(study, halfwidth, most, run or (lambda s: run_study(s, **run_options)),
+                     lambda d: analyze(load_results(d), importance=False), say)  # fmt: skip
 
 
 def run_until(
@@ -60,11 +87,16 @@ def run_until(
 ) -> Outcome:  # fmt: skip
     """Rounds of ``run`` (a study run) and ``analyse`` (its results folder) until every
     half-width is at most ``target`` or ``most`` replicates are reached."""
+    if study.streams.counts:
+        raise AblateError(
+            f"rounds of replicates add plain replicates, and this study crosses seed streams "
+            f"(replicates: {dict(study.streams.counts)}); grow a stream's count in the study "
+            "file and run it again, or give replicates as a count."
+        )
     if most < study.replicates:
         raise AblateError(
             f"{option('max_replicates', str(most))} is below the study's {study.replicates} "
-            "replicates; raise "
-            "it, or lower the study's replicates."
+            "replicates; raise it, or lower the study's replicates."
         )
     r, rounds = study.replicates, []
     while True:

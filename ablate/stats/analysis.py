@@ -39,12 +39,25 @@ from ablate.designs.matrix import (
 )
 from ablate.errors import AblateError, option
 from ablate.results import Results
-from ablate.stats import anova, equivalence, estimates, fit, learned, needs, rows, screening
+from ablate.stats import (
+    anova,
+    equivalence,
+    estimates,
+    fit,
+    learned,
+    more_findings,
+    needs,
+    rows,
+    schema,
+    screening,
+)
 from ablate.stats.blocks import fit_blocks
 from ablate.stats.bootstrap import cluster_bootstrap
+from ablate.stats.components import variance_components
 from ablate.stats.dispersion import box_meyer, dispersion
 from ablate.stats.findings import interaction_hints, judge
 from ablate.stats.importance import importance, model_intervals
+from ablate.stats.improvement import probability_of_improvement
 from ablate.stats.options import ADJUSTMENTS, Options, check_options, merge
 from ablate.stats.result import Analysis, Goal
 from ablate.stats.screening import Screened
@@ -92,8 +105,46 @@ def analyze(results: Results, options: Options | None = None, **overrides: Any) 
     analysis = replace(analysis, learned=verdicts)
     seed = results.study.seed if results.study is not None else 0
     analysis = _with_seeds(analysis, frame, y, seed)
+    analysis = _with_improvement(analysis, frame, y, declared, seed)
+    analysis = _with_components(analysis, frame, y, results, seed)
     analysis = _with_importance(analysis, results, frame, y, goal)
     return _judged(analysis, frame, y, bounds_of(response, task))
+
+
+def _with_improvement(
+    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64],
+    declared: dict[str, tuple[str, tuple[Any, ...]]], seed: int,
+) -> Analysis:  # fmt: skip
+    """The probability of improvement per contrast, where trials pair by seed (a replicate
+    column) and the response has a better direction; its interval only from as many seeds as
+    the cluster bootstrap needs (:data:`ablate.stats.needs.CLUSTER_BOOTSTRAP`)."""
+    if a.fit.goal is None or "replicate" not in frame.columns or a.fit.replicates_max < 2:
+        return a
+    rows_ = frame.assign(_y=y)
+    table = probability_of_improvement(
+        rows_, [f.name for f in a.factors], "_y", a.fit.goal, declared=declared, seed=seed,
+        baselines={f.name: f.baseline for f in a.factors}, alpha=a.options.alpha,
+    )  # fmt: skip
+    if needs.CLUSTER_BOOTSTRAP.missing(a.fit.replicates_min) is not None:
+        table = table.assign(ci_low=np.nan, ci_high=np.nan)
+    return replace(a, improvement=table)
+
+
+def _with_components(
+    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], results: Results, seed: int
+) -> Analysis:
+    """With seed streams, the seed-to-seed variance split by source (per scope: all cells,
+    each factor's levels) and its ratios between a factor's two levels."""
+    study = results.study
+    if study is None or not study.streams.counts or "cell" not in frame.columns:
+        return a
+    streams = study.streams.names
+    if any(f"stream_{s}" not in frame.columns for s in streams):
+        return a
+    names = [f.name for f in a.factors]
+    found = variance_components(frame.assign(_y=y), "_y", streams, names,
+                                alpha=a.options.alpha, seed=seed)  # fmt: skip
+    return replace(a, components=replace(found, response=a.response))
 
 
 def _learned_only(
@@ -161,8 +212,10 @@ def _judged(
         hints = interaction_hints(frame, y, a.factors, a.fit.rss, a.fit.df_resid,
                                   a.options.alpha)  # fmt: skip
     verdicts, found, steps = judge(a, hints, bounds)
+    found = (*found, *more_findings.components(a.components))
     more = needs.cure(a.missing)
     steps += (more,) if more is not None else ()
+    schema.check(a)  # once, as the analysis is made
     return replace(a, verdicts=verdicts, findings=found, next_steps=tuple(dict.fromkeys(steps)))
 
 

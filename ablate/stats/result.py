@@ -17,9 +17,11 @@ from ablate.designs.aliases import Structure
 from ablate.designs.matrix import FactorInfo, ModelMatrix
 from ablate.stats.blocks import Blocks
 from ablate.stats.bootstrap import Bootstrap
+from ablate.stats.components import Components
 from ablate.stats.dispersion import Dispersion
 from ablate.stats.learned import Learned
 from ablate.stats.options import Options
+from ablate.stats.trends import OverEpochs
 from ablate.stats.verdicts import FactorVerdict, Finding, Missing, NextStep
 
 Goal = Literal["min", "max"]
@@ -92,6 +94,11 @@ class Analysis:
     box_meyer: pd.DataFrame | None = None  # unreplicated: dispersion from residuals (F*)
     equivalence: pd.DataFrame | None = None  # with a margin: TOST verdicts of effects, pairs
     bootstrap: Bootstrap | None = None  # the cluster bootstrap's intervals beside OLS's
+    #: P(a trial at one level beats its partner at the same seed), per contrast:
+    #: factor, low, high, pairs, p_improve, ci_low, ci_high, missing (stats.improvement)
+    improvement: pd.DataFrame | None = None
+    over_epochs: OverEpochs | None = None  # the effects at every epoch (stats.overall)
+    components: Components | None = None  # seed streams: the seed-to-seed variance by source
     verdicts: tuple[FactorVerdict, ...] = ()  # what each factor does, by a named test
     findings: tuple[Finding, ...] = ()  # the verdicts and what qualifies them, in words
     missing: tuple[Missing, ...] = ()  # statistics left out for want of data, and the cure

@@ -43,6 +43,7 @@ from ablate.study.settings import (
     Study,
     TrainingSettings,
 )
+from ablate.study.streams import KERAS_STREAMS, MAX_COUNT, Streams
 from ablate.tasks import COMMON_GOALS, TASKS, Task
 from ablate.tasks.declared import DeclaredTask
 
@@ -126,6 +127,7 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
         spec, given = self.model_section(top.get("model"))
         task = self.task(top, spec)
         factors = self.factors(top["factors"], spec, given)
+        top, streams = self.streams(top, factors, keras=True)
         scalars = self.values(Study, top, ())
         if not scalars["results"].strip():
             self.expect(("results",), "a folder path (text)", scalars["results"])
@@ -142,6 +144,7 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
             analysis=self.analysis(top.get("analysis"), factors, TASKS[task]),
             design=design,
             source=self.source,
+            streams=streams,
             **{**scalars, "description": (scalars["description"] or "").strip()},
         )  # fmt: skip
 
@@ -157,6 +160,7 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
                          parameters=None)  # fmt: skip
         factors = self.factors(top["factors"], spec, {})
         responses = self.responses(top.get("responses"), tuple(f.name for f in factors))
+        top, streams = self.streams(top, factors, keras=False)
         scalars = self.values(Study, top, ())
         design = self.design(top.get("design"), factors)
         self._check_size(factors, design, scalars["replicates"])
@@ -164,9 +168,40 @@ class _StudyReader(ModelReader, DesignReader, TrainerReader):
             name=name, factors=factors, task="custom", trainer=trainer, responses=responses,
             run=self.run(top.get("run")),
             analysis=self.analysis(top.get("analysis"), factors, DeclaredTask(responses)),
-            design=design, source=self.source,
+            design=design, source=self.source, streams=streams,
             **{**scalars, "description": (scalars["description"] or "").strip()},
         )  # fmt: skip
+
+    def streams(
+        self, top: dict[str, Any], factors: tuple[Factor, ...], *, keras: bool
+    ) -> tuple[dict[str, Any], Streams]:
+        """``replicates:`` as seed streams, where it is a mapping (:mod:`~ablate.study.streams`);
+        ``top`` with the plain count the rest of the study reads."""
+        data, path = top.get("replicates"), ("replicates",)
+        if not isinstance(data, dict):
+            return top, Streams()
+        if not data:
+            self.expect(path, "a count, or seed streams and their counts", data)
+        counts = []
+        for name, count in data.items():
+            self._stream_name(name, factors, keras)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+                self.expect((*path, str(name)), f"a number of seeds from 1 to {MAX_COUNT}", count)
+            counts.append((name, count))
+        streams = Streams(tuple(counts))
+        return {**top, "replicates": streams.total}, streams
+
+    def _stream_name(self, name: Any, factors: tuple[Factor, ...], keras: bool) -> None:
+        path = ("replicates", str(name))
+        if not isinstance(name, str) or not is_identifier(name):
+            self.expect(path, f"a stream name that is {IDENTIFIER}", name)
+        if name in {f.name for f in factors}:
+            self.fail(path, f"'{name}' is a factor; give the stream another name")
+        if keras and name not in KERAS_STREAMS:
+            known = "; ".join(f"{n} ({what})" for n, what in KERAS_STREAMS.items())
+            self.fail(path, f"ablate's Keras loop seeds these sources apart: {known}; name "
+                      "streams among them (a training function or program names its "
+                      "own)")  # fmt: skip
 
     def _check_size(
         self, factors: tuple[Factor, ...], design: DesignSettings, replicates: int

@@ -20,6 +20,7 @@ import yaml
 
 from ablate.models.registry import ModelSpec, builder_spec
 from ablate.parameters import REQUIRED, Level, setting
+from ablate.study.streams import Streams
 from ablate.tasks import TASKS, Task
 from ablate.tasks.declared import DeclaredTask, Response
 
@@ -376,8 +377,12 @@ class Study:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     data: DataSettings = field(default_factory=DataSettings)
     replicates: int = setting(
-        1, "trials per cell, replicate r with seed seed + r", minimum=1, maximum=10_000
-    )
+        1, "trials per cell, replicate r with seed seed + r; or seed streams crossed, e.g. "
+        "{init: 3, data_order: 2} (6 trials per cell, each source of randomness seeded "
+        "separately)", minimum=1, maximum=10_000,
+    )  # fmt: skip
+    #: The seed streams ``replicates`` crosses, where it names them (:mod:`~ablate.study.streams`).
+    streams: Streams = field(default_factory=Streams)
     seed: int = setting(
         768, "the seed of replicate 0 (the reference's)", minimum=0, maximum=2**32 - 1 - 10_000
     )
@@ -432,7 +437,7 @@ class Study:
         if self.trainer is None:
             out["training"] = asdict(self.training)
             out["data"] = self.data.to_dict()
-        out["replicates"] = self.replicates
+        out["replicates"] = dict(self.streams.counts) if self.streams.counts else self.replicates
         out["seed"] = self.seed
         out["results"] = self.results
         run = asdict(self.run)
@@ -470,9 +475,11 @@ class Study:
         and every trial already run still counts.
         """
         d = self.to_dict()
+        # Which sources are seeded apart defines the trials; how many seeds each has does not.
+        streams = {"streams": list(self.streams.names)} if self.streams.counts else {}
         if self.trainer is not None:  # the function and its options define the outcomes
             return {"task": d["task"], "trainer": d["trainer"], "responses": d["responses"],
-                    "factors": d["factors"], "seed": d["seed"]}  # fmt: skip
+                    "factors": d["factors"], "seed": d["seed"], **streams}  # fmt: skip
         data = {k: v for k, v in d["data"].items() if k != "path"}
         training = {k: v for k, v in d["training"].items() if k not in EXECUTION_SETTINGS}
         return {
@@ -482,6 +489,7 @@ class Study:
             "training": training,
             "data": data,
             "seed": d["seed"],
+            **streams,
         }
 
     def experiment_defaults(self) -> dict[str, Any]:

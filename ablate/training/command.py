@@ -53,7 +53,7 @@ from ablate.study.grid import TrialSpec, expand_trials
 from ablate.training import backend
 from ablate.training.base import Checked, Live, StopRequested, Trainer
 from ablate.training.records import EpochRecord, TrialResult
-from ablate.training.user import outcome
+from ablate.training.user import outcome, stream_seeds
 
 #: The fields every trial fills in, besides its factors and the options.
 FIELDS = ("seed", "replicate", "trial_key", "workdir", "study_dir", "result", "epochs_file")
@@ -109,18 +109,11 @@ class CommandTrainer(Trainer):
         return bool(self.study.trainer and self.study.trainer.shell)
 
     def check(self, *, build: bool = True) -> Checked:
-        """Every field of the template known, the program found; nothing runs."""
+        """Every field of the template known, every seed stream's seed passed on, the
+        program found; nothing runs."""
         study = self.study
         where = f"{study.source or study.name}: trainer.command"
-        known = {*study.factor_names, *(n for n, _ in study.trainer.options), *FIELDS}  # type: ignore[union-attr]
-        unknown = [n for n in template_fields(self.command)
-                   if re.split(r"[.\[]", n)[0] not in known]  # fmt: skip
-        if unknown:
-            raise AblateError(
-                f"{where}: the template names {', '.join(sorted(set(unknown)))}, which is not a "
-                f"factor, an option or one of {', '.join(FIELDS)}; known here: "
-                f"{', '.join(sorted(known))} (a literal brace is written {{{{ or }}}})"
-            )
+        self._check_fields(where)
         trials = expand_trials(study)
         cells = {t.cell.label: t for t in trials}.values()
         argv = [self.argv(t, Path("/trial")) for t in cells][0]  # noqa: RUF015 (every cell's)
@@ -130,6 +123,27 @@ class CommandTrainer(Trainer):
         responses = ", ".join(r.name for r in study.responses)
         what = f"the command {self.command!r} (writing {responses} to {{result}})"
         return Checked("the data your program loads", study.task_spec.baselines(), what)
+
+    def _check_fields(self, where: str) -> None:
+        assert self.study.trainer is not None
+        streams = [f"seed_{name}" for name in self.study.streams.names]
+        options = (name for name, _ in self.study.trainer.options)
+        known = {*self.study.factor_names, *options, *FIELDS, *streams}
+        used = {re.split(r"[.\[]", n)[0] for n in template_fields(self.command)}
+        unknown = sorted(used - known)
+        if unknown:
+            raise AblateError(
+                f"{where}: the template names {', '.join(unknown)}, which is not a factor, an "
+                f"option or one of {', '.join(FIELDS)}; known here: {', '.join(sorted(known))} "
+                "(a literal brace is written {{ or }})"
+            )
+        unused = [name for name in streams if name not in used]
+        if unused:
+            raise AblateError(
+                f"{where}: replicates names seed streams, but the template passes no "
+                f"{', '.join('{' + n + '}' for n in unused)}; pass each stream's seed to the "
+                "program (as an argument: {seed_init}), or give replicates as a count"
+            )
 
     def describe(self, checked: Checked) -> list[str]:
         first = expand_trials(self.study)[0]
@@ -144,7 +158,8 @@ class CommandTrainer(Trainer):
     def values(self, spec: TrialSpec, workdir: Path) -> dict[str, Any]:
         """Every field's value for one trial."""
         assert self.study.trainer is not None
-        return {**dict(self.study.trainer.options), **spec.cell.as_dict(), "seed": spec.seed,
+        return {**dict(self.study.trainer.options), **spec.cell.as_dict(), **stream_seeds(spec),
+                "seed": spec.seed,
                 "replicate": spec.replicate, "trial_key": spec.key, "workdir": str(workdir),
                 "study_dir": str(self._home() or Path.cwd()),
                 "result": str(workdir / "result.json"),

@@ -31,12 +31,12 @@ class FunctionTrainer(Trainer):
         import_beside(study)
         assert study.trainer is not None
         options = tuple(name for name, _ in study.trainer.options)
-        factors = study.factor_names
+        factors, streams = study.factor_names, tuple(f"seed_{n}" for n in study.streams.names)
         try:
             check_keywords(
                 training_function(self.target), role="the training function",
-                target=self.target, given=(*options, *factors), protocol=PROTOCOL,
-                origin=lambda n: " (a factor)" if n in factors else " (in trainer.options)",
+                target=self.target, given=(*options, *factors, *streams), protocol=PROTOCOL,
+                origin=lambda n: _origin(n, factors, streams),
             )  # fmt: skip
         except AblateError as err:
             where = study.source or study.name
@@ -53,3 +53,12 @@ class FunctionTrainer(Trainer):
     ) -> list[TrialResult]:
         (spec,), (live,) = specs, lives
         return [train_with_function(self.study, spec, on_epoch=live.epoch, stop_requested=stop)]
+
+
+def _origin(name: str, factors: tuple[str, ...], streams: tuple[str, ...]) -> str:
+    """Where a keyword the function must take comes from, for the message."""
+    if name in factors:
+        return " (a factor)"
+    if name in streams:
+        return f" (the seed of the stream {name.removeprefix('seed_')}, named in replicates)"
+    return " (in trainer.options)"

@@ -24,7 +24,7 @@ AUTO_GROUP = 32
 def group_size(study: Study) -> int:
     """How many trials a worker claims and trains at once (1: no fusing)."""
     fuse = study.run.fuse
-    if fuse == "off":
+    if fuse == "off" or study.streams.counts:  # seed streams train apart (see check_fuse)
         return 1
     if fuse != "auto":
         return int(fuse)

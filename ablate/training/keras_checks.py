@@ -42,8 +42,16 @@ PROBE_EXAMPLES = 4
 
 
 def check_fuse(study: Study) -> None:
-    """A fused group size (``run.fuse``: a number above 1) needs the JAX backend."""
+    """A fused group size (``run.fuse``: a number above 1) needs the JAX backend, and a study
+    whose replicates are seed streams (a fused group draws its noise from one stream)."""
     fuse, name = study.run.fuse, backend.backend_name()
+    if isinstance(fuse, int) and fuse > 1 and study.streams.counts:
+        raise AblateError(
+            f"{study.source or study.name}: run.fuse: {fuse} trains trials together, and a "
+            "group shares one source of noise, so it cannot keep seed streams apart "
+            f"(replicates: {dict(study.streams.counts)}); set run.fuse: off, or give "
+            "replicates as a count."
+        )
     if isinstance(fuse, int) and fuse > 1 and name != "jax":
         raise AblateError(
             f"{study.source or study.name}: run.fuse: {fuse} trains trials together as one "

@@ -103,7 +103,9 @@ def _train(
     y_train, y_test = task.targets(dataset)
     monitor = _monitor(keras, study, optimizer, history, on_epoch, on_progress)
     model.fit(
-        **_training_batches(dataset.x_train, y_train, settings.batch_size, spec.seed),
+        **_training_batches(
+            dataset.x_train, y_train, settings.batch_size, spec.seed_of("data_order")
+        ),
         epochs=settings.epochs,
         validation_data=(dataset.x_test, y_test) if settings.validate_each_epoch else None,
         validation_batch_size=settings.eval_batch_size,
@@ -234,16 +236,29 @@ def build_model(study: Study, spec: TrialSpec, dataset: Dataset) -> Any:
     """The cell's model, seeded (weights, dropout masks, shuffling), built for the data's
     inputs and checked against the task (a Keras model whose output fits it)."""
     keras = backend.import_keras()
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.seed_of("init"))
     model = study.model.spec.build(
         input_shape=dataset.input_shape,
         task=study.task,
         n_classes=dataset.n_classes if study.task == "classification" else None,
-        seed=spec.seed,
+        seed=spec.seed_of("noise"),
         **{**study.model.builder_kwargs(), **spec.cell.as_dict()},
     )
     study.task_spec.check_model(model, dataset)
+    if spec.streams:
+        reseed_noise(keras, model, spec.seed_of("noise"))
     return model
+
+
+def reseed_noise(keras: Any, model: Any, seed: int) -> None:
+    """Point every seed generator of the model (dropout masks, sampling noise) at the noise
+    seed, so that with seed streams the noise is the noise stream's alone: a layer's generator
+    otherwise draws its starting state from the global seed set for the initialisation. The
+    k-th generator gets ``seed + k``, as distinct generators must."""
+    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    for k, state in enumerate(states):
+        state.assign(keras.ops.convert_to_tensor([(seed + k) % 2**31, 0], state.dtype))
+    keras.utils.set_random_seed(seed)  # what the backend draws from its global state
 
 
 def use_xla(settings: TrainingSettings) -> bool:

@@ -74,7 +74,7 @@ def train_with_function(
     report = _reporter(history, on_epoch, stop_requested, start)
     seed_everything(spec.seed)
     protocol = {"seed": spec.seed, "report": report}
-    kwargs = {**dict(study.trainer.options), **spec.cell.as_dict()}
+    kwargs = {**dict(study.trainer.options), **spec.cell.as_dict(), **stream_seeds(spec)}
     try:
         returned = function(**protocol_arguments(function, protocol), **kwargs)
     except Exception as err:
@@ -85,6 +85,11 @@ def train_with_function(
             traceback=user_frames(err) or traceback.format_exc(), **_provenance(),
         )  # fmt: skip
     return outcome(study, returned, tuple(history), time.perf_counter() - start)
+
+
+def stream_seeds(spec: TrialSpec) -> dict[str, int]:
+    """Each seed stream's seed, by the name a trainer receives it under (``seed_init``)."""
+    return {f"seed_{name}": seed for name, _, seed in spec.streams}
 
 
 def _reporter(

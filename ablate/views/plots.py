@@ -15,6 +15,7 @@ from ablate.results import load_outputs
 from ablate.stats.analysis import Analysis
 from ablate.stats.curves import learning_curves
 from ablate.views.attention import attention_figure, has_attention
+from ablate.views.components import components_chart
 from ablate.views.curves import learning_curve_plot
 from ablate.views.effects import (
     effects_chart,
@@ -24,6 +25,7 @@ from ablate.views.effects import (
     pareto_chart,
     residual_plots,
 )
+from ablate.views.epochs_chart import effects_over_epochs_chart
 from ablate.views.importance import importance_chart
 from ablate.views.learned import learned_figure
 from ablate.views.seeds import equivalence_chart, spread_chart
@@ -81,6 +83,11 @@ def chart_set(
         figures["spread"] = spread_chart(a)
     if curves is not None:
         figures["learning_curves"] = learning_curve_plot(*curves, a.factors, *metric)
+    if a.components is not None and a.components.scopes:
+        figures["seed_streams"] = components_chart(a.components)
+    over = a.over_epochs
+    if over is not None and over.missing is None and len(over.epochs) > 1:
+        figures["effects_over_epochs"] = effects_over_epochs_chart(over)
     for stem, title, outputs in learned:
         figures[stem] = learned_figure(outputs, title)
     for stem, title, outputs in attended:
@@ -123,6 +130,13 @@ CAPTIONS = {
     "residuals": "Residual diagnostics: what the normal model assumes is points near the "
     "line of the QQ plot and an even band of residuals, whatever the fitted value.",
     "learning_curves": "Learning curves: did the training itself behave?",
+    "seed_streams": "Seed streams: the seed-to-seed variance within a cell split by source "
+    "(initialisation, data order, their interaction with what no stream controls), over all "
+    "cells and at each level of each factor, with the seed-to-seed SD beside each bar.",
+    "effects_over_epochs": "Effects over training: each effect at every epoch with its interval "
+    "(the same model as the final one, fitted at that epoch); red points: clear of 0. Where an "
+    "effect settles, grows, shrinks or flips says whether a longer training would change the "
+    "answer.",
     "importance": "Importance: the linear model's share of each factor beside Optuna's fANOVA "
     "and PED-ANOVA, on the same trials.",
 }

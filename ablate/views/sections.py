@@ -19,6 +19,7 @@ import pandas as pd
 from ablate.stats.result import Analysis
 from ablate.stats.verdicts import NextStep
 from ablate.views import sections_seeds as seeds
+from ablate.views import sections_time as time
 from ablate.views.formats import FIRST_COLUMN_MAX, WIDTH, Section, fmt_cis, fmt_f, fmt_g, fmt_p
 
 #: The sections ``ablate analyze`` prints without --full, in order.
@@ -28,10 +29,11 @@ FIRST_SCREEN = ("findings", "design", "effects", "levels", "anova", "next_steps"
 def sections(a: Analysis) -> list[Section]:
     """Every table of the analysis, formatted for reading, in report order."""
     out = [*seeds.findings(a), Section("design", "Design", lines=tuple(design_lines(a)))]
-    for build in (_effects, _levels, _coefficients, seeds.equivalence, seeds.blocks,
-                  seeds.bootstrap, _design_sections, _anova, _lack_of_fit, _means, _pairwise,
-                  _screening, _cells, seeds.dispersion, seeds.box_meyer, _importance,
-                  seeds.not_learned):  # fmt: skip
+    for build in (_effects, _levels, time.over_epochs, time.improvement, _coefficients,
+                  time.components, seeds.equivalence, seeds.blocks, seeds.bootstrap,
+                  _design_sections, _anova,
+                  _lack_of_fit, _means, _pairwise, _screening, _cells, seeds.dispersion,
+                  seeds.box_meyer, _importance, seeds.not_learned):  # fmt: skip
         out += build(a)
     out.append(Section("fit", "Fit", lines=tuple(_fit_lines(a))))
     if a.notes:

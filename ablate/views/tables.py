@@ -24,7 +24,8 @@ TABLE_FORMATS = ("text", "markdown", "latex", "csv", "json")
 TABLES = (
     "coefficients", "effects", "anova", "lack_of_fit", "marginal_means", "pairwise", "cells",
     "screening", "aliases", "correlations", "importance", "equivalence", "learned",
-    "blocked_effects", "dispersion", "spread", "box_meyer", "bootstrap",
+    "blocked_effects", "dispersion", "spread", "box_meyer", "bootstrap", "improvement",
+    "over_epochs",
 )  # fmt: skip
 
 
@@ -191,7 +192,9 @@ def _raw_table(a: Analysis, name: str) -> pd.DataFrame:
                "spread": " (it needs 3 replicates per cell)",
                "learned": " (the response has no trivial baseline)",
                "bootstrap": " (it needs 4 replicates per cell)",
-               "box_meyer": " (it needs an unreplicated design with residual df)"}  # fmt: skip
+               "box_meyer": " (it needs an unreplicated design with residual df)",
+               "improvement": " (it needs replicates and a response with a direction)",
+               "over_epochs": " (it needs the response in the epochs table, 2 epochs)"}  # fmt: skip
         raise AblateError(f"this analysis has no {name} table{why.get(name, '')}.")
     return table
 
@@ -204,6 +207,7 @@ def _nested(a: Analysis) -> dict[str, pd.DataFrame | None]:
         "dispersion": a.dispersion.table if a.dispersion is not None else None,
         "spread": a.dispersion.spread if a.dispersion is not None else None,
         "bootstrap": a.bootstrap.effects if a.bootstrap is not None else None,
+        "over_epochs": a.over_epochs.table if a.over_epochs is not None else None,
     }
 
 
@@ -296,8 +300,21 @@ def to_dict(a: Analysis) -> dict[str, Any]:
             "effects": _records(a.bootstrap.effects),
             "importance": _records(a.bootstrap.importance),
         },
+        "improvement": _records(a.improvement),
+        "over_epochs": _over_epochs(a),
+        "components": _jsonable(dataclasses.asdict(a.components)) if a.components else None,
         "notes": list(a.notes),
     }
+
+
+def _over_epochs(a: Analysis) -> dict[str, Any] | None:
+    over = a.over_epochs
+    if over is None:
+        return None
+    return {"response": over.response, "missing": over.missing, "notes": list(over.notes),
+            "skipped": [_jsonable(dataclasses.asdict(s)) for s in over.skipped],
+            "effects": [_jsonable(dataclasses.asdict(t)) for t in over.effects],
+            "table": _records(over.table)}  # fmt: skip
 
 
 def _learned(a: Analysis) -> dict[str, Any] | None:

@@ -7,8 +7,6 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from ablate.execution.planning import plan_workers
 from ablate.execution.runner import run_study
 from ablate.queue.claims import open_queue
 from ablate.study import load_study, parse_study
-from tests.helpers import ROOT, run_cli, tiny_study_text
+from tests.helpers import ROOT, run_cli, start_cli, tiny_study_text
 
 
 def test_plan_workers_pins_groups_to_gpus_and_shares_cores() -> None:
@@ -91,10 +89,7 @@ def test_a_worker_killed_mid_trial_still_yields_one_complete_row_per_trial(
 ) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=3, replicates=2))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
     victim = _wait_for_running(study_path)
     os.kill(victim, signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
@@ -213,10 +208,7 @@ def test_a_study_whose_first_trials_fail_alike_stops_and_reruns_once_fixed(
 def test_a_second_machine_joins_with_ablate_worker_and_status_sees_both(tmp_path: Path) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
-    first = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    first = start_cli("run", str(study_path), "--workers", "1", cwd=tmp_path)
     _wait_for_running(study_path)
     results = tmp_path / "results" / "tiny"
     status = run_cli("status", str(results))
@@ -286,10 +278,7 @@ def test_random_workers_killed_at_random_moments_still_finish_every_trial_once(
 ) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=3))  # 12
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
     rng = random.Random(11)
     kills = 0
     logs = tmp_path / "results" / "tiny" / "logs"  # made as the workers start (the checks
@@ -316,10 +305,7 @@ def test_killing_the_coordinator_stops_its_workers_and_a_rerun_completes(
 ) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = start_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
     _wait_for_running(study_path)
     workers = _workers(proc.pid)
     assert len(workers) == 2
@@ -339,13 +325,8 @@ def test_killing_the_coordinator_stops_its_workers_and_a_rerun_completes(
 def test_two_runs_of_one_study_at_once_cooperate_and_train_nothing_twice(tmp_path: Path) -> None:
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
-    command = [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "1"]
-    both = [
-        subprocess.Popen(
-            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
+    command = ["run", str(study_path), "--workers", "1"]
+    both = [start_cli(*command, cwd=tmp_path) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in both]
     for p, (_, err) in zip(both, outputs, strict=True):
         assert p.returncode == 0, err

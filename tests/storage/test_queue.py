@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from ablate.study import parse_study
 from ablate.study.grid import expand_trials
 from ablate.study.settings import Study
 from ablate.training.records import TrialResult
-from tests.helpers import run_cli, tiny_study_text
+from tests.helpers import run_cli, start_cli, tiny_study_text
 
 COMPLETE = TrialResult(
     status="complete", values={"test_loss": 0.5, "test_recon_loss": 0.4, "test_kl_loss": 0.1}
@@ -290,12 +289,8 @@ def test_processes_that_open_a_new_database_at_once_all_open_it(
 
 
 def _start_run(study_path: Path, cwd: Path, url: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ablate", "run", str(study_path), "--workers", "2",
-         "--storage", url],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **env},
-    )  # fmt: skip
+    return start_cli("run", str(study_path), "--workers", "2", "--storage", url, cwd=cwd,
+                     env=env)  # fmt: skip
 
 
 def _wait_for_line(proc: subprocess.Popen[str], prefix: str, seen: list[str]) -> None:

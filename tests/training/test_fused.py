@@ -25,7 +25,7 @@ from ablate.queue.claims import open_queue
 from ablate.study.parse import load_study
 from tests import background
 from tests.background import Job
-from tests.helpers import ROOT
+from tests.helpers import ROOT, start_cli
 from tests.training.test_fusion import tiny_fused_study
 
 JAX_PYTHON = os.environ.get("ABLATE_TEST_JAX_PYTHON")
@@ -98,9 +98,8 @@ def test_fused_and_unfused_results_are_equivalent_across_replicates() -> None:
 
 
 def _jax_run(study_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([JAX_PYTHON, "-m", "ablate", "run", str(study_path), *args],
-                            cwd=study_path.parent, env=_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return start_cli("run", str(study_path), *args, cwd=study_path.parent, env=_ENV,
+                     python=JAX_PYTHON)  # fmt: skip
 
 
 @pytest.mark.slow
