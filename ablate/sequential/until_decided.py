@@ -64,7 +64,7 @@ def run_until_decided(
     (``storage_url``, ``workers``, ...), or ``run``; each look is said through ``say``."""
     rule = _rule(study, margin, max_replicates, alpha)
     run = run or (lambda s: run_study(s, **run_options))
-    r, looks = rule.start_replicates, []
+    r, looks = rule.start_replicates, list[Look]()
     while True:
         summary = run(replace(study, replicates=r))
         if summary.interrupted or summary.failed or summary.diverged:

@@ -134,16 +134,20 @@ def _with_components(
     a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], results: Results, seed: int
 ) -> Analysis:
     """With seed streams, the seed-to-seed variance split by source (per scope: all cells,
-    each factor's levels) and its ratios between a factor's two levels."""
+    each factor's levels), and its ratios between a factor's two levels at a Bonferroni level
+    over every ratio tested (many are: one per factor and source)."""
     study = results.study
     if study is None or not study.streams.counts or "cell" not in frame.columns:
         return a
     streams = study.streams.names
     if any(f"stream_{s}" not in frame.columns for s in streams):
         return a
-    names = [f.name for f in a.factors]
-    found = variance_components(frame.assign(_y=y), "_y", streams, names,
-                                alpha=a.options.alpha, seed=seed)  # fmt: skip
+    rows_, names, alpha = frame.assign(_y=y), [f.name for f in a.factors], a.options.alpha
+    found = variance_components(rows_, "_y", streams, names, alpha=alpha, seed=seed)
+    tested = len(found.ratios)
+    if tested > 1:
+        strict = variance_components(rows_, "_y", streams, names, alpha=alpha / tested, seed=seed)
+        found = replace(found, ratios=strict.ratios, ratio_tests=tested)
     return replace(a, components=replace(found, response=a.response))
 
 

@@ -127,6 +127,8 @@ class Components:
     scopes: tuple[Scope, ...]
     ratios: tuple[Ratio, ...]
     missing: tuple[str, ...]  # what the data could not support, in words
+    #: how many ratios the ratios' intervals are Bonferroni-adjusted over (1: not adjusted)
+    ratio_tests: int = 1
 
     def scope(self, name: str) -> Scope:
         """The scope named ``name`` (ALL_CELLS, or "factor=level")."""

@@ -63,24 +63,29 @@ def improvement(
     if table is None:
         return []
     kinds = {v.factor: v.kind for v in verdicts}
+    two_level = table["factor"].value_counts().loc[lambda n: n == 1].index
     out = []
-    for row in table.itertuples():
-        if not math.isfinite(row.ci_low) or row.factor not in kinds:
+    for row in table[table["factor"].isin(two_level)].to_dict("records"):
+        factor, p, lo, hi = str(row["factor"]), *(float(row[c]) for c in COLUMNS)
+        if not math.isfinite(lo) or factor not in kinds:
             continue
-        kind = kinds[row.factor]
+        kind = kinds[factor]
         clear = kind in ("helps", "hurts", "raises", "lowers")
-        improves = None if not clear else kind == "helps"
-        if not tells_more(row.p_improve, (row.ci_low, row.ci_high), clear, improves):
+        if not tells_more(p, (lo, hi), clear, kind == "helps" if clear else None):
             continue
         but = "though its mean effect is not clear"
         if clear:
             but = f"though the mean says it {kind}: a few large differences carry the mean"
-        out.append(Finding("factor", f"{row.factor}: {row.high} beats {row.low} in "
-                           f"{100 * row.p_improve:.0f}% of {row.pairs} pairs at the same seed "
-                           f"({confidence}% CI [{100 * row.ci_low:.0f}%, "
-                           f"{100 * row.ci_high:.0f}%]; probability of improvement, cluster "
-                           f"bootstrap over seeds), {but}", row.factor))  # fmt: skip
+        out.append(Finding("factor", f"{factor}: {row['high']} beats {row['low']} in "
+                           f"{100 * p:.0f}% of {row['pairs']} pairs at the same seed "
+                           f"({confidence}% CI [{100 * lo:.0f}%, {100 * hi:.0f}%]; probability "
+                           f"of improvement, cluster bootstrap over seeds), {but}",
+                           factor))  # fmt: skip
     return out
+
+
+#: The improvement table's numbers a finding quotes: the probability and its interval.
+COLUMNS = ("p_improve", "ci_low", "ci_high")
 
 
 def components(found: Components | None) -> list[Finding]:
@@ -95,14 +100,16 @@ def components(found: Components | None) -> list[Finding]:
     out = [Finding("check", f"seeds: of the seed-to-seed variance within a cell (SD "
                    f"{every.sd:.3g}), {shares}; {level}% intervals; {found.method.split(' (')[0]}, "
                    "parametric bootstrap", None)]  # fmt: skip
+    adjusted = (f", Bonferroni over the {found.ratio_tests} ratios" if found.ratio_tests > 1
+                else "")  # fmt: skip
     for r in found.ratios:
         if not r.excludes_one:
             continue
         word = _ratio_word(r.ratio)
         out.append(Finding("factor", f"{r.factor}: {r.high} {word} the variance due to "
                            f"{r.source} against {r.low} (×{r.ratio:.2g}, {level}% CI "
-                           f"[{r.ci_low:.2g}, {r.ci_high:.2g}]; ratio of variance components, "
-                           "parametric bootstrap)", r.factor))  # fmt: skip
+                           f"[{r.ci_low:.2g}, {r.ci_high:.2g}]{adjusted}; ratio of variance "
+                           "components, parametric bootstrap)", r.factor))  # fmt: skip
     return out
 
 

@@ -50,7 +50,7 @@ def effects_over_epochs(results: Results, options: Options | None = None) -> Ove
     if values is None:
         return OverEpochs(response, goal, opts.alpha, _empty(), (), missing=why)
     recorded = len(values.columns)
-    values = values[list(_spaced(list(values.columns)))]
+    values = values[_spaced([int(e) for e in values.columns])]
     fits: dict[int, Analysis] = {}
     skipped: list[SkippedEpoch] = []
     for epoch in values.columns:

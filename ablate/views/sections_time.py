@@ -99,6 +99,8 @@ def components(a: Analysis) -> list[Section]:
             level: [f"[{fmt_g(r.ci_low)}, {fmt_g(r.ci_high)}]" for r in found.ratios],
             "clear": ["yes" if r.excludes_one else "" for r in found.ratios],
         })  # fmt: skip
+        adjusted = (f"; intervals Bonferroni-adjusted over the {found.ratio_tests} ratios"
+                    if found.ratio_tests > 1 else "")  # fmt: skip
         out.append(Section("component_ratios", "Variance ratios by source (high level over "
-                           "low; clear: the interval excludes 1)", ratios))  # fmt: skip
+                           f"low; clear: the interval excludes 1{adjusted})", ratios))  # fmt: skip
     return out
