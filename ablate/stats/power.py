@@ -115,7 +115,7 @@ def plan_replicates(
     if model not in DESIGN_MODELS:
         raise AblateError(f"{option('model')} must be one of {', '.join(DESIGN_MODELS)}.")
     table, runs, p = contrast_variances(study, built.runs, model)
-    weakest = int(table["v"].idxmax())  # the largest variance has the least power
+    weakest = int(table["v"].argmax())  # the largest variance has the least power
 
     def weakest_power(r: int) -> float:
         return contrast_power(effect, noise.sd, table["v"].iloc[weakest], runs, r, p, alpha)
@@ -204,6 +204,7 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
     warning = ""
     if lof is not None and "pure error" in set(lof["source"]):
         row = lof.set_index("source").loc["pure error"]
+        assert isinstance(row, pd.Series)  # the ANOVA has one "pure error" line
         sd = math.sqrt(row["mean_sq"])
         source = (
             f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"
@@ -246,16 +247,16 @@ def _dominant_run(cells: pd.DataFrame, names: list[str], pure: pd.Series) -> str
     if len(repeated) < 3 or not pure["sum_sq"] > 0:
         return ""
     ss = (repeated["n"] - 1) * repeated["sd"] ** 2
-    top = ss.idxmax()
-    share = ss[top] / pure["sum_sq"]
+    top = int(ss.argmax())  # the position of the run with the most
+    share = ss.iloc[top] / pure["sum_sq"]
     if share <= 0.5:
         return ""
-    rest_df = pure["df"] - (repeated.loc[top, "n"] - 1)
-    rest = math.sqrt((pure["sum_sq"] - ss[top]) / rest_df) if rest_df > 0 else math.nan
-    run = " ".join(f"{n}={repeated.loc[top, n]}" for n in names)
+    rest_df = pure["df"] - (repeated["n"].iloc[top] - 1)
+    rest = math.sqrt((pure["sum_sq"] - ss.iloc[top]) / rest_df) if rest_df > 0 else math.nan
+    run = " ".join(f"{n}={repeated[n].iloc[top]}" for n in names)
     return (
         f"one run ({run}) holds {100 * share:.0f}% of the pure error (its trials' SD is "
-        f"{repeated.loc[top, 'sd']:.4g}); look at its trials before trusting σ: without it, "
+        f"{repeated['sd'].iloc[top]:.4g}); look at its trials before trusting σ: without it, "
         f"σ = {rest:.4g} (pass {option('sd', f'{rest:.4g}')} if that run is a fluke)"
     )
 
