@@ -210,7 +210,8 @@ def _nested(a: Analysis) -> dict[str, pd.DataFrame | None]:
 def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     if table is None:
         return None
-    return [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    records = table.to_dict(orient="records")
+    return [{str(k): _jsonable(v) for k, v in row.items()} for row in records]
 
 
 def _jsonable(value: Any) -> Any:
