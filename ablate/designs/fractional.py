@@ -34,7 +34,7 @@ class Fraction:
 
     @property
     def runs(self) -> int:
-        return self.matrix.shape[0]
+        return int(self.matrix.shape[0])
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,11 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ablate.designs.build import infos_of
+from ablate.designs.build import Run, infos_of
 from ablate.designs.matrix import build_matrix, reference_grid
 from ablate.errors import AblateError, option
 from ablate.results import load_results
@@ -157,7 +156,7 @@ def _check_request(effect: float, power: float, alpha: float, noise: Noise) -> N
 
 
 def contrast_variances(
-    study: Study, runs: Sequence[tuple[Any, ...]], model: str
+    study: Study, runs: Sequence[Run], model: str
 ) -> tuple[pd.DataFrame, int, int]:
     """Every pairwise contrast of every factor's marginal means, with ``v``: its variance per
     σ² with one replicate of ``runs`` (divide by r for r replicates); and the number of runs

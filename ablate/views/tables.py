@@ -214,7 +214,7 @@ def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     return [{str(k): _jsonable(v) for k, v in row.items()} for row in records]
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):
@@ -304,7 +304,8 @@ def to_dict(a: Analysis) -> dict[str, Any]:
 def _learned(a: Analysis) -> dict[str, Any] | None:
     if a.learned is None:
         return None
-    return {**_jsonable(a.learned.as_dict()), "trials": _records(a.learned.table)}
+    summary = {k: _jsonable(v) for k, v in a.learned.as_dict().items()}
+    return {**summary, "trials": _records(a.learned.table)}
 
 
 def _blocks(a: Analysis) -> dict[str, Any] | None:
