@@ -113,7 +113,8 @@ class CommandTrainer(Trainer):
         """Every field of the template known, the program found; nothing runs."""
         study = self.study
         where = f"{study.source or study.name}: trainer.command"
-        known = {*study.factor_names, *(n for n, _ in study.trainer.options), *FIELDS}  # type: ignore[union-attr]
+        assert study.trainer is not None  # a study with a trainer: command is what it serves
+        known = {*study.factor_names, *(n for n, _ in study.trainer.options), *FIELDS}
         unknown = [n for n in template_fields(self.command)
                    if re.split(r"[.\[]", n)[0] not in known]  # fmt: skip
         if unknown:
