@@ -23,12 +23,12 @@ Level = bool | int | float | str
 _METADATA_KEY = "ablate.parameter"
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> bool:
     """An integer, and not a bool (YAML's true is not 1 here)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> bool:
     """A finite int or float, and not a bool."""
     return is_int(value) or (isinstance(value, float) and math.isfinite(value))
 

@@ -25,6 +25,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ablate.errors import AblateError
@@ -56,7 +57,7 @@ def import_target(target: str, role: str) -> Callable[..., Any]:
         raise user_code_error(f"{role} {target} cannot be imported: its module", err) from None
     except Exception as err:  # the user's module raised while it was imported
         raise user_code_error(f"{role} {target} cannot be imported: its module", err) from None
-    function = getattr(module, function_name, None)
+    function: object = getattr(module, function_name, None)
     if function is None:
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         close = difflib.get_close_matches(function_name, names, n=1)
@@ -171,6 +172,6 @@ def user_frames(err: BaseException) -> str:
     return "".join(lines).rstrip("\n")
 
 
-def _where(module: Any) -> str:
+def _where(module: ModuleType) -> str:
     path = getattr(module, "__file__", None)
     return f"from {path}" if path else f"a namespace package on {sys.path[0] or '.'}"

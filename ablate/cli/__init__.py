@@ -27,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="ablate: %(message)s", stream=sys.stderr)
     try:
-        return args.handler(args)
+        code: int = args.handler(args)  # argparse's values are untyped
+        return code
     except AblateError as err:
         _print_error(err)
         return err.exit_code

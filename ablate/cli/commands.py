@@ -164,6 +164,7 @@ def _rounds(
     from ablate.sequential.rounds import run_until_precise
 
     target = args.until_halfwidth or study.run.until_halfwidth
+    assert target is not None  # _rounds runs for --until-halfwidth or run.until_halfwidth
     outcome = run_until_precise(study, target, max_replicates=args.max_replicates, run=once,
                                 say=say)  # fmt: skip
     print(outcome.render(flags=True))

@@ -23,13 +23,23 @@ PathUse = Literal["none", "optional", "required"]
 
 
 class DataSettings(Protocol):
-    """What a study's ``data:`` asks for (:class:`ablate.study.settings.DataSettings`)."""
+    """What a study's ``data:`` asks for (:class:`ablate.study.settings.DataSettings`, a
+    frozen dataclass: read-only)."""
 
-    dataset: str
-    path: str | None
-    options: tuple[tuple[str, Any], ...]
-    train_size: int | None
-    test_size: int | None
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    @property
+    def options(self) -> tuple[tuple[str, Any], ...]: ...
+
+    @property
+    def train_size(self) -> int | None: ...
+
+    @property
+    def test_size(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

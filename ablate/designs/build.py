@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from collections.abc import Hashable, Sequence
+from dataclasses import Field, dataclass, replace
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -31,10 +31,13 @@ Run = tuple[Level, ...]
 
 
 class Factor(Protocol):
-    """A factor as a design needs it (the study's factors are these)."""
+    """A factor as a design needs it (the study's factors are these), read-only."""
 
-    name: str
-    levels: tuple[Level, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def levels(self) -> tuple[Level, ...]: ...
 
     @property
     def kind(self) -> str: ...
@@ -42,17 +45,36 @@ class Factor(Protocol):
     def ordered_levels(self) -> tuple[Level, ...]: ...
 
 
-class DesignSpec(Protocol):
-    """A design's settings as a study file gives them (``ablate.study.settings``)."""
+class DesignSpec(Hashable, Protocol):
+    """A design's settings as a study file gives them (``ablate.study.settings``): a frozen
+    dataclass, read-only and hashable (the cache of built designs is keyed by it), that
+    ``dataclasses.replace`` can copy."""
 
-    type: str
-    resolution: int | None
-    runs: int | None
-    generators: tuple[str, ...]
-    model: str
-    fold: tuple[str, ...]
-    augment: tuple[int, ...]
-    table: tuple[tuple[Level, ...], ...]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def resolution(self) -> int | None: ...
+
+    @property
+    def runs(self) -> int | None: ...
+
+    @property
+    def generators(self) -> tuple[str, ...]: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def fold(self) -> tuple[str, ...]: ...
+
+    @property
+    def augment(self) -> tuple[int, ...]: ...
+
+    @property
+    def table(self) -> tuple[tuple[Level, ...], ...]: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,7 @@ class DesignRuns:
 def build_runs(factors: tuple[Factor, ...], settings: DesignSpec, seed: int) -> DesignRuns:
     """The runs of the design these settings describe over these factors (its recorded
     ``table`` left aside); refuses what cannot be built (AblateError)."""
-    return _build(factors, replace(settings, table=()), seed)  # type: ignore[type-var]
+    return _build(factors, replace(settings, table=()), seed)
 
 
 @functools.lru_cache(maxsize=32)

@@ -34,7 +34,7 @@ class Fraction:
 
     @property
     def runs(self) -> int:
-        return self.matrix.shape[0]
+        return int(self.matrix.shape[0])
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,10 @@ def parse_generator(text: str, names: Sequence[str]) -> Generator:
         raise ValueError(f"{text!r} is not of the form 'E = ABC'")
     lookup = _lookup(names)
     target = _factor(left.strip(), lookup)
-    sign_text, body = _SIGN_WORD.match(right.strip()).groups()  # type: ignore[union-attr]
+    matched = _SIGN_WORD.match(right.strip())
+    if matched is None:  # a line break inside: "." stops there
+        raise ValueError(f"{text!r} is not of the form 'E = ABC'")
+    sign_text, body = matched.groups()
     body = body.strip()
     if "*" in body or "×" in body or body in lookup:
         parts = [p.strip() for p in re.split(r"[*×]", body)]

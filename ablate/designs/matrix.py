@@ -327,7 +327,8 @@ def _helmert_columns(f: FactorInfo) -> list[Encoder]:
 def _helmert(name: str, before: tuple[Any, ...], level: Any, j: int) -> Callable[..., np.ndarray]:
     def encode(d: pd.DataFrame) -> np.ndarray:
         v = _values(d, name)
-        return j * (v == level).astype(float) - np.isin(v, list(before)).astype(float)
+        column: np.ndarray = j * (v == level).astype(float) - np.isin(v, list(before)).astype(float)
+        return column
 
     return encode
 
@@ -343,7 +344,8 @@ def _indicator(name: str, level: Any) -> Callable[[pd.DataFrame], np.ndarray]:
 def _deviation(name: str, level: Any, baseline: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     def encode(d: pd.DataFrame) -> np.ndarray:
         v = _values(d, name)
-        return (v == level).astype(float) - (v == baseline).astype(float)
+        column: np.ndarray = (v == level).astype(float) - (v == baseline).astype(float)
+        return column
 
     return encode
 

@@ -16,8 +16,8 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
 from ablate.errors import AblateError
 from ablate.execution.liveness import Liveness
@@ -56,7 +56,7 @@ class WorkerPool:
         self.queue = queue
         self.exporter = ThrottledExport(study, queue, directory, progress)
         self.ctx = multiprocessing.get_context("spawn")  # never fork a process that holds locks
-        self.procs: dict[str, Any] = {}
+        self.procs: dict[str, BaseProcess] = {}
         self.pipes: dict[str, multiprocessing.connection.Connection] = {}
         self.replacements = 0
         self.fatal: str | None = None  # a worker's own error that stops the run
@@ -113,13 +113,19 @@ class WorkerPool:
                 self._end(name, "outlived the study's last trial")
         for name in live.overdue():
             with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
-                os.kill(self.procs[name].pid, signal.SIGKILL)
+                os.kill(self._pid(name), signal.SIGKILL)
+
+    def _pid(self, name: str) -> int:
+        """A worker's process id (a process is kept once started: it has one)."""
+        pid = self.procs[name].pid
+        assert pid is not None
+        return pid
 
     def _end(self, name: str, why: str) -> None:
         """Ask a worker to end (a stopped one is continued first, to take the signal)."""
         self.progress.note(f"{name} {why}; ending it")
         self.liveness.end(name)
-        pid = self.procs[name].pid
+        pid = self._pid(name)
         for sig in (signal.SIGCONT, signal.SIGTERM):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -129,9 +135,10 @@ class WorkerPool:
         ready = multiprocessing.connection.wait(list(self.pipes.values()), timeout=timeout)
         for conn in ready:
             name = next(n for n, c in self.pipes.items() if c is conn)
+            pipe = self.pipes[name]  # conn, as the worker's Connection
             try:
-                while conn.poll():
-                    event = conn.recv()
+                while pipe.poll():
+                    event: Event = pipe.recv()
                     self.liveness.hear(name)
                     self.progress.handle(event)
                     if event.kind == "finished":
@@ -200,9 +207,9 @@ class WorkerPool:
         try:
             while self.procs and time.monotonic() < deadline:
                 if time.monotonic() >= next_signal:  # again every 2 s: one may be swallowed
-                    for proc in self.procs.values():
+                    for name in self.procs:
                         with contextlib.suppress(ProcessLookupError, ValueError):
-                            os.kill(proc.pid, signal.SIGTERM)
+                            os.kill(self._pid(name), signal.SIGTERM)
                     next_signal = time.monotonic() + 2.0
                 self._drain(timeout=0.5)
                 for name, proc in list(self.procs.items()):

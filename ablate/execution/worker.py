@@ -275,7 +275,7 @@ class _Trains:
                 status=result.status if recorded else "taken-over",
                 values=shown_values(self.study, result.values), seconds=result.seconds,
                 message=message, error=result.error or "", traceback=result.traceback or "",
-                key=spec.key, final=bool(recorded) and not recorded.retried,
+                key=spec.key, final=recorded is not None and not recorded.retried,
             )
         )  # fmt: skip
 

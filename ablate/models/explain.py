@@ -69,4 +69,5 @@ def _images(images: np.ndarray) -> np.ndarray:
     array = np.asarray(images)
     if array.shape[-1] == 1:
         array = array[..., 0]
-    return np.clip(np.rint(array * 255), 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(np.rint(array * 255), 0, 255).astype(np.uint8)
+    return pixels

@@ -29,6 +29,8 @@ from keras import layers, ops
 
 Params = dict[str, Any]
 Rule = Callable[[Params], float]
+#: A per-trial constant: a variable and its value for one trial (a scalar or an array).
+Constant = tuple[Any, np.ndarray | np.float32]
 
 
 class Gate(layers.Layer):
@@ -46,7 +48,7 @@ class Gate(layers.Layer):
     def compute_output_shape(self, input_shape: Sequence[Any]) -> Any:
         return input_shape[0]
 
-    def trial_values(self, params: Params) -> list[tuple[Any, np.ndarray]]:
+    def trial_values(self, params: Params) -> list[Constant]:
         return [(self.on, np.float32(self.rule(params)))]
 
 
@@ -73,7 +75,7 @@ class GatedDropout(layers.Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
-    def trial_values(self, params: Params) -> list[tuple[Any, np.ndarray]]:
+    def trial_values(self, params: Params) -> list[Constant]:
         rate = params["dropout_rate"] if params["dropout"] else 0.0
         return [(self.rate, np.float32(rate))]
 
@@ -104,7 +106,7 @@ class SelectActivation(layers.Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
-    def trial_values(self, params: Params) -> list[tuple[Any, np.ndarray]]:
+    def trial_values(self, params: Params) -> list[Constant]:
         one_hot = np.array([n == params["activation"] for n in self.names], dtype="float32")
         return [(self.choice, one_hot)]
 

@@ -100,7 +100,8 @@ class ModelSpec:
         if self.is_users:
             return import_target(self.target, "the model builder")
         module, _, function = self.target.partition(":")
-        return getattr(importlib.import_module(module), function)
+        builder: Callable[..., Any] = getattr(importlib.import_module(module), function)
+        return builder
 
     def check_callable(self, options: tuple[str, ...], factors: tuple[str, ...]) -> None:
         """Import a user's builder and refuse it if it cannot take the keyword arguments the

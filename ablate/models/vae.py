@@ -27,7 +27,7 @@ from ablate.models.attention import (
     SpatialAttention,
     SpatialTransformer,
 )
-from ablate.models.gates import Gate, GatedDropout, SelectActivation
+from ablate.models.gates import Gate, GatedDropout, Rule, SelectActivation
 from ablate.models.registry import VAE, VAE_ATTENTION
 
 
@@ -217,11 +217,16 @@ def _conv_block(
     return layers.Activation(activation, name=f"{name}_act")(x)
 
 
+def _is_mode(kind: str) -> Rule:
+    """A gate's rule: 1 for a trial whose blocks use this attention, else 0."""
+    return lambda p: float(_mode(p) == kind)
+
+
 def _gated_rest(x: Any, name: str, ratio: int, momentum: float, slots: _Slots) -> Any:
     """A fused block after its convolution: the same parts, in the same order, gated."""
     for kind in slots.attention:
         y = _attention_layer(kind, ratio, f"{name}_{kind}")(x)
-        x = Gate(lambda p, kind=kind: float(_mode(p) == kind), name=f"{name}_{kind}_gate")([y, x])
+        x = Gate(_is_mode(kind), name=f"{name}_{kind}_gate")([y, x])
     if slots.batch_norm:
         y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
         x = Gate(lambda p: float(p["batch_norm"]), name=f"{name}_bn_gate")([y, x])

@@ -128,7 +128,8 @@ def read_table(path: Path) -> pd.DataFrame:
     version = meta.get(b"ablate.schema_version")
     if version is not None:
         check_schema_version(version.decode(errors="replace"), str(path))
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()  # pyarrow has no type information
+    return frame
 
 
 def check_schema_version(version: object, what: str) -> None:

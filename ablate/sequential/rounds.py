@@ -98,7 +98,8 @@ def run_until(
             f"{option('max_replicates', str(most))} is below the study's {study.replicates} "
             "replicates; raise it, or lower the study's replicates."
         )
-    r, rounds = study.replicates, []
+    r = study.replicates
+    rounds: list[Round] = []
     while True:
         summary = run(replace(study, replicates=r))
         if summary.interrupted or summary.failed or summary.diverged:
@@ -111,7 +112,7 @@ def run_until(
             raise AblateError(f"{option('until_halfwidth')} needs an effect with an interval: "
                               f"a two-level "
                               "factor or a factor whose levels are compared pairwise.")  # fmt: skip
-        widest = widths.loc[widths["halfwidth"].fillna(math.inf).idxmax()]
+        widest = widths.iloc[int(widths["halfwidth"].fillna(math.inf).argmax())]
         rounds.append(Round(r, summary.complete, str(widest["term"]), float(widest["halfwidth"]),
                             summary.seconds))  # fmt: skip
         say(_round_line(rounds[-1], a, target))

@@ -208,7 +208,10 @@ def _with_seeds(a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], seed: 
 
 
 def _judged(
-    a: Analysis, frame: pd.DataFrame, y: NDArray[np.float64], bounds: tuple[Any, Any]
+    a: Analysis,
+    frame: pd.DataFrame,
+    y: NDArray[np.float64],
+    bounds: tuple[float | None, float | None],
 ) -> Analysis:
     """The analysis with its verdicts, findings and next steps."""
     hints: list[tuple[str, float]] = []

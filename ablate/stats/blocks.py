@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -119,8 +119,9 @@ def _within_blocks(
     absorb the intercept: every effect, a contrast, is estimable all the same), their
     covariance per unit of residual variance, the residual sum of squares and its df."""
     Xw, yw, rss, df = absorb(X, y, block)
-    beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
-    return beta, np.linalg.pinv(Xw.T @ Xw), rss, df
+    # numpy's stubs say floating[Any] where float64 arrays give float64
+    beta = cast("NDArray[np.float64]", np.linalg.lstsq(Xw, yw, rcond=None)[0])
+    return beta, cast("NDArray[np.float64]", np.linalg.pinv(Xw.T @ Xw)), rss, df
 
 
 def absorb(
@@ -133,7 +134,8 @@ def absorb(
     counts = np.bincount(codes).astype(float)
 
     def within(a: NDArray[np.float64]) -> NDArray[np.float64]:
-        means = np.stack([np.bincount(codes, weights=col) for col in a.T], axis=1) / counts[:, None]
+        sums = np.stack([np.bincount(codes, weights=col) for col in a.T], axis=1)
+        means: NDArray[np.float64] = sums / counts[:, None]
         return a - means[codes]
 
     Xw, yw = within(X), within(y[:, None])[:, 0]

@@ -88,7 +88,7 @@ def cluster_bootstrap(
 
 
 def _resampled_means(
-    y: NDArray[np.float64], codes: NDArray[np.int64], counts: NDArray[np.int64],
+    y: NDArray[np.float64], codes: NDArray[np.integer], counts: NDArray[np.int64],
     rng: np.random.Generator, resamples: int = RESAMPLES,
 ) -> NDArray[np.float64]:  # fmt: skip
     """(cells, resamples): each cell's mean over its trials drawn with replacement."""
@@ -128,10 +128,13 @@ def _linear_shares(
         return np.where(total > 0, ss_arr / total, np.nan)
 
 
-def _rss(X: NDArray[np.float64], w: NDArray[np.int64], Y: NDArray[np.float64]) -> NDArray:
+def _rss(
+    X: NDArray[np.float64], w: NDArray[np.int64], Y: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Weighted residual sums of squares of Y's columns on X (the between-cell part)."""
     fitted = X @ _weighted_fit(X, w, Y)
-    return ((Y - fitted) ** 2 * w[:, None]).sum(axis=0)
+    rss: NDArray[np.float64] = ((Y - fitted) ** 2 * w[:, None]).sum(axis=0)
+    return rss
 
 
 def _agrees(ols_low: float, ols_high: float, low: float, high: float) -> bool:

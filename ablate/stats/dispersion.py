@@ -66,6 +66,7 @@ def dispersion(
                "ratio_low": math.nan, "ratio_high": math.nan, "p": math.nan}  # fmt: skip
         if f.name in log_effects.index:
             e = log_effects.loc[f.name]
+            assert isinstance(e, pd.Series)  # the index holds each factor once
             row.update(low=e["low"], high=e["high"], ratio=_exp(e["effect"]),
                        ratio_low=_exp(e["ci_low"]), ratio_high=_exp(e["ci_high"]),
                        p=e["p"])  # fmt: skip

@@ -10,7 +10,7 @@ means the same in every coding and with interactions.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,8 @@ def main_column(f: FactorInfo, design: ModelMatrix) -> str:
 def leverage(X: NDArray[np.float64]) -> NDArray[np.float64]:
     """Diagonal of the hat matrix X (X'X)^-1 X', via a QR decomposition."""
     q, _ = np.linalg.qr(X)
-    return np.clip((q * q).sum(axis=1), 0.0, 1.0)
+    h: NDArray[np.float64] = (q * q).sum(axis=1)
+    return np.clip(h, 0.0, 1.0)
 
 
 def adjust(p: NDArray[np.float64], method: str) -> NDArray[np.float64]:
@@ -108,8 +109,12 @@ def _coefficient_label(column: str, design: ModelMatrix) -> str:
     return "grand mean" if design.coding == "sum" else "mean at the baselines"
 
 
-def grid_mean(grid: pd.DataFrame, rows: NDArray[np.float64], mask: Any) -> NDArray[np.float64]:
-    return rows[np.asarray(mask)].mean(axis=0)
+def grid_mean(
+    grid: pd.DataFrame, rows: NDArray[np.float64], mask: pd.Series | NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """The mean of the reference grid's ``rows`` where ``mask`` holds."""
+    mean: NDArray[np.float64] = rows[np.asarray(mask)].mean(axis=0)
+    return mean
 
 
 def effects(

@@ -16,7 +16,7 @@ and the cluster bootstrap where it disagrees with the normal model.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from ablate.stats.screening import LENTH_MIN
 from ablate.stats.verdicts import (
     FactorVerdict,
     Finding,
+    Kind,
     LevelGroup,
     NextStep,
     SeedVerdict,
@@ -46,6 +47,14 @@ MARGIN_STEP = NextStep(
     "margin", "D", "tests whether each effect that holds 0 is smaller than D (two one-sided "
     "tests): equivalent, or inconclusive with the replicates that would decide it",
 )  # fmt: skip
+
+
+class _Known(TypedDict):
+    """A two-level factor's effect and interval, passed on to its :class:`FactorVerdict`."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
 
 
 def judge(
@@ -76,11 +85,18 @@ def _verdict(a: Analysis, f: FactorInfo) -> FactorVerdict:
     return _many_levels(a, f)
 
 
+def _row(frame: pd.DataFrame, column: str, key: str) -> pd.Series:
+    """The one row of ``frame`` whose ``column`` is ``key`` (each factor or term has one)."""
+    row = frame.set_index(column).loc[key]
+    assert isinstance(row, pd.Series), f"{key!r} is not unique in {column!r}"
+    return row
+
+
 def _two_level(a: Analysis, f: FactorInfo) -> FactorVerdict:
     effects = a.tested_effects
-    e = effects.set_index("factor").loc[f.name]
+    e = _row(effects, "factor", f.name)
     est, lo, hi = float(e["effect"]), float(e["ci_low"]), float(e["ci_high"])
-    known = {"estimate": est, "ci_low": lo, "ci_high": hi}
+    known = _Known(estimate=est, ci_low=lo, ci_high=hi)
     moved = f"{f.level_label(f.low)} → {f.level_label(f.high)}: {est:+.3g}"
     equivalent = _equivalence(a, f.name, known)
     if equivalent is not None:
@@ -115,9 +131,7 @@ def _two_level(a: Analysis, f: FactorInfo) -> FactorVerdict:
     return FactorVerdict(f.name, kind, text, test, unadjusted_only=only, **known)
 
 
-def _without_residual(
-    a: Analysis, f: FactorInfo, moved: str, known: dict[str, float]
-) -> FactorVerdict:
+def _without_residual(a: Analysis, f: FactorInfo, moved: str, known: _Known) -> FactorVerdict:
     """An exact fit (no noise) or a saturated model (Lenth's method on the effects)."""
     est = known["estimate"]
     if a.fit.exact:
@@ -155,12 +169,13 @@ def _without_residual(
                          test, **known)  # fmt: skip
 
 
-def _equivalence(a: Analysis, term: str, known: dict[str, float]) -> FactorVerdict | None:
+def _equivalence(a: Analysis, term: str, known: _Known) -> FactorVerdict | None:
     """With a margin, an effect's TOST verdict where it is not simply "different"."""
     if a.equivalence is None or term not in set(a.equivalence["term"]):
         return None
-    row = a.equivalence.set_index("term").loc[term]
+    row = _row(a.equivalence, "term", term)
     verdict = str(row["verdict"])
+    kind: Kind
     if verdict.startswith("equivalent"):
         kind = "equivalent"
     elif verdict == "inconclusive":
@@ -168,7 +183,7 @@ def _equivalence(a: Analysis, term: str, known: dict[str, float]) -> FactorVerdi
     else:
         return None
     test = f"two one-sided tests against ±{row['margin']:g}, p = {row['p_tost']:.2g}"
-    return FactorVerdict(term, kind, summary_line(term, row, alpha=a.options.alpha), test, **known)  # type: ignore[arg-type]
+    return FactorVerdict(term, kind, summary_line(term, row, alpha=a.options.alpha), test, **known)
 
 
 def _many_levels(a: Analysis, f: FactorInfo) -> FactorVerdict:
@@ -186,7 +201,7 @@ def _many_levels(a: Analysis, f: FactorInfo) -> FactorVerdict:
     anova = f"ANOVA {p_text(p)}"
     k = len(f.levels)
     if not len(pairs):
-        kind = "levels differ" if p < a.options.alpha else "no clear effect"
+        kind: Kind = "levels differ" if p < a.options.alpha else "no clear effect"
         word = "its levels differ" if kind == "levels differ" else "no clear effect"
         return FactorVerdict(
             f.name,
@@ -216,12 +231,13 @@ def _told_apart(pairs: pd.DataFrame, order: list[str]) -> list[tuple[str, str, f
     "better" is the level earlier in ``order``."""
     rank = {level: i for i, level in enumerate(order)}
     out = []
-    for r in pairs.itertuples():
-        if not r.clear:
+    columns = (pairs["clear"], pairs["level_a"], pairs["level_b"], pairs["p_tukey"])
+    for apart, level_a, level_b, p in zip(*columns, strict=True):
+        if not apart:
             continue
-        a, b = str(r.level_a), str(r.level_b)
+        a, b = str(level_a), str(level_b)
         better, worse = (a, b) if rank[a] < rank[b] else (b, a)
-        out.append((better, worse, float(r.p_tukey)))
+        out.append((better, worse, float(p)))
     return out
 
 
@@ -256,13 +272,13 @@ def _with_seeds(a: Analysis, f: FactorInfo, v: FactorVerdict) -> FactorVerdict:
 def _seed_verdict(a: Analysis, f: FactorInfo) -> SeedVerdict | None:
     """Whether the factor changes the spread, said with the test that decided it."""
     if a.dispersion is not None:
-        row = a.dispersion.table.set_index("factor").loc[f.name]
+        row = _row(a.dispersion.table, "factor", f.name)
         sensitive = bool(row["seed_sensitive"])
         words = _spread_words(row, a.options.alpha)
         lead = "seed-sensitive" if sensitive else "no clear change in its spread across seeds"
         return SeedVerdict(sensitive, f"{lead} ({words})")
     if a.box_meyer is not None and f.name in set(a.box_meyer["factor"]):
-        row = a.box_meyer.set_index("factor").loc[f.name]
+        row = _row(a.box_meyer, "factor", f.name)
         differs = bool(row["spread_differs"])
         where = row["high"] if row["f_star"] > 0 else row["low"]
         test = (f"Box-Meyer F* = {row['f_star']:+.2f}, residual SD {row['sd_low']:.3g} → "
@@ -309,7 +325,7 @@ def _lack_of_fit(
     lof = a.lack_of_fit
     if lof is None or "lack of fit" not in set(lof["source"]):
         return []
-    p = float(lof.set_index("source").loc["lack of fit", "p"])
+    p = float(lof.set_index("source")["p"].loc["lack of fit"])
     if not p < a.options.alpha:
         return []
     pointed = ", ".join(f"{t} (p = {q:.2g})" for t, q in hints) or "no single two-factor one"

@@ -128,11 +128,11 @@ def _optuna_study(
     frame: pd.DataFrame, y: NDArray[np.float64], factors: Sequence[FactorInfo], goal: str | None
 ) -> Any:
     import optuna
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.trial import create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    distributions = {
+    distributions: dict[str, BaseDistribution] = {
         f.name: CategoricalDistribution([_plain(v) for v in f.levels]) for f in factors
     }
     study = optuna.create_study(direction="maximize" if goal == "max" else "minimize")

@@ -59,8 +59,7 @@ def judge(
     """Each trial's verdict; None without a baseline or a direction to beat it in."""
     if baseline is None or goal is None or len(y) == 0:
         return None
-    share = baseline.examples is not None and goal == "max" and 0 < baseline.value < 1
-    if share:
+    if baseline.examples is not None and goal == "max" and 0 < baseline.value < 1:
         p, learned, threshold, rule = _binomial(y, baseline.value, baseline.examples, alpha)
     else:
         p, learned, threshold, rule = _margin(y, baseline.value, goal)

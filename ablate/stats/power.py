@@ -23,12 +23,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ablate.designs.build import infos_of
+from ablate.designs.build import Run, infos_of
 from ablate.designs.matrix import build_matrix, reference_grid
 from ablate.errors import AblateError, option
 from ablate.results import load_results
@@ -114,7 +113,7 @@ def plan_replicates(
     if model not in DESIGN_MODELS:
         raise AblateError(f"{option('model')} must be one of {', '.join(DESIGN_MODELS)}.")
     table, runs, p = contrast_variances(study, built.runs, model)
-    weakest = int(table["v"].idxmax())  # the largest variance has the least power
+    weakest = int(table["v"].argmax())  # the largest variance has the least power
 
     def weakest_power(r: int) -> float:
         return contrast_power(effect, noise.sd, table["v"].iloc[weakest], runs, r, p, alpha)
@@ -156,7 +155,7 @@ def _check_request(effect: float, power: float, alpha: float, noise: Noise) -> N
 
 
 def contrast_variances(
-    study: Study, runs: Sequence[tuple[Any, ...]], model: str
+    study: Study, runs: Sequence[Run], model: str
 ) -> tuple[pd.DataFrame, int, int]:
     """Every pairwise contrast of every factor's marginal means, with ``v``: its variance per
     σ² with one replicate of ``runs`` (divide by r for r replicates); and the number of runs
@@ -203,6 +202,7 @@ def noise_from_pilot(path: str | Path, study: Study, response: str | None = None
     warning = ""
     if lof is not None and "pure error" in set(lof["source"]):
         row = lof.set_index("source").loc["pure error"]
+        assert isinstance(row, pd.Series)  # the ANOVA has one "pure error" line
         sd = math.sqrt(row["mean_sq"])
         source = (
             f"the pure error of {path}: the seed-to-seed SD within its runs, {int(row['df'])} df"
@@ -245,15 +245,15 @@ def _dominant_run(cells: pd.DataFrame, names: list[str], pure: pd.Series) -> str
     if len(repeated) < 3 or not pure["sum_sq"] > 0:
         return ""
     ss = (repeated["n"] - 1) * repeated["sd"] ** 2
-    top = ss.idxmax()
-    share = ss[top] / pure["sum_sq"]
+    top = int(ss.argmax())  # the position of the run with the most
+    share = ss.iloc[top] / pure["sum_sq"]
     if share <= 0.5:
         return ""
-    rest_df = pure["df"] - (repeated.loc[top, "n"] - 1)
-    rest = math.sqrt((pure["sum_sq"] - ss[top]) / rest_df) if rest_df > 0 else math.nan
-    run = " ".join(f"{n}={repeated.loc[top, n]}" for n in names)
+    rest_df = pure["df"] - (repeated["n"].iloc[top] - 1)
+    rest = math.sqrt((pure["sum_sq"] - ss.iloc[top]) / rest_df) if rest_df > 0 else math.nan
+    run = " ".join(f"{n}={repeated[n].iloc[top]}" for n in names)
     return (
         f"one run ({run}) holds {100 * share:.0f}% of the pure error (its trials' SD is "
-        f"{repeated.loc[top, 'sd']:.4g}); look at its trials before trusting σ: without it, "
+        f"{repeated['sd'].iloc[top]:.4g}); look at its trials before trusting σ: without it, "
         f"σ = {rest:.4g} (pass {option('sd', f'{rest:.4g}')} if that run is a fluke)"
     )

@@ -21,6 +21,7 @@ from ablate.stats.components import Components
 from ablate.stats.dispersion import Dispersion
 from ablate.stats.learned import Learned
 from ablate.stats.options import Options
+from ablate.stats.screening import Lenth
 from ablate.stats.trends import OverEpochs
 from ablate.stats.verdicts import FactorVerdict, Finding, Missing, NextStep
 
@@ -79,7 +80,7 @@ class Analysis:
     screening: pd.DataFrame  # term, label, effect, abs_effect, half_normal_q, t, active
     screening_se: float | None  # standard error of a screening effect (PSE when saturated)
     pareto_critical: float | None  # the |t| (or pseudo-t) beyond which a term is active
-    lenth: dict[str, float] | None  # pse, me, sme, df: of the screening effects
+    lenth: Lenth | None  # of the screening effects
     residuals: pd.DataFrame  # fitted, residual, studentized, leverage, normal_q, factors
     fit: FitSummary
     summary: str  # statsmodels' OLS summary table

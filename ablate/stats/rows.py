@@ -31,8 +31,8 @@ def inputs(
                 f"{option('factors', 'a,b,c')} (and the response with "
                 f"{option('response', 'COLUMN')})."
             )
-        names, response, declared, baselines = list(opts.factors), opts.response, {}, {}
-        response = response or "test_loss"
+        names, declared, baselines = list(opts.factors), {}, {}
+        response = opts.response or "test_loss"
     baselines.update(dict(opts.baselines))
     missing = [c for c in [*names, response] if c not in frame.columns]
     if missing:

@@ -17,13 +17,16 @@ import os
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ablate.fileio import write_atomic
 from ablate.storage._optuna import stored, template
 from ablate.storage.base import Entry, NewTrial, OutputStore, StoredTrial, TrialStore, entry_of
 from ablate.storage.journal_file import JournalFile
 from ablate.storage.retry import call_with_retry
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 #: Beside the journal: the saved model outputs of its complete trials.
 STORED_OUTPUTS_DIR = "stored-outputs"
@@ -32,7 +35,7 @@ STORED_OUTPUTS_DIR = "stored-outputs"
 class JournalStore(TrialStore):
     """Every trial's entry in memory, current through the journal's records (see the module)."""
 
-    def __init__(self, storage: Any, study_id: int, journal: JournalFile) -> None:
+    def __init__(self, storage: BaseStorage, study_id: int, journal: JournalFile) -> None:
         self._storage = storage  # Optuna's JournalStorage over ``journal``
         self._study_id = study_id
         self._journal = journal

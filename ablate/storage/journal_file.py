@@ -19,9 +19,12 @@ import time
 import weakref
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from optuna.storages.journal import JournalFileBackend
+
+if TYPE_CHECKING:
+    from optuna.storages.journal._file import BaseJournalFileLock
 
 
 def cut_incomplete_record(path: Path) -> Path | None:
@@ -89,14 +92,15 @@ class JournalFile(JournalFileBackend):
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.lock = JournalLock(path)
-        super().__init__(path, lock_obj=self.lock)
+        # Optuna's signature names its private lock base class; it calls acquire and release
+        super().__init__(path, lock_obj=cast("BaseJournalFileLock", self.lock))
         self._observers: list[weakref.WeakMethod[Callable[[dict[str, Any]], None]]] = []
         self._batch = threading.local()  # depth, unsynced: per thread (heartbeats sync alone)
 
     def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Hand every record read from now on to ``callback`` (a bound method, held weakly:
         an index that is no longer used stops observing)."""
-        self._observers.append(weakref.WeakMethod(callback))  # type: ignore[arg-type]
+        self._observers.append(weakref.WeakMethod(callback))
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         for log in super().read_logs(log_number_from):

@@ -14,13 +14,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ablate.errors import AblateError, disk_full, option
 from ablate.secrets import first_line, mask_url
 from ablate.storage.base import JOURNAL_FILE, TrialStore
 from ablate.storage.journal_file import JournalFile, cut_incomplete_record
 from ablate.storage.retry import call_with_retry
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage, RDBStorage
 
 _log = logging.getLogger("ablate.storage")
 _EXAMPLE = "postgresql://user:password@host:5432/database"
@@ -33,7 +36,7 @@ class Storage:
     Studies are found, created and described through Optuna's public storage API; a study's
     trials through :meth:`trials`."""
 
-    optuna: Any  # Optuna's BaseStorage
+    optuna: BaseStorage
     kind: Literal["journal", "sql"]
     journal: JournalFile | None = None
 
@@ -104,7 +107,7 @@ def open_storage(url: str | None, results_dir: Path) -> Storage:
         ) from None
 
 
-def _rdb_storage(url: str) -> Any:
+def _rdb_storage(url: str) -> RDBStorage:
     """Optuna's storage of the database at ``url``. Optuna creates its tables on first open;
     processes that open a new database at once (a run and a status, workers starting) race
     to create them, and the losers' CREATE fails on PostgreSQL's catalogue ("duplicate key

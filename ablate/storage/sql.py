@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -31,18 +31,21 @@ from ablate.storage.base import Entry, NewTrial, OutputStore, StoredTrial, Trial
 from ablate.storage.retry import call_with_retry
 from ablate.storage.sql_schema import OUTPUTS, TRIALS, engines, ensure_tables, upsert
 
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
 _log = logging.getLogger("ablate.storage")
 
 
 class SqlStore(TrialStore):
     """The study's trials in Optuna's tables, its queue in ``ablate_trials`` (see the module)."""
 
-    def __init__(self, storage: Any, study_id: int) -> None:
+    def __init__(self, storage: BaseStorage, study_id: int) -> None:
         self._storage = storage  # Optuna's RDBStorage (cached): reads through its API
         self._study_id = study_id
         self._optuna_engine = _engine_of(storage)
         self._fast, self._durable = engines(self._optuna_engine)
-        self.outputs = SqlOutputs(self._fast, self._durable, study_id)
+        self.outputs: SqlOutputs = SqlOutputs(self._fast, self._durable, study_id)
         call_with_retry(ensure_tables, self._fast)
         call_with_retry(self._add_missing)
 
@@ -141,7 +144,7 @@ class SqlStore(TrialStore):
             values["worker"] = json.dumps(entry.worker) if entry.worker else None
         self._execute(sa.update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(**values))
 
-    def _execute(self, statement: Any) -> int:
+    def _execute(self, statement: sa.Executable) -> int:
         def run() -> int:
             with self._fast.begin() as conn:
                 return conn.execute(statement).rowcount
@@ -179,7 +182,7 @@ class SqlStore(TrialStore):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _select(self, *conditions: Any) -> list[Entry]:
+    def _select(self, *conditions: sa.ColumnElement[bool]) -> list[Entry]:
         def run() -> list[Any]:
             with self._fast.connect() as conn:
                 where = (TRIALS.c.study_id == self._study_id, *conditions)
@@ -225,7 +228,7 @@ class SqlStore(TrialStore):
 class SqlOutputs(OutputStore):
     """Rows of ``ablate_outputs`` in the study's database."""
 
-    def __init__(self, fast: Any, durable: Any, study_id: int) -> None:
+    def __init__(self, fast: sa.Engine, durable: sa.Engine, study_id: int) -> None:
         self._engine = fast
         # Committed as Optuna's rows are, waiting for the disk: outputs acknowledged and then
         # lost to a server crash would leave the result recorded next without them.
@@ -239,7 +242,7 @@ class SqlOutputs(OutputStore):
 
         call_with_retry(run)
 
-    def put_in(self, conn: Any, key: str, data: bytes) -> None:
+    def put_in(self, conn: sa.Connection, key: str, data: bytes) -> None:
         """Keep a trial's outputs as part of the transaction on ``conn`` (a finish's)."""
         upsert(conn, OUTPUTS, {"study_id": self._study_id, "trial_key": key}, {"data": data})
 
@@ -267,17 +270,21 @@ class SqlOutputs(OutputStore):
         return written
 
 
-def _engine_of(storage: Any) -> Any:
+def _engine_of(storage: BaseStorage) -> sa.Engine:
     """The SQLAlchemy engine of Optuna's RDB storage (behind its cache, if any)."""
-    return getattr(storage, "_backend", storage).engine
+    from optuna.storages import RDBStorage
+
+    rdb = getattr(storage, "_backend", storage)
+    assert isinstance(rdb, RDBStorage)  # opening.py makes no other SQL storage
+    return rdb.engine
 
 
-def dispose(storage: Any) -> None:
+def dispose(storage: BaseStorage) -> None:
     """Close the connections of Optuna's RDB storage."""
     _engine_of(storage).dispose()
 
 
-def _read_tables(engine: Any, study_id: int) -> list[StoredTrial]:
+def _read_tables(engine: sa.Engine, study_id: int) -> list[StoredTrial]:
     """Every trial of the study from Optuna's tables, as its schema has had them since its
     first version: the columns an export needs, no more."""
 

@@ -23,7 +23,7 @@ from ablate.storage.sql_schema import TRIALS
 Reserved = tuple[Any, bool] | None | bool
 
 
-def reserve_next(engine: Any, study_id: int, worker: dict[str, Any]) -> Reserved:
+def reserve_next(engine: sa.Engine, study_id: int, worker: dict[str, Any]) -> Reserved:
     """Reserve the next waiting row for ``worker`` (see the module)."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
@@ -35,7 +35,7 @@ def reserve_next(engine: Any, study_id: int, worker: dict[str, Any]) -> Reserved
 
 
 @functools.cache  # built once: building it took longer than running it
-def _statement_pg(study_id: int) -> Any:
+def _statement_pg(study_id: int) -> sa.Executable:
     """UPDATE the lowest waiting row no other claim holds to running (``:worker``, ``:beat``),
     RETURNING it and whether a lower-numbered live trial of its key exists."""
     other = TRIALS.alias("other")
@@ -66,7 +66,7 @@ def _statement_pg(study_id: int) -> Any:
     )  # fmt: skip
 
 
-def _reserve_portable(engine: Any, study_id: int, worker: dict[str, Any]) -> Reserved:
+def _reserve_portable(engine: sa.Engine, study_id: int, worker: dict[str, Any]) -> Reserved:
     with engine.begin() as conn:
         row = conn.execute(
             sa.select(TRIALS)
@@ -97,7 +97,7 @@ def _reserve_portable(engine: Any, study_id: int, worker: dict[str, Any]) -> Res
         return row, earlier is not None
 
 
-def reserve(engine: Any, trial_id: int, worker: dict[str, Any]) -> bool:
+def reserve(engine: sa.Engine, trial_id: int, worker: dict[str, Any]) -> bool:
     """Reserve this waiting row for ``worker``; False if it is not waiting."""
     statement = (
         sa.update(TRIALS)

@@ -15,11 +15,14 @@ tables to the same database, created on first open and versioned in ``ablate_sch
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ablate.errors import AblateError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 #: Version of ablate's tables; a database with a newer one is refused, an older one upgraded
 #: (version 2 added ``ablate_trials.payload``).
@@ -66,7 +69,7 @@ OUTPUTS = sa.Table(
 _LOCK_ID = 0x61626C617465  # "ablate": serialises creating the tables on PostgreSQL
 
 
-def ensure_tables(engine: Any) -> None:
+def ensure_tables(engine: sa.Engine) -> None:
     """Create ablate's tables if missing; refuse newer ones."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # concurrent CREATE TABLE IF NOT EXISTS can fail
@@ -86,7 +89,7 @@ def ensure_tables(engine: Any) -> None:
             _upgrade(conn, version)
 
 
-def _upgrade(conn: Any, version: int) -> None:
+def _upgrade(conn: sa.Connection, version: int) -> None:
     """Bring older tables to :data:`TABLES_VERSION` (within the caller's transaction)."""
     columns = {c["name"] for c in sa.inspect(conn).get_columns("ablate_trials")}
     if version < 2 and "payload" not in columns:  # rows without one read their trial's attrs
@@ -94,7 +97,7 @@ def _upgrade(conn: Any, version: int) -> None:
     conn.execute(sa.update(SCHEMA).where(SCHEMA.c.name == "tables").values(version=TABLES_VERSION))
 
 
-def engines(storage_engine: Any) -> tuple[Any, Any]:
+def engines(storage_engine: sa.Engine) -> tuple[sa.Engine, sa.Engine]:
     """The engines ablate writes with, (fast, durable): same database as the storage's
     engine, a small pool each; on PostgreSQL the fast one's commits do not wait for the disk.
 
@@ -115,7 +118,9 @@ def engines(storage_engine: Any) -> tuple[Any, Any]:
     return fast, durable
 
 
-def upsert(conn: Any, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
+def upsert(
+    conn: sa.Connection, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]
+) -> None:
     """Insert a row, or update ``values`` of the row with these ``keys`` (a unique key)."""
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):  # one statement
@@ -130,14 +135,21 @@ def upsert(conn: Any, table: sa.Table, keys: dict[str, Any], values: dict[str, A
 @functools.cache
 def _upsert_statement(
     dialect: str, table: sa.Table, keys: tuple[str, ...], values: tuple[str, ...]
-) -> Any:
+) -> sa.Executable:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET values, with a parameter per column (built
     once: building it took longer than executing it)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values({name: sa.bindparam(name) for name in keys + values})
+    statement = _insert(dialect, table).values({name: sa.bindparam(name) for name in keys + values})
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in values}
     )
+
+
+def _insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL or SQLite)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)

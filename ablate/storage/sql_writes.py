@@ -75,10 +75,10 @@ def stored_now(column: str) -> Any:
 def _column_attribute(column: str) -> str:
     """The trial model's attribute that maps ``column`` (``_datetime_start_utc`` in Optuna 5)."""
     model = optuna_tables()["models"].TrialModel
-    return sa.inspect(model).get_property_by_column(model.__table__.c[column]).key
+    return str(sa.inspect(model).get_property_by_column(model.__table__.c[column]).key)
 
 
-def create(conn: Any, study_id: int, trials: list[NewTrial]) -> list[int]:
+def create(conn: sa.Connection, study_id: int, trials: list[NewTrial]) -> list[int]:
     """Create ``trials`` WAITING in one transaction on ``conn``: Optuna's rows (numbered as
     Optuna numbers them, under a lock on the study's row), their parameters and user
     attributes, and the queue's rows; returns their ids."""
@@ -101,8 +101,7 @@ def create(conn: Any, study_id: int, trials: list[NewTrial]) -> list[int]:
         insert = sa.insert(table).returning(table.c.trial_id, sort_by_parameter_order=True)
         ids = [row.trial_id for row in conn.execute(insert, rows)]
     else:  # MySQL: no RETURNING, one INSERT per trial
-        ids = [conn.execute(sa.insert(table).values(**row)).inserted_primary_key[0]
-               for row in rows]  # fmt: skip
+        ids = [_inserted_id(conn, table, row) for row in rows]
     pairs = list(zip(ids, trials, strict=True))
     attrs = [{"trial_id": i, "key": k, "value_json": json.dumps(v)}
              for i, new in pairs for k, v in new.attributes().items()]  # fmt: skip
@@ -124,13 +123,20 @@ def create(conn: Any, study_id: int, trials: list[NewTrial]) -> list[int]:
     return ids
 
 
-def start(conn: Any, trial_id: int) -> bool:
+def _inserted_id(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> int:
+    """The id of the trial this one-row INSERT creates (where RETURNING cannot say)."""
+    key = conn.execute(sa.insert(table).values(**row)).inserted_primary_key
+    assert key is not None  # a one-row INSERT has a primary key
+    return int(key[0])
+
+
+def start(conn: sa.Connection, trial_id: int) -> bool:
     """Optuna's WAITING -> RUNNING; False if the trial is not WAITING."""
     now = stored_now("datetime_start")
     return conn.execute(optuna_tables()["start"], {"id": trial_id, "now": now}).rowcount == 1
 
 
-def intermediate(conn: Any, trial_id: int, step: int, value: float) -> None:
+def intermediate(conn: sa.Connection, trial_id: int, step: int, value: float) -> None:
     """An epoch's value, unless the trial has finished."""
     optuna = optuna_tables()
     convert = optuna["models"].TrialIntermediateValueModel.intermediate_value_to_stored_repr
@@ -143,14 +149,14 @@ def intermediate(conn: Any, trial_id: int, step: int, value: float) -> None:
 
 
 def finish(
-    conn: Any,
+    conn: sa.Connection,
     trial_id: int,
     complete: bool,
     attrs: dict[str, Any],
     *,
     value: float | None,
     outcome: str,
-    put_outputs: Callable[[Any], None] | None,
+    put_outputs: Callable[[sa.Connection], None] | None,
 ) -> bool:
     """The state first (which locks the trial's row until the commit: a trial finished
     meanwhile, declared lost say, is left as it is), then the outputs, attributes, value and

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ablate.errors import AblateError
-from ablate.tasks.base import Baseline, Finish, Metric, Task, predict
+from ablate.tasks.base import Baseline, Finish, Goal, Metric, Task, predict
 
 if TYPE_CHECKING:
     from ablate.data import Dataset
@@ -47,7 +47,7 @@ class Classification(Task):
     )
     default_response: ClassVar[str] = "test_accuracy"
 
-    def goal(self, column: str) -> Any:
+    def goal(self, column: str) -> Goal | None:
         if column.startswith("test_recall_"):
             return "max"
         return super().goal(column)

@@ -139,4 +139,5 @@ def _to_bytes(images: Any) -> np.ndarray:
     array = np.asarray(images)
     if array.shape[-1] == 1:
         array = array[..., 0]
-    return np.clip(np.rint(array * 255), 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(np.rint(array * 255), 0, 255).astype(np.uint8)
+    return pixels

@@ -47,9 +47,8 @@ class Regression(Task):
 
     def targets(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Targets as (n, outputs) float32: Keras's R² metric needs a column per output."""
-        return tuple(  # type: ignore[return-value]
-            np.asarray(y, dtype=np.float32).reshape(len(y), -1) for y in (data.y_train, data.y_test)
-        )
+        train, test = (np.asarray(y, dtype=np.float32) for y in (data.y_train, data.y_test))
+        return train.reshape(len(train), -1), test.reshape(len(test), -1)
 
     def output_shape(self, data: Dataset) -> tuple[int, ...]:
         return (1 if data.y_train.ndim == 1 else data.y_train.shape[1],)

@@ -73,7 +73,8 @@ def import_keras() -> ModuleType:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    return keras
+    module: ModuleType = keras  # an import without type information: Any to the checker
+    return module
 
 
 #: Keras's backends, each with the install extra that brings it and Keras.
@@ -134,7 +135,7 @@ def backend_name() -> str:
     """The Keras backend that is (or will be) used: KERAS_BACKEND, else Keras's default (or
     the installed one, see :func:`choose_backend`)."""
     if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
+        return str(sys.modules["keras"].backend.backend())
     choose_backend()
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 

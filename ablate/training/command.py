@@ -50,6 +50,7 @@ from typing import Any
 
 from ablate.errors import AblateError
 from ablate.study.grid import TrialSpec, expand_trials
+from ablate.tasks.declared import DeclaredTask
 from ablate.training import backend
 from ablate.training.base import Checked, Live, StopRequested, Trainer
 from ablate.training.records import EpochRecord, TrialResult
@@ -122,7 +123,9 @@ class CommandTrainer(Trainer):
             raise AblateError(f"{where}: {problem}")
         responses = ", ".join(r.name for r in study.responses)
         what = f"the command {self.command!r} (writing {responses} to {{result}})"
-        return Checked("the data your program loads", study.task_spec.baselines(), what)
+        task = study.task_spec
+        assert isinstance(task, DeclaredTask)  # a study with a trainer: its declared responses
+        return Checked("the data your program loads", task.baselines(), what)
 
     def _check_fields(self, where: str) -> None:
         assert self.study.trainer is not None
@@ -384,7 +387,7 @@ def _tail(path: Path, lines: int = TAIL) -> list[str]:
     return []
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     """A number an epoch line holds (None where it holds something else)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None

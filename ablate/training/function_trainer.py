@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ablate.errors import AblateError
 from ablate.study.grid import TrialSpec
 from ablate.targets import check_keywords
+from ablate.tasks.declared import DeclaredTask
 from ablate.training.base import Checked, Live, StopRequested, Trainer, import_beside
 from ablate.training.records import TrialResult
 from ablate.training.user import PROTOCOL, train_with_function, training_function
@@ -43,7 +44,9 @@ class FunctionTrainer(Trainer):
             raise AblateError(f"{where}: trainer: {err.raw}", err.detail) from None
         responses = ", ".join(r.name for r in study.responses)
         what = f"{self.target} (your training function, returning {responses})"
-        return Checked("the data your training function loads", study.task_spec.baselines(), what)
+        task = study.task_spec
+        assert isinstance(task, DeclaredTask)  # a study with a trainer: its declared responses
+        return Checked("the data your training function loads", task.baselines(), what)
 
     def describe(self, checked: Checked) -> list[str]:
         return [f"Trained by {checked.model}; it takes every factor."]

@@ -20,11 +20,11 @@ where the calling process has imported Keras already (a notebook, the tests), th
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import traceback
 from dataclasses import replace
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import numpy as np
 
@@ -153,6 +153,10 @@ def _model_error(what: str, err: Exception, users: bool) -> AblateError:
 # ---------------------------------------------------------------------------------------------
 # In a child process
 
+#: The child's one answer: ("ok", the model's summary), ("error", the problem it found in the
+#: study) or ("bug", the traceback of anything else it raised).
+_Answer = tuple[str, str | AblateError]
+
 
 def model_in_child(study: Study, data: Dataset) -> str:
     """:func:`check_model` in a child process of its own (CPU only), its answer brought back."""
@@ -169,15 +173,20 @@ def model_in_child(study: Study, data: Dataset) -> str:
             child.kill()
         child.join()
         receive.close()
-    kind, value = answer if answer is not None else ("died", child.exitcode)
-    if kind == "ok":
-        return value
-    if kind == "error":
+    if answer is None:
+        raise _crashed(study, child.exitcode)
+    kind, value = answer
+    if isinstance(value, AblateError):  # kind "error"
         raise value
     if kind == "bug":
         raise RuntimeError(f"the checks before the run failed in their process:\n{value}")
-    how = f"signal {-value}" if isinstance(value, int) and value < 0 else f"exit code {value}"
-    raise AblateError(
+    return value
+
+
+def _crashed(study: Study, code: int | None) -> AblateError:
+    """The error for a child that ended without an answer, by its exit code."""
+    how = f"signal {-code}" if isinstance(code, int) and code < 0 else f"exit code {code}"
+    return AblateError(
         f"{study.source or study.name}: building the first cell's model (in a process of its "
         f"own) crashed with {how}, which points at native code in the model builder or the "
         f"machine running out of memory; run `ablate run STUDY` with {option('dry_run', 'True')} "
@@ -186,25 +195,29 @@ def model_in_child(study: Study, data: Dataset) -> str:
     )
 
 
-def _wait(child: Any, receive: Any) -> tuple[str, Any] | None:
+def _wait(child: BaseProcess, receive: Connection) -> _Answer | None:
     """The child's answer, or None if it ended without one."""
     while True:
         if receive.poll(0.2):
-            with contextlib.suppress(EOFError):
-                return receive.recv()
-            return None
+            return _receive(receive)
         if not child.is_alive():
-            if receive.poll(0):
-                with contextlib.suppress(EOFError):
-                    return receive.recv()
-            return None
+            return _receive(receive) if receive.poll(0) else None
 
 
-def _child(study: Study, data: Dataset, send: Any) -> None:
+def _receive(receive: Connection) -> _Answer | None:
+    """The answer on the pipe; None where it closed without one."""
+    try:
+        answer: _Answer = receive.recv()
+    except EOFError:
+        return None
+    return answer
+
+
+def _child(study: Study, data: Dataset, send: Connection) -> None:
     """The child's side: CPU only, a couple of threads, then the model; one answer back."""
     backend.configure_process(threads=min(2, backend.cpu_count()), gpu="")
     try:
-        answer: tuple[str, Any] = ("ok", check_model(study, data))
+        answer: _Answer = ("ok", check_model(study, data))
     except AblateError as err:
         answer = ("error", err)
     except Exception:

@@ -79,7 +79,7 @@ class TrialResult:
         out["history"] = [
             {f.name: getattr(e, f.name) for f in fields(EpochRecord)} for e in self.history
         ]
-        return _finite(out)
+        return {k: _finite(v) for k, v in out.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialResult:
@@ -89,7 +89,7 @@ class TrialResult:
         return cls(**known)
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     """Replace NaN and infinities, anywhere in nested data, with None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -166,7 +166,7 @@ def _split(
     return values, arrays
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     """A float from a Python or NumPy scalar or a one-element tensor (``.item()``); None if
     it is not a number."""
     if hasattr(value, "item") and not isinstance(value, (int, float)):

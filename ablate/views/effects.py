@@ -7,7 +7,6 @@ colour per factor level throughout (:mod:`ablate.views.style`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from numpy.typing import NDArray
 
 
 def effect_table(a: Analysis) -> pd.DataFrame:
@@ -37,17 +37,17 @@ def effect_table(a: Analysis) -> pd.DataFrame:
     for f in (f for f in a.factors if not f.two_level):
         base = f.level_label(f.baseline)
         pairs = a.tested_pairwise[a.tested_pairwise["factor"] == f.name]
-        for r in pairs.itertuples():
-            if base not in (r.level_a, r.level_b):
+        for p in pairs.to_dict("records"):
+            if base not in (p["level_a"], p["level_b"]):
                 continue
-            sign, level = (1, r.level_b) if r.level_a == base else (-1, r.level_a)
-            low, high = sorted((sign * r.ci_low, sign * r.ci_high))
-            rows.append({"label": f"{f.name}: {level} − {base}", "estimate": sign * r.diff,
-                         "ci_low": low, "ci_high": high, "clear": bool(r.clear)})  # fmt: skip
+            sign, level = (1, p["level_b"]) if p["level_a"] == base else (-1, p["level_a"])
+            low, high = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+            rows.append({"label": f"{f.name}: {level} − {base}", "estimate": sign * p["diff"],
+                         "ci_low": low, "ci_high": high, "clear": bool(p["clear"])})  # fmt: skip
     c = a.coefficients
     for r in c[(c["kind"] == "contrast") & c["term"].str.contains(":")].itertuples():
-        rows.append({"label": r.term.replace(":", " × "), "estimate": r.coef, "ci_low": r.ci_low,
-                     "ci_high": r.ci_high, "clear": bool(r.clear)})  # fmt: skip
+        rows.append({"label": str(r.term).replace(":", " × "), "estimate": r.coef,
+                     "ci_low": r.ci_low, "ci_high": r.ci_high, "clear": bool(r.clear)})  # fmt: skip
     return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "clear"])
 
 
@@ -133,7 +133,9 @@ def half_normal_plot(a: Analysis) -> Figure:
     return fig
 
 
-def _label_points(ax: Axes, x: Sequence[float], y: Sequence[float], labels: list[str]) -> None:
+def _label_points(
+    ax: Axes, x: NDArray[np.float64], y: NDArray[np.float64], labels: list[str]
+) -> None:
     """Every point labelled, each label where it covers no point and no other label (the
     first free place of several around its point, tried in order; measured as drawn)."""
     from ablate.views.style import place_labels

@@ -300,10 +300,9 @@ def pick_trial(results: Results, a: Analysis, pick: str) -> tuple[str, str, floa
     if done.empty:
         return None
     if pick in ("best", "worst"):
-        lowest_is_best = a.fit.goal != "max"
-        first = done[column].idxmin() if lowest_is_best else done[column].idxmax()
-        last = done[column].idxmax() if lowest_is_best else done[column].idxmin()
-        row = done.loc[first if pick == "best" else last]
+        low, high = int(done[column].argmin()), int(done[column].argmax())  # positions
+        best, worst = (low, high) if a.fit.goal != "max" else (high, low)
+        row = done.iloc[best if pick == "best" else worst]
     else:
         match = done[done["trial_key"] == pick]
         if match.empty:

@@ -109,8 +109,8 @@ def html_table(table: pd.DataFrame) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
         for row in table.astype(str).to_numpy().tolist()
     )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    return f'<div class="wide">{table}</div>'
+    markup = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="wide">{markup}</div>'
 
 
 def _html_section(s: Section) -> str:

@@ -317,7 +317,7 @@ def _alias_rows(aliases: pd.DataFrame) -> pd.DataFrame:
     and a column that is empty for every term is left out."""
     full = aliases["aliases"].astype(str)
     partial = aliases["partial"].astype(str)
-    columns = {"aliased with": full.any(), "partially aliased with": partial.any()}
+    columns = {"aliased with": bool(full.any()), "partially aliased with": bool(partial.any())}
     shown = sum(columns.values())
     first = min(max(len(t) for t in aliases["term"]), FIRST_COLUMN_MAX)
     width = max((WIDTH - first - 2 * shown) // max(shown, 1), 24)

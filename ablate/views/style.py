@@ -6,14 +6,18 @@ needed), sized for a paper page (6.5 to 7 inches wide).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ablate.designs.matrix import FactorInfo
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox, BboxBase
+    from numpy.typing import NDArray
 
 IMAGE_FORMATS = ("png", "svg", "pdf")  # what a chart may be saved as
 WIDTH = 7.0  # inches: a full-width figure in a paper
@@ -36,10 +40,9 @@ def level_colors(factor: FactorInfo) -> dict[str, str]:
 
 def figure(height: float) -> Figure:
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    fig = Figure(figsize=(WIDTH, height), layout="constrained")
-    fig.get_layout_engine().set(h_pad=0.06, w_pad=0.06)
-    return fig
+    return Figure(figsize=(WIDTH, height), layout=ConstrainedLayoutEngine(h_pad=0.06, w_pad=0.06))
 
 
 #: Where a label may go, around its point, in points (x, y) and alignment, in order of choice.
@@ -59,24 +62,27 @@ _PLACES = (
 )
 
 
-def place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> list[Any]:
+def place_labels(
+    ax: Axes, x: NDArray[np.float64], y: NDArray[np.float64], labels: list[str]
+) -> list[Annotation]:
     """Label each point (x, y) at the first place around it where the label's box, as
     drawn, overlaps no point, no label placed before it and stays inside the axes; the
     biggest points first. Returns the labels' text objects."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = ax.figure
-    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
-        FigureCanvasAgg(fig)
-    fig.canvas.draw()  # the layout engine settles the axes before anything is measured
-    renderer = fig.canvas.get_renderer()
+    fig = ax.figure.figure  # the root figure (itself, for style.figure's axes)
+    canvas = fig.canvas
+    if not hasattr(canvas, "get_renderer"):
+        canvas = FigureCanvasAgg(fig)  # the figure's canvas from now on
+    canvas.draw()  # the layout engine settles the axes before anything is measured
+    renderer = canvas.get_renderer()
     dots = [ax.transData.transform((xi, yi)) for xi, yi in zip(x, y, strict=True)]
     frame = ax.get_window_extent(renderer)
-    placed: list[Any] = []
+    placed: list[Bbox] = []
     texts = []
     page = fig.bbox
     for i in np.argsort(-y, kind="stable"):
-        best: tuple[float, Any, Any] | None = None
+        best: tuple[float, Annotation, Bbox] | None = None
         for dx, dy, ha, va in _PLACES:
             leader = {"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if dy else None
             text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
@@ -98,7 +104,10 @@ def place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> li
     return texts
 
 
-def _clashes(box: Any, placed: list[Any], dots: list[Any], me: int, frame: Any, page: Any) -> float:
+def _clashes(
+    box: Bbox, placed: list[Bbox], dots: list[NDArray[np.float64]], me: int, frame: Bbox,
+    page: BboxBase,
+) -> float:  # fmt: skip
     """How bad a label's place is: 0 when it covers no point and no label and stays inside the
     axes; leaving the figure, where it would be cut off, is worst."""
     cost = float(sum(box.overlaps(b) for b in placed))

@@ -214,10 +214,11 @@ def _nested(a: Analysis) -> dict[str, pd.DataFrame | None]:
 def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     if table is None:
         return None
-    return [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    records = table.to_dict(orient="records")
+    return [{str(k): _jsonable(v) for k, v in row.items()} for row in records]
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):
@@ -320,7 +321,8 @@ def _over_epochs(a: Analysis) -> dict[str, Any] | None:
 def _learned(a: Analysis) -> dict[str, Any] | None:
     if a.learned is None:
         return None
-    return {**_jsonable(a.learned.as_dict()), "trials": _records(a.learned.table)}
+    summary = {k: _jsonable(v) for k, v in a.learned.as_dict().items()}
+    return {**summary, "trials": _records(a.learned.table)}
 
 
 def _blocks(a: Analysis) -> dict[str, Any] | None:

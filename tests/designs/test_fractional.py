@@ -105,6 +105,7 @@ def test_fold_overs_of_montgomery_example_8_7() -> None:
     ("text", "message"),
     [
         ("E ABC", "not of the form"),
+        ("E = AB\nC", "not of the form"),  # a line break in a quoted YAML string
         ("E = AE", "contains it"),
         ("E = A", "at least two factors"),
         ("E = AAB", "twice"),
