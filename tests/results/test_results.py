@@ -158,6 +158,7 @@ def test_an_older_results_folder_is_refused_with_its_version(finished: Study) ->
     assert proc.returncode == 2 and "schema version 0" in proc.stderr
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_a_foreign_parquet_file_gets_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [1, 2], "y": ["a", "b"]}), path)

@@ -117,6 +117,7 @@ def _montgomery_61() -> pd.DataFrame:
     return pd.DataFrame([{"A": a, "B": b, "y": v} for (a, b), vs in data.items() for v in vs])
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_textbook_replicated_anova_and_pure_error() -> None:
     a = analyze(_bare(_montgomery_61()), factors=["A", "B"], response="y", interactions=2,
                 coding="sum")  # fmt: skip
@@ -145,6 +146,7 @@ def test_textbook_replicated_anova_and_pure_error() -> None:
     assert lof.loc["lack of fit", "F"] == pytest.approx(8.3333 / (31.3333 / 8), rel=1e-4)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_simulated_grid_estimates_cover_the_truth() -> None:
     frame = _grid(replicates=3)
     a = analyze(_bare(frame), factors=FACTORS)
@@ -372,6 +374,7 @@ def _example_8_1() -> pd.DataFrame:
     return _coded_frame(x, list("ABCD"), rate, "rate")
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_montgomery_8_1_effects_aliases_and_the_reduced_model() -> None:
     a = analyze(_bare(_example_8_1()), factors=list("ABCD"), response="rate", coding="sum")
     st = a.structure
@@ -427,6 +430,7 @@ def _example_8_7() -> tuple[np.ndarray, np.ndarray]:
     return first, -first
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_montgomery_8_7_fraction_and_fold_over() -> None:
     first, folded = _example_8_7()
     names = list("ABCDEFG")
@@ -495,6 +499,7 @@ PB20 = """\
 1 -1 -1 1 1 1 1 -1 1 -1 1 -1 236.5124"""
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_montgomery_8_8_plackett_burman_final_model() -> None:
     data = np.array([[float(v) for v in row.split()] for row in PB20.splitlines()])
     names = [f"X{i}" for i in range(1, 13)]

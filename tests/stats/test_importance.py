@@ -39,6 +39,7 @@ def _trials() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_three_readings_of_the_same_trials() -> None:
     frame = _trials()
     names = ["batch_norm", "augment", "dropout", "optimizer"]

@@ -74,6 +74,7 @@ def test_exact_probability_with_ties_and_goal() -> None:
     assert (up["missing"] == "").all()
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_contrasts_match_the_analysis_effects() -> None:
     frame = _hand()
     results = Results(trials=frame, epochs=None, study=None, source=Path("t.parquet"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ablate.results import Results
 from ablate.stats.options import Options
@@ -51,6 +52,7 @@ def test_the_effects_over_epochs_are_found_worded_and_shown() -> None:
     assert len(data["over_epochs"]["table"]) == 3 * 2  # 3 epochs x 2 effects
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_the_probability_of_improvement_is_a_direct_count_of_paired_trials() -> None:
     results = _table()
     a = analyze(results, OPTIONS)

@@ -53,6 +53,7 @@ def _radar() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_blocks_reproduce_montgomerys_blocked_factorial() -> None:
     frame = _radar()
     a = analyze(_bare(frame), factors=("clutter", "filter"), response="y", interactions=2,
@@ -86,6 +87,7 @@ def test_blocks_reproduce_montgomerys_blocked_factorial() -> None:
     assert blocked["std_err"] < plain["std_err"]
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_a_block_that_is_a_factor_or_absent_is_refused() -> None:
     frame = _radar()
     with pytest.raises(AblateError, match="is a factor"):
@@ -154,6 +156,7 @@ def test_the_binomial_test_is_scipys_and_holm_adjusted() -> None:
     assert verdict.not_learned == 1 and "units=8 #0" in verdict.note
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_losses_must_beat_their_baseline_by_the_margin_and_can_be_left_out() -> None:
     losses = [0.20, 0.21, 0.25, 0.19, 0.21, 0.2, 0.255, 0.2]
     frame = pd.DataFrame({"bn": [True, False] * 4, "test_loss": losses})
@@ -176,6 +179,7 @@ def _spread_grid(seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_dispersion_effects_against_hand_sums_and_scipy() -> None:
     frame = _spread_grid()
     a = analyze(_bare(frame), factors=("bn", "act"), response="y", importance=False)
@@ -204,6 +208,7 @@ def test_one_factor_brown_forsythe_is_levene_on_the_raw_groups() -> None:
     assert a.dispersion.table.loc[0, "bf_p"] == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_lack_of_fit_is_warned_with_the_interaction_it_points_to() -> None:
     rng = np.random.default_rng(1)
     rows = []
@@ -224,6 +229,7 @@ def test_intervals_outside_a_shares_range_are_flagged() -> None:
     assert any("the values test_accuracy can take [0, 1]" in f.text for f in a.findings)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_findings_come_first_and_every_format_carries_them() -> None:
     frame = _radar()
     a = analyze(_bare(frame), factors=("clutter", "filter"), response="y", block="operator",
@@ -272,6 +278,7 @@ def test_the_cluster_bootstrap_matches_a_brute_force_one_and_ols() -> None:
     )
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_linear_shares_on_cell_means_are_the_anovas_exactly() -> None:
     """The bootstrap's shortcut: Type II sums of squares from cell means weighted by counts
     equal the ones from every trial (the within-cell part cancels)."""
@@ -300,6 +307,7 @@ def _four_factors(seed: int = 6) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_fanova_and_ped_anova_get_intervals_that_separate_signal_from_noise() -> None:
     """The strong factor's fANOVA interval lies above every other's; the two equal factors'
     intervals overlap (they are not ranked as if their order were signal)."""
@@ -371,6 +379,7 @@ def test_box_meyer_finds_the_factor_that_widens_an_unreplicated_designs_spread()
     assert heights == pytest.approx([resid[frame["e"] == 0].std(), resid[frame["e"] == 1].std()])
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_a_block_variance_at_its_boundary_is_found_not_left_at_the_start_values() -> None:
     """Seeds that shift nothing: REML puts the block variance at 0, where the residual
     variance is OLS's without blocks (statsmodels' OLS called directly). The gradient

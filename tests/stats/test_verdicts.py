@@ -94,6 +94,7 @@ def _montgomery_71() -> pd.DataFrame:
                          for (a, b), vs in data.items() for i, v in enumerate(vs)])  # fmt: skip
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_blocks_in_the_anova_table_as_montgomery_prints_them() -> None:
     """Table 7.2: A 208.33, B 75.00, AB 8.33, blocks 6.50 on 2 df, error 24.83 on 6 df."""
     a = analyze(_bare(_montgomery_71()), factors=("A", "B"), response="y", interactions=2,
@@ -125,6 +126,7 @@ def _replicated(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_seed_sensitivity_and_the_bootstrap_wait_for_enough_replicates() -> None:
     two = analyze(_bare(_replicated(2)), factors=("bn", "act"), importance=False)
     assert two.dispersion is None and two.bootstrap is None
@@ -171,6 +173,7 @@ def _synthetic(study_name: str) -> Analysis:
     return analyze(Results(pd.DataFrame(rows), None, study, Path("r")))
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 @pytest.mark.parametrize("name", library.names())
 def test_the_first_screen_fits_one_screen_in_100_columns(name: str) -> None:
     a = _synthetic(name)
@@ -184,6 +187,7 @@ def test_the_first_screen_fits_one_screen_in_100_columns(name: str) -> None:
     assert "spread differs" not in full or "yes" in full
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_one_label_everywhere() -> None:
     """The verdict words of the findings are the effects table's, the JSON's, and the colour of
     the effects chart."""

@@ -52,6 +52,7 @@ def test_report_holds_every_table_and_chart(tiny_results: Path, tmp_path: Path) 
     assert "> **Next steps**" in md
 
 
+@pytest.mark.slow  # a few seconds (the fast part stays under 3 minutes)
 def test_user_text_is_inert_in_both_reports(tmp_path: Path) -> None:
     """A level named like markup is text in report.md and report.html, never live HTML."""
     import pandas as pd
