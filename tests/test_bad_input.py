@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from ablate.cli import main
 from ablate.data.dataset import ARRAYS
 from ablate.models.registry import VAE
-from ablate.study.settings import DataSettings, RunSettings, TrainingSettings
+from ablate.study.run_settings import RunSettings
+from ablate.study.settings import DataSettings, TrainingSettings
 from tests.helpers import ROOT
 
 BASE = {

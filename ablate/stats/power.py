@@ -32,8 +32,9 @@ from ablate.designs.matrix import build_matrix, reference_grid
 from ablate.errors import AblateError, option
 from ablate.results import load_results
 from ablate.stats.analysis import analyze
+from ablate.study.run_settings import DESIGN_MODELS
 from ablate.study.runs import design_runs
-from ablate.study.settings import DESIGN_MODELS, MAX_TRIALS, Study
+from ablate.study.settings import MAX_TRIALS, Study
 
 MAX_REPLICATES = 10_000
 

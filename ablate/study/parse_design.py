@@ -11,7 +11,8 @@ from ablate.designs.relation import letters
 from ablate.designs.screening import plackett_burman_sizes
 from ablate.parameters import is_int
 from ablate.study.reading import Reader, hashable, is_level, parameter
-from ablate.study.settings import DesignSettings, Factor
+from ablate.study.run_settings import DesignSettings
+from ablate.study.settings import Factor
 
 _ROMAN = {"III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8}
 #: The keys of ``design:`` that apply to each type (``type`` and ``table`` to every one).
