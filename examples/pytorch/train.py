@@ -73,9 +73,10 @@ def main() -> None:
         print(f"epoch {epoch}: train loss {total / len(x_train):.4f}, test accuracy "
               f"{test_accuracy:.4f}")  # fmt: skip
         if args.epochs_file:
+            row = {"epoch": epoch, "train_loss": total / len(x_train), "test_loss": test_loss}
+            row["test_accuracy"] = test_accuracy
             with open(args.epochs_file, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "train_loss": total / len(x_train),
-                                    "test_loss": test_loss, "test_accuracy": test_accuracy}) + "\n")  # fmt: skip
+                f.write(json.dumps(row) + "\n")
     with open(args.out, "w") as f:
         json.dump({"test_accuracy": test_accuracy, "test_loss": test_loss}, f)
 
