@@ -72,14 +72,18 @@ class Structure:
     def legend(self) -> str:
         return ", ".join(f"{a} {n}" for a, n in zip(self.letters, self.factors, strict=True))
 
+    def relation_lines(self) -> list[str]:
+        """A regular fraction's defining relation (with the letters it uses); none otherwise."""
+        relation = self.defining_relation()
+        if not relation:
+            return []
+        letters = [f"letters: {self.legend()}"] if self.letters != self.factors else []
+        return [*letters, f"defining relation: {relation}"]
+
     def lines(self) -> list[str]:
         """The structure as lines of text (the chains indented under their heading)."""
         out = [f"{self.title}: {self.runs} distinct runs of the {self.cells}-cell grid."]
-        relation = self.defining_relation()
-        if relation:
-            if self.letters != self.factors:
-                out.append(f"letters: {self.legend()}")
-            out.append(f"defining relation: {relation}")
+        out += self.relation_lines()
         if self.d_efficiency is not None and self.kind == "general":
             out.append(f"D-efficiency of the main-effects model: {self.d_efficiency:.2f}%")
         if self.max_correlation is not None and self.kind != "full factorial":

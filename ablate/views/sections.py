@@ -22,8 +22,9 @@ from ablate.views import sections_seeds as seeds
 from ablate.views import sections_time as time
 from ablate.views.formats import FIRST_COLUMN_MAX, WIDTH, Section, fmt_cis, fmt_f, fmt_g, fmt_p
 
-#: The sections ``ablate analyze`` prints without --full, in order.
-FIRST_SCREEN = ("findings", "design", "effects", "levels", "anova", "next_steps")
+#: The sections ``ablate analyze`` prints without --full, in order (a fraction's or a
+#: screening design's alias table is part of reading its effects, so it is on the first screen).
+FIRST_SCREEN = ("findings", "design", "effects", "levels", "aliases", "anova", "next_steps")
 
 
 def sections(a: Analysis) -> list[Section]:
@@ -355,8 +356,13 @@ def _replicates(a: Analysis) -> str:
 
 
 def design_summary(a: Analysis) -> list[str]:
-    """The design in two lines: what was analysed and how, then how the trials learned (the
-    full design section has the rest)."""
+    """The design in two lines: what was analysed and how, then how the trials learned, and a
+    regular fraction's defining relation (the full design section has the rest)."""
+    relation = a.structure.relation_lines() if a.structure is not None else []
+    return _summary_lines(a) + relation
+
+
+def _summary_lines(a: Analysis) -> list[str]:
     fit = a.fit
     shape = a.structure.title if a.structure is not None else f"{fit.cells} cells"
     left = sum(a.excluded.values())

@@ -97,7 +97,8 @@ def text(table: pd.DataFrame) -> str:
     table too wide for 100 columns continues below, its first column repeated."""
     cells = table.astype(str).to_numpy().tolist()
     heads = [str(c) for c in table.columns]
-    first = min(max([len(heads[0])] + [len(r[0]) for r in cells]), FIRST_COLUMN_MAX)
+    fitting = [len(r[0]) for r in cells if len(r[0]) <= FIRST_COLUMN_MAX]  # others: own line
+    first = max([len(heads[0]), *fitting])
     widths = [first] + [
         max([len(heads[i])] + [len(r[i]) for r in cells]) for i in range(1, len(heads))
     ]

@@ -70,7 +70,8 @@ def test_a_resolution_iv_fraction_of_seven_factors_then_its_fold_over(
     assert out.returncode == 0, out.stderr
     assert "Aliases of the estimated terms" in out.stdout
     assert "defining relation: I = " in out.stdout
-    assert "wide (+ " in out.stdout and "fANOVA" in out.stdout
+    assert "wide (+ " in out.stdout and "fANOVA" not in out.stdout  # importance: --full
+    assert "fANOVA" in _cli(capsys, "analyze", str(results), "--full").stdout
     refused = _cli(capsys, "analyze", str(results), "--interactions", "2")
     assert refused.returncode == 2 and "is aliased with" in refused.stderr
     # the fold-over on one factor: a rerun trains only its 16 new runs

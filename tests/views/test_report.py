@@ -109,7 +109,9 @@ def test_the_html_report_loads_in_headless_chromium_with_every_image(
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
         )
-        assert len(images) == 10
+        charts = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+        assert len(charts) == 11 and "effects_over_epochs.png" in charts
+        assert len(images) == len(charts)  # every chart written is shown, and loads
         assert all(done and width > 0 for done, width in images)
         tables = driver.execute_script("return document.querySelectorAll('table').length")
         assert tables >= 6
