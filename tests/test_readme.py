@@ -69,8 +69,8 @@ def test_what_it_shows_the_analysis_print_is_what_a_run_printed() -> None:
         assert line in printed, line
     prose = " ".join(README.split())
     assert f"({round(float(run['seconds']))} s measured" in prose
-    recon = f"{float(run['test_recon_loss_min']):.3f} to {float(run['test_recon_loss_max']):.3f}"
-    assert recon in prose and f"{float(run['baseline']):.3f} for the mean" in prose
+    losses = f"{float(run['test_loss_min']):.3f} to {float(run['test_loss_max']):.3f}"
+    assert losses in prose and f"{float(run['baseline']):.3f} for the mean" in prose
     assert run["not_learned"] == 0 and "Every model learned" in prose
 
 
