@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +131,24 @@ def workers_of(coordinator: int) -> list[int]:
         if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
             found.append(pid)
     return found
+
+
+def running_worker_pid(study_path: Path, timeout: float = 120) -> int:
+    """The pid of a worker process in the middle of a trial of the study at ``study_path``,
+    read from the study's queue as ``ablate status`` reads it."""
+    from ablate.queue.claims import opened_queue
+    from ablate.study import load_study
+
+    study = load_study(study_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (study.results_dir / "optuna.journal").exists():
+            try:
+                with opened_queue(study, None, create=False) as queue:
+                    running = queue.summary().running
+            except Exception:  # the study is being created right now
+                running = ()
+            if running:
+                return int(running[0].worker["pid"])
+        time.sleep(0.2)
+    raise AssertionError("no trial started")

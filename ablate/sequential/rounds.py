@@ -43,13 +43,10 @@ class Round:
     seconds: float
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How the rounds went, and why they stopped, in words."""
+class Stopped:
+    """Why a sequence of rounds stopped, worded for whoever asked: the reason is kept with its
+    options marked (:func:`ablate.errors.option`) and rendered as Python or CLI names."""
 
-    rounds: tuple[Round, ...]
-    target: float
-    met: bool
     raw_reason: str  # in words, options as ablate.errors.option marks them
     summary: RunSummary  # the last round's
 
@@ -61,6 +58,17 @@ class Outcome:
     def render(self, *, flags: bool) -> str:
         """Why the rounds stopped, options named as the command line's flags (``flags``)."""
         return render_options(self.raw_reason, flags=flags)
+
+
+@dataclass(frozen=True)
+class Outcome(Stopped):
+    """How the rounds went, and why they stopped, in words."""
+
+    rounds: tuple[Round, ...]
+    target: float
+    met: bool
+    raw_reason: str
+    summary: RunSummary
 
 
 def run_until_precise(

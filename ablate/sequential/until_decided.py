@@ -25,32 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from ablate.errors import AblateError, option, render_options
+from ablate.errors import AblateError, option
 from ablate.execution.runner import RunSummary, run_study
 from ablate.results import Results, load_results
 from ablate.sequential.decided import Look, Rule
+from ablate.sequential.rounds import Stopped
 from ablate.stats.analysis import analyze
 from ablate.stats.result import Analysis
 from ablate.study.settings import Study
 
 
 @dataclass(frozen=True)
-class Decided:
+class Decided(Stopped):
     """How the rounds went: every look, whether every effect was decided, why they stopped."""
 
     looks: tuple[Look, ...]
     decided: bool
-    raw_reason: str  # in words, options as ablate.errors.option marks them
-    summary: RunSummary  # the last round's
-
-    @property
-    def reason(self) -> str:
-        """Why the rounds stopped, options named as Python passes them."""
-        return render_options(self.raw_reason, flags=False)
-
-    def render(self, *, flags: bool) -> str:
-        """Why the rounds stopped, options named as the command line's flags (``flags``)."""
-        return render_options(self.raw_reason, flags=flags)
+    raw_reason: str
+    summary: RunSummary
 
 
 def run_until_decided(

@@ -58,19 +58,28 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     order = torch.Generator().manual_seed(seed)
     for epoch in range(1, epochs + 1):
-        model.train()
-        total = 0.0
-        for batch in torch.randperm(len(x_train), generator=order).split(batch_size):
-            loss = F.cross_entropy(model(x_train[batch]), y_train[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss) * len(batch)
+        train_loss = train_epoch(model, optimizer, x_train, y_train, order, batch_size)
         test_loss, test_accuracy = evaluate(model, x_test, y_test)
-        report(epoch, train_loss=total / len(x_train), test_loss=test_loss,
+        report(epoch, train_loss=train_loss, test_loss=test_loss,
                test_accuracy=test_accuracy)  # fmt: skip
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
     return {"test_accuracy": test_accuracy, "test_loss": test_loss}
+
+
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+    order: torch.Generator, batch_size: int,
+) -> float:  # fmt: skip
+    """One pass over the training set in the order ``order`` draws; the mean training loss."""
+    model.train()
+    total = 0.0
+    for batch in torch.randperm(len(x), generator=order).split(batch_size):
+        loss = F.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss) * len(batch)
+    return total / len(x)
 
 
 @torch.no_grad()

@@ -15,8 +15,9 @@ import json
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from mnist_cnn import Net, evaluate  # the model of the function example, beside this file
+
+# The model and its epoch of the function example, beside this file.
+from mnist_cnn import Net, evaluate, train_epoch
 
 
 def arguments() -> argparse.Namespace:
@@ -61,19 +62,12 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     order = torch.Generator().manual_seed(args.seed)
     for epoch in range(1, args.epochs + 1):
-        model.train()
-        total = 0.0
-        for batch in torch.randperm(len(x_train), generator=order).split(args.batch_size):
-            loss = F.cross_entropy(model(x_train[batch]), y_train[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss) * len(batch)
+        train_loss = train_epoch(model, optimizer, x_train, y_train, order, args.batch_size)
         test_loss, test_accuracy = evaluate(model, x_test, y_test)
-        print(f"epoch {epoch}: train loss {total / len(x_train):.4f}, test accuracy "
+        print(f"epoch {epoch}: train loss {train_loss:.4f}, test accuracy "
               f"{test_accuracy:.4f}")  # fmt: skip
         if args.epochs_file:
-            row = {"epoch": epoch, "train_loss": total / len(x_train), "test_loss": test_loss}
+            row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss}
             row["test_accuracy"] = test_accuracy
             with open(args.epochs_file, "a") as f:
                 f.write(json.dumps(row) + "\n")

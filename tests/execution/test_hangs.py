@@ -21,7 +21,7 @@ from ablate.queue.workers import WorkerIdentity
 from ablate.study import load_study, parse_study
 from ablate.study.grid import expand_trials
 from ablate.training.records import TrialResult
-from tests.helpers import ROOT, function_study_text, start_cli
+from tests.helpers import ROOT, function_study_text, running_worker_pid, start_cli
 
 ENV = {"PYTHONPATH": str(ROOT)}
 
@@ -33,23 +33,6 @@ def _each_trial_once(results: Path, n: int) -> pd.DataFrame:
     return trials
 
 
-def _running_worker(study_path: Path, timeout: float = 120) -> int:
-    """The pid of a worker in the middle of a trial."""
-    study = load_study(study_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (study.results_dir / "optuna.journal").exists():
-            try:
-                with opened_queue(study, None, create=False) as queue:
-                    running = queue.summary().running
-            except Exception:
-                running = ()
-            if running:
-                return int(running[0].worker["pid"])
-        time.sleep(0.2)
-    raise AssertionError("no trial started")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stopped_worker_is_ended_and_the_run_ends_by_itself(tmp_path: Path, workers: int) -> None:
@@ -59,7 +42,7 @@ def test_a_stopped_worker_is_ended_and_the_run_ends_by_itself(tmp_path: Path, wo
     study.write_text(function_study_text(tmp_path / "results", "sleepy", replicates=2,
                                          options="{seconds: 1.5}"))  # fmt: skip
     proc = start_cli("run", str(study), "--workers", str(workers), cwd=tmp_path, env=ENV)
-    victim = _running_worker(study)
+    victim = running_worker_pid(study)
     os.kill(victim, signal.SIGSTOP)
     started = time.monotonic()
     out, err = proc.communicate(timeout=180)

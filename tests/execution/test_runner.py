@@ -17,7 +17,7 @@ from ablate.execution.planning import plan_workers
 from ablate.execution.runner import run_study
 from ablate.queue.claims import open_queue
 from ablate.study import load_study, parse_study
-from tests.helpers import ROOT, run_cli, start_cli, tiny_study_text
+from tests.helpers import ROOT, run_cli, running_worker_pid, start_cli, tiny_study_text
 
 
 def test_plan_workers_pins_groups_to_gpus_and_shares_cores() -> None:
@@ -66,23 +66,6 @@ def test_four_workers_share_a_postgresql_study(tmp_path: Path, postgres_url: str
     _four_workers(tmp_path, postgres_url)
 
 
-def _wait_for_running(study_path: Path, timeout: float = 120) -> int:
-    """The pid of a worker process that is in the middle of a trial."""
-    study = load_study(study_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (study.results_dir / "optuna.journal").exists():
-            try:
-                queue = open_queue(study, None, create=False)
-                running = queue.summary().running
-            except Exception:  # the study is being created right now
-                running = ()
-            if running:
-                return int(running[0].worker["pid"])
-        time.sleep(0.2)
-    raise AssertionError("no trial started")
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_still_yields_one_complete_row_per_trial(
     tmp_path: Path,
@@ -90,7 +73,7 @@ def test_a_worker_killed_mid_trial_still_yields_one_complete_row_per_trial(
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=3, replicates=2))
     proc = start_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
-    victim = _wait_for_running(study_path)
+    victim = running_worker_pid(study_path)
     os.kill(victim, signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -209,7 +192,7 @@ def test_a_second_machine_joins_with_ablate_worker_and_status_sees_both(tmp_path
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
     first = start_cli("run", str(study_path), "--workers", "1", cwd=tmp_path)
-    _wait_for_running(study_path)
+    running_worker_pid(study_path)
     results = tmp_path / "results" / "tiny"
     status = run_cli("status", str(results))
     assert status.returncode == 0 and "running +" in status.stdout, status.stderr
@@ -306,7 +289,7 @@ def test_killing_the_coordinator_stops_its_workers_and_a_rerun_completes(
     study_path = tmp_path / "tiny.yaml"
     study_path.write_text(tiny_study_text(tmp_path / "results", epochs=2, replicates=2))
     proc = start_cli("run", str(study_path), "--workers", "2", cwd=tmp_path)
-    _wait_for_running(study_path)
+    running_worker_pid(study_path)
     workers = _workers(proc.pid)
     assert len(workers) == 2
     proc.kill()
