@@ -399,8 +399,9 @@ class Heartbeat:
             if taken is not None:
                 again = "; tried again" if taken.retried else ""
                 self._report(Event("finished", self._worker, spec.cell.label, spec.replicate,
-                                   status=outcome, message=detail + again, error=detail,
-                                   key=spec.key, final=not taken.retried))  # fmt: skip
+                                   status=outcome, seconds=time.time() - self.started,
+                                   message=detail + again, error=detail, key=spec.key,
+                                   final=not taken.retried))  # fmt: skip
         self._stop_worker(f"{spec.cell.label} {outcome}: {detail}; this worker is ended")
 
     def _stop_worker(self, why: str) -> None:

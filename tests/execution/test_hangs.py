@@ -7,6 +7,7 @@ every trial complete exactly once; a lost worker's late result is refused on bot
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,6 +79,9 @@ def test_a_trial_that_never_returns_is_ended_and_tried_again(
     took = time.monotonic() - started
     assert proc.returncode == 0, err
     assert f"{outcome}: " in err and "tried again" in err, err
+    line = next(x for x in err.splitlines() if x.startswith("[") and "tried again" in x)
+    took_before = re.search(r"\((\d+\.\d) s, w1\)", line)
+    assert took_before and float(took_before.group(1)) >= 3, line  # its attempt's time, not 0
     trials = _each_trial_once(tmp_path / "results" / "fn", 4)
     hung = trials[trials["wide"] & trials["deep"]]
     assert int(hung["attempts"].iloc[0]) == 2
