@@ -7,7 +7,8 @@ through ``analyze`` with the same options, so each estimate, interval and p valu
 ``analyze`` would report had training stopped at that epoch -- nothing is refitted another way.
 The effects are those ``analyze`` reports: each two-level factor's effect (high − low; with the
 blocks, where there are blocks) and, for a factor of three or more levels, each level against
-the baseline with Tukey's simultaneous interval (the chart of effects draws the same contrasts).
+the baseline with Tukey's simultaneous interval (the chart of effects draws these, and the
+other pairs Tukey's test tells apart).
 
 Per effect it says from which epoch on the conclusion holds (``settled_from``: the interval
 excludes 0, with the same sign, at that epoch and every later one) and whether it is still

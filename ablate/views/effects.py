@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 def effect_table(a: Analysis) -> pd.DataFrame:
     """What the effects chart draws: every contrast the verdicts rest on, one row each --
     two-level factors' effects (with the blocks, where there are blocks), each level of a
-    factor of three or more against its baseline (Tukey's simultaneous interval, as the
-    grouping uses), and the interaction coefficients. Columns: label, estimate, ci_low,
+    factor of three or more against its baseline and every other pair of its levels that
+    Tukey's test tells apart (the pairs its finding names; Tukey's simultaneous intervals, as
+    the grouping uses), and the interaction coefficients. Columns: label, estimate, ci_low,
     ci_high, clear. No level mean is among them."""
     import pandas as pd
 
@@ -38,11 +39,13 @@ def effect_table(a: Analysis) -> pd.DataFrame:
         base = f.level_label(f.baseline)
         pairs = a.tested_pairwise[a.tested_pairwise["factor"] == f.name]
         for p in pairs.to_dict("records"):
-            if base not in (p["level_a"], p["level_b"]):
+            if base not in (p["level_a"], p["level_b"]) and not p["clear"]:
                 continue
-            sign, level = (1, p["level_b"]) if p["level_a"] == base else (-1, p["level_a"])
+            sign, level, other = (1, p["level_b"], p["level_a"])
+            if p["level_b"] == base:
+                sign, level, other = -1, p["level_a"], base
             low, high = sorted((sign * p["ci_low"], sign * p["ci_high"]))
-            rows.append({"label": f"{f.name}: {level} − {base}", "estimate": sign * p["diff"],
+            rows.append({"label": f"{f.name}: {level} − {other}", "estimate": sign * p["diff"],
                          "ci_low": low, "ci_high": high, "clear": bool(p["clear"])})  # fmt: skip
     c = a.coefficients
     for r in c[(c["kind"] == "contrast") & c["term"].str.contains(":")].itertuples():

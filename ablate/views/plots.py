@@ -112,8 +112,9 @@ CAPTIONS = {
     "equivalence": "Equivalence: every effect and pair of levels against the margin (the shaded "
     "band); a thick bar inside the band is negligible, a thin bar clear of 0 is different.",
     "effects": "Effects: every two-level factor's effect, every level against its factor's "
-    "baseline (Tukey's simultaneous intervals) and every interaction, with its interval; red "
-    "where the interval excludes 0, the rule of the findings.",
+    "baseline and every other pair of levels Tukey's test tells apart (Tukey's simultaneous "
+    "intervals), and every interaction, with its interval; red where the interval excludes 0, "
+    "the rule of the findings.",
     "pareto": "Pareto chart: each effect's size over its standard error, largest first; red "
     "beyond the critical line (its t test; a two-level factor's is the one its finding names, "
     "a factor of three or more levels enters as contrasts of one level against those before "

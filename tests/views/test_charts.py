@@ -67,8 +67,9 @@ def test_the_effects_chart_draws_contrasts_only_red_where_the_verdicts_say(
     table = effect_table(analysis)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == list(table.sort_values("estimate", kind="stable")["label"])
+    # each level against the baseline, and the other pair Tukey tells apart (0.05 apart)
     assert set(labels) == {"bn (false → true)", "do (false → true)", "act: relu − elu",
-                           "act: selu − elu"}  # fmt: skip
+                           "act: selu − elu", "act: selu − relu"}  # fmt: skip
     assert not any(label.startswith("mean") for label in labels)  # no level mean is an effect
     # the levels' intervals are Tukey's, the ones the grouping uses
     pairs = analysis.pairwise.set_index(["level_a", "level_b"])
@@ -77,7 +78,11 @@ def test_the_effects_chart_draws_contrasts_only_red_where_the_verdicts_say(
     red = [c for c in ax.collections if isinstance(c, PathCollection)
            and tuple(c.get_facecolor()[0][:3]) != (1.0, 1.0, 1.0)]  # fmt: skip
     clear = table["clear"].sum()
-    assert clear == 3 and sum(len(c.get_offsets()) for c in red) == clear  # bn and both acts
+    assert clear == 4 and sum(len(c.get_offsets()) for c in red) == clear  # bn, three pairs
+    assert row["estimate"] == pytest.approx(pairs.loc[("elu", "selu"), "diff"])
+    between = table.set_index("label").loc["act: selu − relu"]
+    assert between["estimate"] == pytest.approx(pairs.loc[("relu", "selu"), "diff"])
+    assert between["estimate"] > 0.04  # selu − relu, as the pair's difference is oriented
     verdicts = {v.factor: v.kind for v in analysis.verdicts}
     assert verdicts["bn"] == "helps" and verdicts["do"] == "no clear effect"
     assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.lines)  # the zero line
