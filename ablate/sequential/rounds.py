@@ -43,6 +43,7 @@ class Round:
     seconds: float
 
 
+@dataclass(frozen=True, kw_only=True)
 class Stopped:
     """Why a sequence of rounds stopped, worded for whoever asked: the reason is kept with its
     options marked (:func:`ablate.errors.option`) and rendered as Python or CLI names."""
@@ -67,8 +68,6 @@ class Outcome(Stopped):
     rounds: tuple[Round, ...]
     target: float
     met: bool
-    raw_reason: str
-    summary: RunSummary
 
 
 def run_until_precise(
@@ -112,8 +111,9 @@ def run_until(
         summary = run(replace(study, replicates=r))
         if summary.interrupted or summary.failed or summary.diverged:
             why = "it was interrupted" if summary.interrupted else "some trials did not complete"
-            return Outcome(tuple(rounds), target, False, f"stopped after round {len(rounds) + 1}: "
-                           f"{why}; run the same command again to carry on.", summary)  # fmt: skip
+            reason = (f"stopped after round {len(rounds) + 1}: {why}; run the same command "
+                      "again to carry on.")  # fmt: skip
+            return Outcome(tuple(rounds), target, False, raw_reason=reason, summary=summary)
         a = analyse(summary.directory)
         widths = halfwidths(a)
         if not len(widths):
@@ -125,9 +125,11 @@ def run_until(
                             summary.seconds))  # fmt: skip
         say(_round_line(rounds[-1], a, target))
         if widest["halfwidth"] <= target:
-            return Outcome(tuple(rounds), target, True, _met(rounds[-1], a, target), summary)
+            met = _met(rounds[-1], a, target)
+            return Outcome(tuple(rounds), target, True, raw_reason=met, summary=summary)
         if r >= most:
-            return Outcome(tuple(rounds), target, False, _short(widths, a, target, most), summary)
+            short = _short(widths, a, target, most)
+            return Outcome(tuple(rounds), target, False, raw_reason=short, summary=summary)
         r = _next(widths, a, target, most)
 
 

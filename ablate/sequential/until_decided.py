@@ -41,8 +41,6 @@ class Decided(Stopped):
 
     looks: tuple[Look, ...]
     decided: bool
-    raw_reason: str
-    summary: RunSummary
 
 
 def run_until_decided(
@@ -63,13 +61,15 @@ def run_until_decided(
             why = "it was interrupted" if summary.interrupted else "some trials did not complete"
             reason = (f"stopped at the look at {r} replicates: {why}; run the same command again "
                       "to carry on.")  # fmt: skip
-            return Decided(tuple(looks), False, reason, summary)
+            return Decided(tuple(looks), False, raw_reason=reason, summary=summary)
         a = analyze(_first(load_results(summary.directory), r), importance=False)
         look = rule.look(r, *terms(a), before=looks[-1] if looks else None)
         looks.append(look)
         say(_look_line(look, a))
         if look.stop:
-            return Decided(tuple(looks), not look.inconclusive, look.reason, summary)
+            return Decided(
+                tuple(looks), not look.inconclusive, raw_reason=look.reason, summary=summary
+            )
         assert look.next_replicates is not None
         r = look.next_replicates
 
